@@ -1,0 +1,230 @@
+//! Server settings: the flags of `cafe-server`, their defaults with the
+//! reasons for them, and their validation. Nothing here opens a socket or
+//! starts a thread.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::clock::{Clock, SystemClock};
+use crate::protocol::native::Limits;
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address every worker listens on (SO_REUSEPORT). Port 0 picks one.
+    pub listen: SocketAddr,
+    /// Number of workers, each with its own loop and partition.
+    pub threads: usize,
+    /// Cores to pin to, worker `i` on `cores[i % len]`; `None`: core `i`.
+    pub cores: Option<Vec<usize>>,
+    /// Whether to pin workers to cores at all.
+    pub pin: bool,
+    /// Largest key and value accepted.
+    pub limits: Limits,
+    /// The time source for expiry.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            threads: available_cores(),
+            cores: None,
+            pin: true,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: `threads` workers on an
+    /// ephemeral loopback port, unpinned (tests share cores with the test
+    /// runner and must not fight over them).
+    pub fn ephemeral(threads: usize) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            threads,
+            pin: false,
+            ..Config::default()
+        }
+    }
+}
+
+/// The number of cores this process may run on.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// A flag that cannot be turned into a [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--listen` did not resolve to an address.
+    BadListen(String),
+    /// `--cores` is not a list like `0-3` or `0,2`.
+    BadCoreList(String),
+    /// `--threads 0`.
+    NoThreads,
+    /// A limit of zero.
+    ZeroLimit(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadListen(s) => write!(f, "--listen {s:?} is not a host:port"),
+            ConfigError::BadCoreList(s) => {
+                write!(f, "--cores {s:?} is not a core list like 0-3 or 0,2,4")
+            }
+            ConfigError::NoThreads => f.write_str("--threads must be at least 1"),
+            ConfigError::ZeroLimit(flag) => write!(f, "{flag} must be at least 1"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses a core list: comma-separated core ids and inclusive ranges, e.g.
+/// `0-3`, `0,2`, `0-1,6`.
+pub fn parse_core_list(s: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || ConfigError::BadCoreList(s.to_string());
+    let mut cores = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b - a > 4096 {
+                    return Err(bad());
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if cores.is_empty() {
+        return Err(bad());
+    }
+    Ok(cores)
+}
+
+/// `cafe-server`: a thread-per-core in-memory cache speaking the native
+/// 0xCAFE protocol.
+#[derive(Debug, Parser)]
+#[command(name = "cafe-server", version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on. Loopback by default: exposing a cache to a
+    /// network is a decision to make on purpose. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: String,
+
+    /// Worker threads, each with its own event loop, connections and share
+    /// of the keys. Default: the cores available to the process.
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Cores to pin workers to, e.g. `0-3` or `0,2`. Worker i runs on the
+    /// i-th listed core, wrapping around if there are more workers than
+    /// cores. Default: worker i on core i.
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+
+    /// Do not pin workers to cores (let the scheduler move them).
+    #[arg(long, conflicts_with = "cores")]
+    pub no_pin: bool,
+
+    /// Longest key accepted, in bytes (memcached's limit by default).
+    #[arg(long, default_value_t = 250, value_name = "BYTES")]
+    pub max_key_len: usize,
+
+    /// Largest value accepted, in bytes (memcached's 1 MiB by default).
+    /// Larger values are refused from their header and never buffered.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_item_size: usize,
+}
+
+impl Cli {
+    /// Validates the flags into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let listen = self
+            .listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError::BadListen(self.listen.clone()))?;
+        let threads = self.threads.unwrap_or_else(available_cores);
+        if threads == 0 {
+            return Err(ConfigError::NoThreads);
+        }
+        if self.max_key_len == 0 {
+            return Err(ConfigError::ZeroLimit("--max-key-len"));
+        }
+        if self.max_item_size == 0 {
+            return Err(ConfigError::ZeroLimit("--max-item-size"));
+        }
+        let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
+        Ok(Config {
+            listen,
+            threads,
+            cores,
+            pin: !self.no_pin,
+            limits: Limits {
+                // Keys are u16-length-prefixed on the wire.
+                max_key_len: self.max_key_len.min(u16::MAX as usize),
+                max_value_len: self.max_item_size,
+            },
+            ..Config::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists() {
+        assert_eq!(parse_core_list("0-3"), Ok(vec![0, 1, 2, 3]));
+        assert_eq!(parse_core_list("0,2"), Ok(vec![0, 2]));
+        assert_eq!(parse_core_list("1, 4-5"), Ok(vec![1, 4, 5]));
+        for bad in ["", "a", "3-1", "1-", "-1", "1,,2"] {
+            assert!(parse_core_list(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn flags_become_config() {
+        let cli = Cli::parse_from([
+            "cafe-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "3",
+            "--cores",
+            "0,1",
+            "--max-key-len",
+            "100",
+        ]);
+        let cfg = cli.into_config().expect("valid flags");
+        assert_eq!(cfg.threads, 3);
+        assert_eq!(cfg.cores, Some(vec![0, 1]));
+        assert!(cfg.pin);
+        assert_eq!(cfg.limits.max_key_len, 100);
+        assert_eq!(cfg.limits.max_value_len, 1 << 20);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        let cli = Cli::parse_from(["cafe-server", "--threads", "0"]);
+        assert_eq!(cli.into_config().err(), Some(ConfigError::NoThreads));
+        let cli = Cli::parse_from(["cafe-server", "--listen", "nowhere"]);
+        assert!(matches!(cli.into_config(), Err(ConfigError::BadListen(_))));
+    }
+}

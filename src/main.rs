@@ -1,0 +1,48 @@
+//! `cafe-server`: flags in, server started, wait for SIGINT or SIGTERM,
+//! graceful shutdown out.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use cafe::config::Cli;
+use cafe::server::Server;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = match Cli::parse().into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("cafe-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Registered before the server starts, so an early signal is not lost.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("cafe-server: cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(signal) = signals.forever().next() {
+        log::info!("signal {signal}: shutting down");
+    }
+    server.shutdown();
+    if server.join() {
+        log::info!("stopped");
+        ExitCode::SUCCESS
+    } else {
+        log::error!("a worker panicked");
+        ExitCode::FAILURE
+    }
+}

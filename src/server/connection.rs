@@ -1,0 +1,442 @@
+//! One client connection: its socket, its read buffer, the explicit state
+//! machine that frames requests out of it, and its ordered replies.
+//!
+//! The seed's machine is Idle -> ReadingHeader -> ReadingBody -> Processing
+//! -> WritingResponse for one request at a time. With pipelining, reading
+//! and writing overlap, so the machine is split in two halves:
+//!
+//! - the read side, [`ReadState`]: `Idle` (at a frame boundary, nothing
+//!   buffered), `Header` (part of a header buffered), `Body` (header accepted,
+//!   waiting for the rest of the frame), `Swallow` (discarding the body of a
+//!   refused request as it arrives). "Processing" is the moment a complete
+//!   frame is dispatched, between two read states.
+//! - the write side, [`Replies`]: replies owed and bytes not yet written
+//!   (partial writes resume where they stopped).
+//!
+//! [`Lifecycle`] says whether the connection still reads, is finishing, or
+//! is being closed gracefully after a framing error.
+//!
+//! Must not: block, allocate per request on the local path, or let one
+//! connection starve the others (reads are budgeted per loop turn, and a
+//! connection that owes too much stops reading until its client catches up).
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::protocol::native::{self, Decoded, HEADER_LEN, Limits, Request};
+use crate::stats::WorkerStats;
+
+use super::mailbox::ReplyTo;
+use super::native::{Action, encode_ok, encode_outcome};
+use super::replies::{Encode, Replies, ReplyCtx};
+use super::shard::Shard;
+
+/// Replies a connection may owe before it stops reading more requests. This
+/// bounds the work one client can queue at other workers, and so the depth
+/// of every inbox, without ever blocking a send.
+const MAX_OWED: usize = 1024;
+/// Unwritten reply bytes past which a connection stops reading: a client
+/// that pipelines without reading cannot make the server buffer without end.
+const MAX_BUFFERED_OUT: usize = 1 << 20;
+/// Bytes read from one connection in one loop turn before the others get a
+/// turn; the rest is read on the next turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Size of a fresh read buffer: many small requests per read syscall.
+const READ_BUF_INITIAL: usize = 16 * 1024;
+/// A read buffer grown past this for one big frame is released once empty.
+const READ_BUF_KEEP: usize = 256 * 1024;
+/// How long a connection that could not be framed keeps discarding input
+/// after its error reply, so the reply is not destroyed by a reset.
+pub(crate) const LINGER: Duration = Duration::from_secs(1);
+
+/// The read side of the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadState {
+    /// At a frame boundary with nothing buffered.
+    Idle,
+    /// Part of a header is buffered.
+    Header,
+    /// The header was accepted; the frame is `frame_len` bytes in total.
+    Body { frame_len: usize },
+    /// Discarding `remaining` more bytes of a refused request.
+    Swallow { remaining: u64 },
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// Reading and answering requests.
+    Open,
+    /// No more reading (the client half-closed, or the server is shutting
+    /// down): answer what was received, then close.
+    Finishing,
+    /// The stream could not be framed. An error reply is queued behind the
+    /// replies owed; once all are written the write side is shut down.
+    Failing,
+    /// Write side shut down: discarding input until EOF or the deadline, so
+    /// the client receives the error instead of a reset.
+    Lingering { deadline: Instant },
+}
+
+/// What the worker must do after driving a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drive {
+    /// Wait for the next readiness event (or for replies to drain).
+    Wait,
+    /// The read budget ran out with data possibly left: drive again next turn.
+    Yield,
+    /// Close now.
+    Close,
+}
+
+/// A read buffer: `buf[start..end]` is received, unprocessed input. The
+/// vector is kept initialised to its full length so reads go straight into
+/// it without unsafe code.
+#[derive(Debug, Default)]
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > READ_BUF_KEEP {
+                self.buf = Vec::new();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        let n = self.len();
+        self.consume(n);
+    }
+
+    /// Space to read into. `frame_len` is the length of the frame being
+    /// assembled, when known: the buffer grows towards it, but never to more
+    /// than twice what has actually arrived, so a length the peer merely
+    /// claims is never allocated up front.
+    fn spare(&mut self, frame_len: usize) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf.resize(READ_BUF_INITIAL, 0);
+        }
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let doubled = self.buf.len() * 2;
+            let target = if frame_len > self.buf.len() {
+                doubled.min(frame_len)
+            } else {
+                doubled
+            };
+            self.buf.resize(target, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub sock: TcpStream,
+    /// Distinguishes this connection from others that use the same slab
+    /// slot before or after it.
+    pub generation: u32,
+    pub lifecycle: Lifecycle,
+    pub replies: Replies,
+    /// Edge-triggered readiness not yet drained: the socket may hold more.
+    pub readable: bool,
+    /// WRITABLE interest is registered (only while output is pending).
+    pub write_interest: bool,
+    /// Already in the worker's flush list this turn.
+    pub queued_flush: bool,
+    /// Already in the worker's run list for the next turn.
+    pub queued_run: bool,
+    /// Reading stopped because too many replies are owed; resumed by
+    /// [`Connection::after_write`] once they drain.
+    paused: bool,
+    rbuf: ReadBuf,
+    read: ReadState,
+}
+
+impl Connection {
+    pub fn new(sock: TcpStream, generation: u32) -> Self {
+        Connection {
+            sock,
+            generation,
+            lifecycle: Lifecycle::Open,
+            replies: Replies::default(),
+            readable: false,
+            write_interest: false,
+            queued_flush: false,
+            queued_run: false,
+            paused: false,
+            rbuf: ReadBuf::default(),
+            read: ReadState::Idle,
+        }
+    }
+
+    /// The read state, for tests and logs.
+    #[cfg(test)]
+    pub fn read_state(&self) -> ReadState {
+        self.read
+    }
+
+    fn owes_too_much(&self) -> bool {
+        self.replies.owed() >= MAX_OWED || self.replies.buffered_bytes() >= MAX_BUFFERED_OUT
+    }
+
+    /// Stop reading and close once everything owed is written.
+    pub fn finish(&mut self) {
+        if self.lifecycle == Lifecycle::Open {
+            self.lifecycle = Lifecycle::Finishing;
+        }
+    }
+
+    /// Reads and handles requests until the socket would block, the turn's
+    /// read budget is spent, or the connection owes too much.
+    pub fn drive(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) -> Drive {
+        let mut budget = READ_BUDGET;
+        loop {
+            match self.lifecycle {
+                Lifecycle::Open => self.process(shard, slot, limits),
+                Lifecycle::Lingering { .. } => self.rbuf.clear(),
+                Lifecycle::Finishing | Lifecycle::Failing => return Drive::Wait,
+            }
+            if self.lifecycle == Lifecycle::Failing {
+                return Drive::Wait;
+            }
+            if self.lifecycle == Lifecycle::Open && self.owes_too_much() {
+                self.paused = true;
+                return Drive::Wait;
+            }
+            if !self.readable {
+                return Drive::Wait;
+            }
+            if budget == 0 {
+                return Drive::Yield;
+            }
+            let frame_len = match self.read {
+                ReadState::Body { frame_len } => frame_len,
+                _ => 0,
+            };
+            let spare = self.rbuf.spare(frame_len);
+            let want = spare.len().min(budget.max(HEADER_LEN));
+            match self.sock.read(&mut spare[..want]) {
+                Ok(0) => {
+                    self.readable = false;
+                    return match self.lifecycle {
+                        Lifecycle::Lingering { .. } => Drive::Close,
+                        _ => {
+                            self.finish();
+                            Drive::Wait
+                        }
+                    };
+                }
+                Ok(n) => {
+                    self.rbuf.filled(n);
+                    budget = budget.saturating_sub(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Drive::Close,
+            }
+        }
+    }
+
+    /// Dispatches every complete frame in the buffer (the seed's
+    /// "processing" step), advancing the read state.
+    fn process(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) {
+        while !self.owes_too_much() {
+            if let ReadState::Swallow { remaining } = self.read {
+                let n = remaining.min(self.rbuf.len() as u64);
+                self.rbuf.consume(n as usize);
+                if n < remaining {
+                    self.read = ReadState::Swallow {
+                        remaining: remaining - n,
+                    };
+                    return;
+                }
+                self.read = ReadState::Idle;
+            }
+            if let ReadState::Body { frame_len } = self.read {
+                if self.rbuf.len() < frame_len {
+                    return;
+                }
+            }
+            let data = &self.rbuf.buf[self.rbuf.start..self.rbuf.end];
+            match native::decode_request(data, limits) {
+                Ok(Decoded::Complete { frame, consumed }) => {
+                    dispatch(&mut self.replies, shard, slot, self.generation, frame);
+                    self.rbuf.consume(consumed);
+                    self.read = ReadState::Idle;
+                }
+                Ok(Decoded::Incomplete { needed }) => {
+                    self.read = match self.rbuf.len() {
+                        0 => ReadState::Idle,
+                        n if n < HEADER_LEN => ReadState::Header,
+                        _ => ReadState::Body { frame_len: needed },
+                    };
+                    return;
+                }
+                Ok(Decoded::Rejected { error, skip }) => {
+                    shard.stats.request_errors += 1;
+                    self.replies
+                        .push_ready(|out| native::encode_error(&error, out));
+                    let available = self.rbuf.len() as u64;
+                    let now = skip.min(available);
+                    self.rbuf.consume(now as usize);
+                    self.read = if skip > now {
+                        ReadState::Swallow {
+                            remaining: skip - now,
+                        }
+                    } else {
+                        ReadState::Idle
+                    };
+                }
+                Err(error) => {
+                    shard.stats.framing_errors += 1;
+                    log::debug!("closing connection: {error}");
+                    self.replies
+                        .push_ready(|out| native::encode_error(&error, out));
+                    self.rbuf.clear();
+                    self.read = ReadState::Idle;
+                    self.lifecycle = Lifecycle::Failing;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes as much of the pending output as the socket takes. Ok(true)
+    /// when everything was written.
+    pub fn write_out(&mut self) -> io::Result<bool> {
+        loop {
+            let unsent = self.replies.unsent();
+            if unsent.is_empty() {
+                return Ok(true);
+            }
+            match self.sock.write(unsent) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.replies.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// After writing: what the lifecycle asks for now that output may have
+    /// drained. `Yield` means "drive me again": backpressure lifted, or a
+    /// connection that failed framing must start discarding input.
+    pub fn after_write(&mut self) -> Drive {
+        match self.lifecycle {
+            Lifecycle::Open if self.paused && !self.owes_too_much() => {
+                self.paused = false;
+                Drive::Yield
+            }
+            Lifecycle::Open | Lifecycle::Lingering { .. } => Drive::Wait,
+            _ if !self.replies.is_idle() => Drive::Wait,
+            Lifecycle::Finishing => Drive::Close,
+            Lifecycle::Failing => {
+                if self.sock.shutdown(Shutdown::Write).is_err() {
+                    return Drive::Close;
+                }
+                self.lifecycle = Lifecycle::Lingering {
+                    deadline: Instant::now() + LINGER,
+                };
+                self.readable = true;
+                Drive::Yield
+            }
+        }
+    }
+}
+
+/// Runs one decoded request: inline if this worker owns the key, otherwise
+/// forwarded to the owner with a reply slot reserved in order.
+fn dispatch(
+    replies: &mut Replies,
+    shard: &mut Shard,
+    slot: usize,
+    generation: u32,
+    frame: Request<'_>,
+) {
+    let me = shard.id as u32;
+    let reply_to = |seq| ReplyTo {
+        worker: me,
+        conn: slot,
+        generation,
+        seq,
+    };
+    match super::native::action(frame) {
+        Action::Keyed(cmd) => {
+            let owner = shard.router.owner(cmd.key);
+            if owner == shard.id {
+                let outcome = shard.execute(&cmd);
+                replies.push_ready(|out| encode_outcome(&outcome, out));
+            } else {
+                let seq = replies.push_remote(ReplyCtx::Native);
+                let to = reply_to(seq);
+                shard.forward(owner, to, &cmd);
+            }
+        }
+        Action::Noop => replies.push_ready(encode_ok),
+        Action::Stats => {
+            let own: WorkerStats = shard.snapshot();
+            if shard.workers() == 1 {
+                let enc = shard.encoder();
+                replies.push_ready(|out| enc.stats(ReplyCtx::Native, &own, out));
+            } else {
+                let seq = replies.push_gather(ReplyCtx::Native, shard.workers() - 1, own);
+                let to = reply_to(seq);
+                shard.gather(to);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffer_grows_only_with_what_arrived() {
+        let mut rb = ReadBuf::default();
+        let frame_len = 10 << 20;
+        let first = rb.spare(frame_len).len();
+        assert_eq!(first, READ_BUF_INITIAL);
+        rb.filled(first);
+        // Full: grows to twice what arrived, not to the claimed frame length.
+        assert_eq!(rb.spare(frame_len).len(), READ_BUF_INITIAL);
+        assert_eq!(rb.buf.len(), 2 * READ_BUF_INITIAL);
+    }
+
+    #[test]
+    fn read_buffer_compacts_before_growing() {
+        let mut rb = ReadBuf::default();
+        let n = rb.spare(0).len();
+        rb.filled(n);
+        rb.consume(100);
+        assert_eq!(rb.spare(0).len(), 100);
+        assert_eq!(rb.buf.len(), READ_BUF_INITIAL);
+        assert_eq!(rb.len(), READ_BUF_INITIAL - 100);
+    }
+}

@@ -1,0 +1,129 @@
+//! The messages workers send each other, and the inbox/outbox pair that
+//! carries them: an unbounded crossbeam channel plus a `mio::Waker`, with
+//! wake-ups coalesced through an atomic flag.
+//!
+//! Must not block: sends never wait (the channel is unbounded; its depth is
+//! bounded instead by each connection's cap on replies it owes), and a burst
+//! of messages to one worker costs at most one wake syscall, because only
+//! the send that flips the flag from clear to set wakes the receiver, and the
+//! receiver clears the flag before it drains.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::Waker;
+
+use crate::command::{Outcome, OwnedCommand};
+use crate::stats::WorkerStats;
+
+/// Where a reply must go: a connection on the origin worker, identified by
+/// its slab slot and generation (so a reply for a closed connection is
+/// dropped rather than delivered to a new connection in the reused slot),
+/// and the sequence number of the reply slot it fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplyTo {
+    pub worker: u32,
+    pub conn: usize,
+    pub generation: u32,
+    pub seq: u64,
+}
+
+/// A message between workers.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// Run a command on the key's owner.
+    Execute {
+        reply_to: ReplyTo,
+        cmd: OwnedCommand,
+    },
+    /// The owner's answer to `Execute`.
+    Executed {
+        reply_to: ReplyTo,
+        outcome: Outcome<Vec<u8>>,
+    },
+    /// Send your counters to `reply_to`.
+    Gather { reply_to: ReplyTo },
+    /// A worker's counters, for a STATS reply. Boxed so that the rare big
+    /// variant does not make every channel slot big.
+    Gathered {
+        reply_to: ReplyTo,
+        stats: Box<WorkerStats>,
+    },
+    /// Stop accepting, finish what is owed, exit.
+    Shutdown,
+}
+
+/// The sending side of one worker's inbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    tx: Sender<Message>,
+    waker: Arc<Waker>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+/// The receiving side, owned by the worker.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    rx: Receiver<Message>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+/// Builds a connected pair. The waker must be registered with the
+/// receiving worker's `Poll`.
+pub(crate) fn mailbox(waker: Waker) -> (Outbox, Inbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let wake_pending = Arc::new(AtomicBool::new(false));
+    (
+        Outbox {
+            tx,
+            waker: Arc::new(waker),
+            wake_pending: wake_pending.clone(),
+        },
+        Inbox { rx, wake_pending },
+    )
+}
+
+impl Outbox {
+    /// Queues a message without waking the receiver; call [`Outbox::wake`]
+    /// once after a batch. False if the receiver is gone (it has exited).
+    pub fn send(&self, msg: Message) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+
+    /// Wakes the receiver unless a wake is already pending.
+    pub fn wake(&self) -> io::Result<()> {
+        // AcqRel pairs with the receiver's swap in `Inbox::start_drain`: if
+        // we see the flag already set, the receiver has not yet cleared it,
+        // so its coming drain happens after our sends.
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.waker.wake()?;
+        }
+        Ok(())
+    }
+
+    /// Sends and wakes at once, for rare messages (shutdown).
+    pub fn send_and_wake(&self, msg: Message) -> io::Result<()> {
+        if self.send(msg) {
+            self.wake()?;
+        }
+        Ok(())
+    }
+}
+
+impl Inbox {
+    /// Call on a wake event, before draining: a send after this point wakes
+    /// the worker again, so no message can be stranded.
+    pub fn start_drain(&self) {
+        self.wake_pending.swap(false, Ordering::AcqRel);
+    }
+
+    /// The next message, if any.
+    pub fn try_recv(&self) -> Option<Message> {
+        match self.rx.try_recv() {
+            Ok(msg) => Some(msg),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
+        }
+    }
+}

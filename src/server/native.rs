@@ -1,0 +1,132 @@
+//! The server's side of the native protocol: what each decoded request asks
+//! of the shard, and how outcomes are written back as native frames.
+//!
+//! The codec (`crate::protocol::native`) knows bytes; this module knows what
+//! they mean to a worker. Must not: read sockets or manage buffers.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::command::{Command, Op, Outcome};
+use crate::protocol::native::{self, Request, Response, Status};
+use crate::stats::{self, ServerInfo, WorkerStats};
+
+use super::replies::{Encode, ReplyCtx};
+
+/// What a decoded request needs from the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action<'a> {
+    /// A command on one key, run by the key's owner.
+    Keyed(Command<'a>),
+    /// NOOP: answered in order, touches nothing.
+    Noop,
+    /// STATS: gathered from every worker.
+    Stats,
+}
+
+/// Maps a native request onto the protocol-neutral vocabulary.
+pub(crate) fn action(req: Request<'_>) -> Action<'_> {
+    match req {
+        Request::Get { key } => Action::Keyed(Command {
+            op: Op::Get,
+            key,
+            value: &[],
+        }),
+        Request::Set {
+            key,
+            value,
+            flags,
+            ttl,
+        } => Action::Keyed(Command {
+            op: Op::Set {
+                flags: u32::from(flags),
+                ttl: ttl.unwrap_or(0),
+            },
+            key,
+            value,
+        }),
+        Request::Delete { key } => Action::Keyed(Command {
+            op: Op::Delete,
+            key,
+            value: &[],
+        }),
+        Request::Noop => Action::Noop,
+        Request::Stats => Action::Stats,
+    }
+}
+
+/// Appends the native reply for an outcome.
+pub(crate) fn encode_outcome(outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+    let (status, flags, value): (Status, u16, &[u8]) = match *outcome {
+        // Native flags are 16 bits; flags stored through a protocol with
+        // wider flags come back truncated to their low 16 bits.
+        Outcome::Hit { flags, value } => (Status::Ok, flags as u16, value),
+        Outcome::Stored | Outcome::Deleted => (Status::Ok, 0, &[]),
+        Outcome::Miss | Outcome::NotFound => (Status::NotFound, 0, &[]),
+    };
+    native::encode_response(
+        &Response {
+            status,
+            flags,
+            value,
+        },
+        out,
+    );
+}
+
+/// Appends an empty RESP_OK (NOOP's answer).
+pub(crate) fn encode_ok(out: &mut Vec<u8>) {
+    native::encode_response(
+        &Response {
+            status: Status::Ok,
+            flags: 0,
+            value: &[],
+        },
+        out,
+    );
+}
+
+/// Appends the STATS reply: RESP_OK whose value is the rendered counters,
+/// written in place (the length is patched in after rendering).
+pub(crate) fn encode_stats(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u8>) {
+    let start = out.len();
+    encode_ok(out);
+    stats::render(info, sum, out);
+    let len = (out.len() - start - native::HEADER_LEN) as u32;
+    out[start + 8..start + native::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The encoder a connection hands to its reply queue. Server facts are
+/// read only when a STATS reply is written, not per reply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Encoder {
+    pub started: Instant,
+    pub threads: usize,
+}
+
+impl Encoder {
+    fn info(&self) -> ServerInfo {
+        ServerInfo {
+            pid: std::process::id(),
+            uptime: self.started.elapsed().as_secs(),
+            time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            threads: self.threads,
+        }
+    }
+}
+
+impl Encode for Encoder {
+    fn outcome(&self, ctx: ReplyCtx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+        match ctx {
+            ReplyCtx::Native => encode_outcome(outcome, out),
+        }
+    }
+
+    fn stats(&self, ctx: ReplyCtx, sum: &WorkerStats, out: &mut Vec<u8>) {
+        match ctx {
+            ReplyCtx::Native => encode_stats(&self.info(), sum, out),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! A connection's replies, kept in request order.
+//!
+//! Replies finish out of order (a local GET is answered at once, a GET for
+//! another worker's key a few microseconds later), but must leave in the
+//! order their requests arrived. While no reply is outstanding, a reply is
+//! encoded straight into the output buffer: the common local path costs no
+//! bookkeeping and no copy. Once one is outstanding, every later reply gets a
+//! slot in a queue; a finished local reply is encoded into a staging buffer
+//! and its slot records its length; a remote reply fills its slot when its
+//! message arrives. Only the finished prefix of the queue is ever moved to
+//! the output buffer.
+//!
+//! Slots are addressed by sequence number (`base_seq` is the number of the
+//! front slot), so a reply message carries a plain `u64` and finds its slot
+//! in O(1).
+//!
+//! Must not: touch sockets, know a wire format (encoding is passed in), or
+//! allocate per reply once its buffers have grown.
+
+use std::collections::VecDeque;
+
+use crate::command::Outcome;
+use crate::stats::WorkerStats;
+
+/// How a reply must be encoded once its outcome is known: whatever the
+/// protocol needs to remember from the request. The native protocol needs
+/// nothing; a protocol with opaques or quiet commands keeps them here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyCtx {
+    /// A native-protocol request.
+    Native,
+}
+
+/// Turns finished outcomes into wire bytes.
+pub(crate) trait Encode {
+    /// Appends the reply for a keyed command.
+    fn outcome(&self, ctx: ReplyCtx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>);
+    /// Appends the reply for a STATS request.
+    fn stats(&self, ctx: ReplyCtx, sum: &WorkerStats, out: &mut Vec<u8>);
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// A finished reply of `len` bytes at the front of `staged`.
+    Staged { len: usize },
+    /// Waiting for the owning worker's outcome.
+    Remote {
+        ctx: ReplyCtx,
+        outcome: Option<Outcome<Vec<u8>>>,
+    },
+    /// STATS, waiting for `remaining` workers' counters.
+    Gather {
+        ctx: ReplyCtx,
+        remaining: usize,
+        sum: Box<WorkerStats>,
+    },
+}
+
+impl Slot {
+    fn is_ready(&self) -> bool {
+        match self {
+            Slot::Staged { .. } => true,
+            Slot::Remote { outcome, .. } => outcome.is_some(),
+            Slot::Gather { remaining, .. } => *remaining == 0,
+        }
+    }
+}
+
+/// The reply side of a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Replies {
+    /// Bytes ready for the socket, in order; `sent` of them are written.
+    out: Vec<u8>,
+    sent: usize,
+    /// Finished replies waiting behind an unfinished one.
+    staged: Vec<u8>,
+    staged_taken: usize,
+    slots: VecDeque<Slot>,
+    base_seq: u64,
+}
+
+/// Buffers that grew past this are released once empty, so one large reply
+/// does not pin memory for the life of an idle connection.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
+impl Replies {
+    /// Replies owed: slots not yet released to the output buffer.
+    pub fn owed(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes encoded but not yet written, staged ones included.
+    pub fn buffered_bytes(&self) -> usize {
+        (self.out.len() - self.sent) + (self.staged.len() - self.staged_taken)
+    }
+
+    /// Nothing owed and nothing left to write.
+    pub fn is_idle(&self) -> bool {
+        self.slots.is_empty() && self.sent == self.out.len()
+    }
+
+    /// Adds a reply that is finished now; `encode` appends its bytes.
+    pub fn push_ready(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        if self.slots.is_empty() {
+            encode(&mut self.out);
+        } else {
+            let before = self.staged.len();
+            encode(&mut self.staged);
+            let len = self.staged.len() - before;
+            self.slots.push_back(Slot::Staged { len });
+        }
+    }
+
+    /// Adds a reply another worker will finish; returns its sequence number.
+    pub fn push_remote(&mut self, ctx: ReplyCtx) -> u64 {
+        let seq = self.next_seq();
+        self.slots.push_back(Slot::Remote { ctx, outcome: None });
+        seq
+    }
+
+    /// Adds a STATS reply that waits for `remaining` more workers, starting
+    /// from this worker's own counters.
+    pub fn push_gather(&mut self, ctx: ReplyCtx, remaining: usize, own: WorkerStats) -> u64 {
+        let seq = self.next_seq();
+        self.slots.push_back(Slot::Gather {
+            ctx,
+            remaining,
+            sum: Box::new(own),
+        });
+        seq
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.base_seq + self.slots.len() as u64
+    }
+
+    fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let index = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
+        self.slots.get_mut(index)
+    }
+
+    /// Fills a remote slot. False if no such slot is waiting (a bug or a
+    /// stale message; the caller drops it).
+    pub fn fill_remote(&mut self, seq: u64, result: Outcome<Vec<u8>>, enc: &impl Encode) -> bool {
+        match self.slot_mut(seq) {
+            Some(Slot::Remote { outcome, .. }) if outcome.is_none() => {
+                *outcome = Some(result);
+            }
+            _ => return false,
+        }
+        self.release(enc);
+        true
+    }
+
+    /// Adds one worker's counters to a STATS slot.
+    pub fn fill_gather(&mut self, seq: u64, part: &WorkerStats, enc: &impl Encode) -> bool {
+        match self.slot_mut(seq) {
+            Some(Slot::Gather { remaining, sum, .. }) if *remaining > 0 => {
+                sum.merge(part);
+                *remaining -= 1;
+            }
+            _ => return false,
+        }
+        self.release(enc);
+        true
+    }
+
+    /// Moves the finished prefix of the queue to the output buffer.
+    fn release(&mut self, enc: &impl Encode) {
+        while self.slots.front().is_some_and(Slot::is_ready) {
+            let Some(slot) = self.slots.pop_front() else {
+                break;
+            };
+            self.base_seq += 1;
+            match slot {
+                Slot::Staged { len } => {
+                    let end = self.staged_taken + len;
+                    self.out
+                        .extend_from_slice(&self.staged[self.staged_taken..end]);
+                    self.staged_taken = end;
+                }
+                Slot::Remote {
+                    ctx,
+                    outcome: Some(outcome),
+                } => enc.outcome(ctx, &outcome.as_borrowed(), &mut self.out),
+                Slot::Remote { outcome: None, .. } => {}
+                Slot::Gather { ctx, sum, .. } => enc.stats(ctx, &sum, &mut self.out),
+            }
+        }
+        if self.slots.is_empty() {
+            self.staged.clear();
+            self.staged_taken = 0;
+            if self.staged.capacity() > KEEP_CAPACITY {
+                self.staged = Vec::new();
+            }
+        }
+    }
+
+    /// The bytes still to write.
+    pub fn unsent(&self) -> &[u8] {
+        &self.out[self.sent..]
+    }
+
+    /// Records that `n` bytes of [`Replies::unsent`] were written.
+    pub fn advance(&mut self, n: usize) {
+        self.sent = (self.sent + n).min(self.out.len());
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+            if self.out.capacity() > KEEP_CAPACITY {
+                self.out = Vec::new();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes an outcome as its value bytes (or `-` for anything else), and
+    /// stats as `S<cmd_get>`, so order is visible in the output.
+    struct Plain;
+
+    impl Encode for Plain {
+        fn outcome(&self, _: ReplyCtx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+            match outcome {
+                Outcome::Hit { value, .. } => out.extend_from_slice(value),
+                _ => out.push(b'-'),
+            }
+        }
+        fn stats(&self, _: ReplyCtx, sum: &WorkerStats, out: &mut Vec<u8>) {
+            out.extend_from_slice(format!("S{}", sum.cmd_get).as_bytes());
+        }
+    }
+
+    fn hit(v: &[u8]) -> Outcome<Vec<u8>> {
+        Outcome::Hit {
+            flags: 0,
+            value: v.to_vec(),
+        }
+    }
+
+    #[test]
+    fn local_replies_go_straight_out() {
+        let mut r = Replies::default();
+        r.push_ready(|o| o.push(b'a'));
+        r.push_ready(|o| o.push(b'b'));
+        assert_eq!(r.owed(), 0);
+        assert_eq!(r.unsent(), b"ab");
+    }
+
+    #[test]
+    fn remote_replies_hold_back_later_local_ones() {
+        let mut r = Replies::default();
+        r.push_ready(|o| o.push(b'a'));
+        let s1 = r.push_remote(ReplyCtx::Native);
+        r.push_ready(|o| o.push(b'c'));
+        let s3 = r.push_remote(ReplyCtx::Native);
+        r.push_ready(|o| o.push(b'e'));
+        assert_eq!(r.unsent(), b"a");
+        // The later remote reply arrives first: still held back.
+        assert!(r.fill_remote(s3, hit(b"d"), &Plain));
+        assert_eq!(r.unsent(), b"a");
+        assert!(r.fill_remote(s1, hit(b"b"), &Plain));
+        assert_eq!(r.unsent(), b"abcde");
+        assert_eq!(r.owed(), 0);
+        // Sequence numbers keep counting, so a duplicate is refused.
+        assert!(!r.fill_remote(s1, hit(b"x"), &Plain));
+        r.advance(5);
+        assert!(r.is_idle());
+    }
+
+    #[test]
+    fn stats_wait_for_every_worker() {
+        let mut r = Replies::default();
+        let own = WorkerStats {
+            cmd_get: 1,
+            ..Default::default()
+        };
+        let seq = r.push_gather(ReplyCtx::Native, 2, own);
+        r.push_ready(|o| o.push(b'n'));
+        let part = WorkerStats {
+            cmd_get: 10,
+            ..Default::default()
+        };
+        assert!(r.fill_gather(seq, &part, &Plain));
+        assert_eq!(r.unsent(), b"");
+        assert!(r.fill_gather(seq, &part, &Plain));
+        assert_eq!(r.unsent(), b"S21n");
+        assert!(!r.fill_gather(seq, &part, &Plain));
+    }
+
+    #[test]
+    fn partial_writes_advance() {
+        let mut r = Replies::default();
+        r.push_ready(|o| o.extend_from_slice(b"hello"));
+        r.advance(2);
+        assert_eq!(r.unsent(), b"llo");
+        assert!(!r.is_idle());
+        r.advance(3);
+        assert!(r.is_idle());
+    }
+}

@@ -1,0 +1,423 @@
+//! A worker's event loop: one `mio::Poll` on one pinned thread.
+//!
+//! Each turn: wait for readiness; accept until WouldBlock; drain the inbox
+//! (commands from other workers, their replies, counters); drive each
+//! readable connection (read until WouldBlock or budget, dispatch every
+//! complete frame); then write each connection's ready replies with one
+//! write, and wake each peer that was sent messages, once.
+//!
+//! The loop is thin on purpose: framing lives in the codec and the
+//! connection, key-space work in the shard. Must not: block, lock, or hold a
+//! borrowed frame across a turn.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::clock::Clock;
+use crate::protocol::native::Limits;
+
+use super::connection::{Connection, Drive, Lifecycle};
+use super::mailbox::{Inbox, Message};
+use super::shard::Shard;
+
+pub(crate) const LISTENER: Token = Token(usize::MAX);
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+
+/// How long shutdown waits for owed replies before closing regardless; the
+/// process must exit within a second of the signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+/// Poll interval while shutting down, to notice the other workers finish.
+const SHUTDOWN_TICK: Duration = Duration::from_millis(5);
+
+/// State every worker can see: how many have finished shutting down.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub finished: AtomicUsize,
+}
+
+/// A connection named by slot and generation, so a stale entry in a work
+/// list never touches a newer connection in the same slot.
+type ConnRef = (usize, u32);
+
+/// One worker.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub poll: Poll,
+    pub listener: Option<TcpListener>,
+    pub inbox: Inbox,
+    pub shard: Shard,
+    pub limits: Limits,
+    pub clock: Arc<dyn Clock>,
+    pub shared: Arc<Shared>,
+    pub conns: Slab<Connection>,
+    next_generation: u32,
+    /// Connections with output (or a lifecycle step) to handle this turn.
+    to_flush: Vec<ConnRef>,
+    /// Connections to drive again next turn.
+    to_run: Vec<ConnRef>,
+    /// Connections discarding input before they close.
+    lingering: Vec<ConnRef>,
+    shutdown_deadline: Option<Instant>,
+    reported_finished: bool,
+}
+
+impl Worker {
+    pub fn new(
+        poll: Poll,
+        listener: TcpListener,
+        inbox: Inbox,
+        shard: Shard,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Worker {
+            poll,
+            listener: Some(listener),
+            inbox,
+            shard,
+            limits,
+            clock,
+            shared,
+            conns: Slab::new(),
+            next_generation: 0,
+            to_flush: Vec::new(),
+            to_run: Vec::new(),
+            lingering: Vec::new(),
+            shutdown_deadline: None,
+            reported_finished: false,
+        }
+    }
+
+    /// Registers the listener and runs until shutdown completes.
+    pub fn run(mut self) -> io::Result<()> {
+        if let Some(listener) = self.listener.as_mut() {
+            self.poll
+                .registry()
+                .register(listener, LISTENER, Interest::READABLE)?;
+        }
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.shard.now_ms = self.clock.now_ms();
+            let mut pending_runs = std::mem::take(&mut self.to_run);
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.drain_inbox(),
+                    Token(key) => {
+                        let Some(conn) = self.conns.get_mut(key) else {
+                            continue;
+                        };
+                        let conn_ref = (key, conn.generation);
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            conn.readable = true;
+                            self.drive(conn_ref);
+                        }
+                        if event.is_writable() {
+                            self.queue_flush(conn_ref);
+                        }
+                    }
+                }
+            }
+            for conn in pending_runs.drain(..) {
+                self.drive(conn);
+            }
+            // Hand the emptied vector back so the run list never reallocates.
+            if self.to_run.is_empty() {
+                self.to_run = pending_runs;
+            }
+            self.flush_all();
+            self.shard.flush_wakes();
+            self.expire_lingering();
+            if self.shutdown_deadline.is_some() && self.shutdown_step() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.to_run.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if self.shutdown_deadline.is_some() {
+            return Some(SHUTDOWN_TICK);
+        }
+        let now = Instant::now();
+        self.lingering
+            .iter()
+            .filter_map(|&(key, generation)| match self.conns.get(key) {
+                Some(c) if c.generation == generation => match c.lifecycle {
+                    Lifecycle::Lingering { deadline } => {
+                        Some(deadline.saturating_duration_since(now))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .min()
+    }
+
+    fn accept(&mut self) {
+        let Some(listener) = self.listener.as_ref() else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut sock, _)) => {
+                    // Replies are written whole, once per turn; Nagle would
+                    // only hold them back waiting for an ACK.
+                    if let Err(e) = sock.set_nodelay(true) {
+                        log::debug!("TCP_NODELAY: {e}");
+                    }
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut sock, Token(key), Interest::READABLE)
+                    {
+                        log::warn!("worker {}: register: {e}", self.shard.id);
+                        continue;
+                    }
+                    self.next_generation = self.next_generation.wrapping_add(1);
+                    entry.insert(Connection::new(sock, self.next_generation));
+                    self.shard.stats.curr_connections += 1;
+                    self.shard.stats.total_connections += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors or similar: the queued connections
+                    // wait for the next accept event.
+                    log::warn!("worker {}: accept: {e}", self.shard.id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        self.inbox.start_drain();
+        while let Some(msg) = self.inbox.try_recv() {
+            match msg {
+                Message::Execute { reply_to, cmd } => {
+                    let outcome = self.shard.execute(&cmd.as_command());
+                    let outcome = outcome.to_owned_in(cmd.into_buffer());
+                    self.shard.stats.executed_for_peers += 1;
+                    self.shard.send(
+                        reply_to.worker as usize,
+                        Message::Executed { reply_to, outcome },
+                    );
+                }
+                Message::Executed { reply_to, outcome } => {
+                    let enc = self.shard.encoder();
+                    if let Some(conn) = self.conns.get_mut(reply_to.conn) {
+                        if conn.generation == reply_to.generation
+                            && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
+                        {
+                            self.queue_flush((reply_to.conn, reply_to.generation));
+                        }
+                    }
+                }
+                Message::Gather { reply_to } => {
+                    let stats = Box::new(self.shard.snapshot());
+                    self.shard.send(
+                        reply_to.worker as usize,
+                        Message::Gathered { reply_to, stats },
+                    );
+                }
+                Message::Gathered { reply_to, stats } => {
+                    let enc = self.shard.encoder();
+                    if let Some(conn) = self.conns.get_mut(reply_to.conn) {
+                        if conn.generation == reply_to.generation
+                            && conn.replies.fill_gather(reply_to.seq, &stats, &enc)
+                        {
+                            self.queue_flush((reply_to.conn, reply_to.generation));
+                        }
+                    }
+                }
+                Message::Shutdown => self.begin_shutdown(),
+            }
+        }
+    }
+
+    fn live(&mut self, (key, generation): ConnRef) -> Option<&mut Connection> {
+        self.conns
+            .get_mut(key)
+            .filter(|c| c.generation == generation)
+    }
+
+    fn drive(&mut self, conn_ref: ConnRef) {
+        let shard = &mut self.shard;
+        let limits = &self.limits;
+        let Some(conn) = self
+            .conns
+            .get_mut(conn_ref.0)
+            .filter(|c| c.generation == conn_ref.1)
+        else {
+            return;
+        };
+        conn.queued_run = false;
+        match conn.drive(shard, conn_ref.0, limits) {
+            Drive::Wait => {}
+            Drive::Yield => {
+                conn.queued_run = true;
+                self.to_run.push(conn_ref);
+            }
+            Drive::Close => {
+                self.close(conn_ref.0);
+                return;
+            }
+        }
+        self.queue_flush(conn_ref);
+    }
+
+    fn queue_flush(&mut self, conn_ref: ConnRef) {
+        if let Some(conn) = self.live(conn_ref) {
+            if !conn.queued_flush {
+                conn.queued_flush = true;
+                self.to_flush.push(conn_ref);
+            }
+        }
+    }
+
+    /// Writes every queued connection's output (one write each, in the
+    /// common case) and applies the lifecycle steps that follow.
+    fn flush_all(&mut self) {
+        let mut list = std::mem::take(&mut self.to_flush);
+        for &conn_ref in &list {
+            let registry = self.poll.registry();
+            let Some(conn) = self
+                .conns
+                .get_mut(conn_ref.0)
+                .filter(|c| c.generation == conn_ref.1)
+            else {
+                continue;
+            };
+            conn.queued_flush = false;
+            let all_written = match conn.write_out() {
+                Ok(done) => done,
+                Err(_) => {
+                    self.close(conn_ref.0);
+                    continue;
+                }
+            };
+            // Register WRITABLE only while output waits, so a connection
+            // that keeps up costs no extra epoll_ctl or wake-ups.
+            if all_written == conn.write_interest {
+                let interest = if all_written {
+                    Interest::READABLE
+                } else {
+                    Interest::READABLE | Interest::WRITABLE
+                };
+                if registry
+                    .reregister(&mut conn.sock, Token(conn_ref.0), interest)
+                    .is_err()
+                {
+                    self.close(conn_ref.0);
+                    continue;
+                }
+                conn.write_interest = !all_written;
+            }
+            let was_failing = conn.lifecycle == Lifecycle::Failing;
+            match conn.after_write() {
+                Drive::Wait => {}
+                Drive::Yield => {
+                    if was_failing {
+                        self.lingering.push(conn_ref);
+                    }
+                    if !conn.queued_run {
+                        conn.queued_run = true;
+                        self.to_run.push(conn_ref);
+                    }
+                }
+                Drive::Close => self.close(conn_ref.0),
+            }
+        }
+        list.clear();
+        if self.to_flush.is_empty() {
+            self.to_flush = list;
+        }
+    }
+
+    fn expire_lingering(&mut self) {
+        if self.lingering.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.lingering.len() {
+            let conn_ref = self.lingering[i];
+            let expired = match self.live(conn_ref).map(|c| c.lifecycle) {
+                Some(Lifecycle::Lingering { deadline }) => deadline <= now,
+                _ => {
+                    self.lingering.swap_remove(i);
+                    continue;
+                }
+            };
+            if expired {
+                self.lingering.swap_remove(i);
+                self.close(conn_ref.0);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.conns.try_remove(key).is_some() {
+            // Closing the descriptor removes it from epoll; replies still on
+            // their way are dropped by the generation check.
+            self.shard.stats.curr_connections = self.shard.stats.curr_connections.saturating_sub(1);
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let refs: Vec<ConnRef> = self
+            .conns
+            .iter_mut()
+            .map(|(key, conn)| {
+                conn.finish();
+                (key, conn.generation)
+            })
+            .collect();
+        for conn_ref in refs {
+            self.queue_flush(conn_ref);
+        }
+    }
+
+    /// One step of shutdown; true when the worker may exit. A worker keeps
+    /// serving its inbox until every worker has finished, because another
+    /// worker's last requests may still need this one's partition.
+    fn shutdown_step(&mut self) -> bool {
+        let Some(deadline) = self.shutdown_deadline else {
+            return false;
+        };
+        let workers = self.shard.workers();
+        if !self.reported_finished && self.conns.iter().all(|(_, c)| c.replies.is_idle()) {
+            self.reported_finished = true;
+            self.shared.finished.fetch_add(1, Ordering::AcqRel);
+        }
+        self.shared.finished.load(Ordering::Acquire) >= workers || Instant::now() >= deadline
+    }
+}

@@ -1,0 +1,139 @@
+//! Counters. Each worker owns a [`WorkerStats`] and bumps it without any
+//! sharing (plain integers, no atomics on the hot path); a STATS request
+//! gathers a copy from every worker and sums them.
+
+use std::fmt::Write as _;
+
+/// Defines the counter struct once so names, merge and listing cannot drift.
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// One worker's counters (or, after [`WorkerStats::merge`], a sum).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct WorkerStats {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl WorkerStats {
+            /// Adds `other` into `self`.
+            pub fn merge(&mut self, other: &WorkerStats) {
+                $( self.$name += other.$name; )*
+            }
+
+            /// Each counter with its wire name, in a fixed order.
+            pub fn fields(&self) -> [(&'static str, u64); counters!(@count $($name)*)] {
+                [ $( (stringify!($name), self.$name), )* ]
+            }
+        }
+    };
+    (@count) => { 0 };
+    (@count $head:ident $($tail:ident)*) => { 1 + counters!(@count $($tail)*) };
+}
+
+counters! {
+    /// Connections open now.
+    curr_connections,
+    /// Connections accepted since start.
+    total_connections,
+    /// GET requests.
+    cmd_get,
+    /// SET and SET_TTL requests.
+    cmd_set,
+    /// DELETE requests.
+    cmd_delete,
+    /// GETs that found a live item.
+    get_hits,
+    /// GETs that found nothing.
+    get_misses,
+    /// GETs that found only an expired item (also counted in get_misses).
+    get_expired,
+    /// DELETEs that removed an item.
+    delete_hits,
+    /// DELETEs that found nothing.
+    delete_misses,
+    /// Items stored now.
+    curr_items,
+    /// Items stored since start.
+    total_items,
+    /// Bytes of keys and values stored now, plus per-item overhead.
+    bytes,
+    /// Requests this worker sent to another worker's partition.
+    forwarded,
+    /// Requests this worker executed for another worker.
+    executed_for_peers,
+    /// Requests refused with an error (the connection stayed).
+    request_errors,
+    /// Connections closed because their stream could not be framed.
+    framing_errors,
+}
+
+/// Server-wide facts that are not counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Seconds since the server started.
+    pub uptime: u64,
+    /// Unix time now, in seconds.
+    pub time: u64,
+    /// Number of workers.
+    pub threads: usize,
+}
+
+/// Renders the STATS body: one `name value` pair per line, `\n`-terminated.
+pub fn render(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u8>) {
+    let mut s = String::with_capacity(512);
+    // Writing to a String cannot fail.
+    let _ = writeln!(s, "pid {}", info.pid);
+    let _ = writeln!(s, "uptime {}", info.uptime);
+    let _ = writeln!(s, "time {}", info.time);
+    let _ = writeln!(s, "version {}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(s, "threads {}", info.threads);
+    for (name, value) in sum.fields() {
+        let _ = writeln!(s, "{name} {value}");
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_every_counter() {
+        let mut a = WorkerStats {
+            cmd_get: 1,
+            bytes: 10,
+            ..Default::default()
+        };
+        let b = WorkerStats {
+            cmd_get: 2,
+            framing_errors: 1,
+            ..Default::default()
+        };
+        a.merge(&b);
+        assert_eq!(a.cmd_get, 3);
+        assert_eq!(a.bytes, 10);
+        assert_eq!(a.framing_errors, 1);
+    }
+
+    #[test]
+    fn render_lists_names_and_values() {
+        let info = ServerInfo {
+            pid: 42,
+            uptime: 3,
+            time: 1_700_000_000,
+            threads: 2,
+        };
+        let sum = WorkerStats {
+            get_hits: 5,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        render(&info, &sum, &mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("pid 42\n"));
+        assert!(text.contains("threads 2\n"));
+        assert!(text.contains("get_hits 5\n"));
+        assert!(text.ends_with('\n'));
+    }
+}

@@ -1,0 +1,11 @@
+//! Storage: one worker's partition of the key space.
+//!
+//! Pure and single-threaded: no sockets, no threads, no clock reads (the
+//! time is passed in), no protocol types. It executes protocol-neutral
+//! [`Command`](crate::command::Command)s and answers
+//! [`Outcome`](crate::command::Outcome)s that borrow from the table, so a hit
+//! can be encoded onto the wire without a copy in between.
+
+mod partition;
+
+pub use partition::{ITEM_OVERHEAD, Partition, PartitionStats};
