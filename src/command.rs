@@ -102,7 +102,7 @@ pub enum Outcome<V> {
     NotFound,
 }
 
-impl<'a> Outcome<&'a [u8]> {
+impl Outcome<&[u8]> {
     /// Copies the outcome into `buf` (cleared first, capacity reused) so it
     /// can travel to another worker.
     pub fn to_owned_in(&self, mut buf: Vec<u8>) -> Outcome<Vec<u8>> {

@@ -11,6 +11,12 @@ use clap::Parser;
 use crate::clock::{Clock, SystemClock};
 use crate::protocol::native::Limits;
 
+/// Keys are u16-length-prefixed on the wire.
+const MAX_KEY_LEN: usize = u16::MAX as usize;
+/// Values are u32-length-prefixed, and SET_TTL spends 4 of those bytes on
+/// the TTL.
+const MAX_ITEM_SIZE: u64 = u32::MAX as u64 - 4;
+
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,6 +79,8 @@ pub enum ConfigError {
     NoThreads,
     /// A limit of zero.
     ZeroLimit(&'static str),
+    /// A limit the wire format cannot express.
+    LimitTooLarge(&'static str, u64),
 }
 
 impl fmt::Display for ConfigError {
@@ -84,6 +92,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::NoThreads => f.write_str("--threads must be at least 1"),
             ConfigError::ZeroLimit(flag) => write!(f, "{flag} must be at least 1"),
+            ConfigError::LimitTooLarge(flag, max) => write!(f, "{flag} must be at most {max}"),
         }
     }
 }
@@ -169,6 +178,15 @@ impl Cli {
         if self.max_item_size == 0 {
             return Err(ConfigError::ZeroLimit("--max-item-size"));
         }
+        if self.max_key_len > MAX_KEY_LEN {
+            return Err(ConfigError::LimitTooLarge(
+                "--max-key-len",
+                MAX_KEY_LEN as u64,
+            ));
+        }
+        if self.max_item_size as u64 > MAX_ITEM_SIZE {
+            return Err(ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE));
+        }
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
         Ok(Config {
             listen,
@@ -176,8 +194,7 @@ impl Cli {
             cores,
             pin: !self.no_pin,
             limits: Limits {
-                // Keys are u16-length-prefixed on the wire.
-                max_key_len: self.max_key_len.min(u16::MAX as usize),
+                max_key_len: self.max_key_len,
                 max_value_len: self.max_item_size,
             },
             ..Config::default()
@@ -224,6 +241,11 @@ mod tests {
     fn bad_flags_are_refused() {
         let cli = Cli::parse_from(["cafe-server", "--threads", "0"]);
         assert_eq!(cli.into_config().err(), Some(ConfigError::NoThreads));
+        let cli = Cli::parse_from(["cafe-server", "--max-key-len", "70000"]);
+        assert!(matches!(
+            cli.into_config(),
+            Err(ConfigError::LimitTooLarge("--max-key-len", _))
+        ));
         let cli = Cli::parse_from(["cafe-server", "--listen", "nowhere"]);
         assert!(matches!(cli.into_config(), Err(ConfigError::BadListen(_))));
     }

@@ -194,12 +194,6 @@ impl Connection {
         }
     }
 
-    /// The read state, for tests and logs.
-    #[cfg(test)]
-    pub fn read_state(&self) -> ReadState {
-        self.read
-    }
-
     fn owes_too_much(&self) -> bool {
         self.replies.owed() >= MAX_OWED || self.replies.buffered_bytes() >= MAX_BUFFERED_OUT
     }
@@ -277,10 +271,10 @@ impl Connection {
                 }
                 self.read = ReadState::Idle;
             }
-            if let ReadState::Body { frame_len } = self.read {
-                if self.rbuf.len() < frame_len {
-                    return;
-                }
+            if let ReadState::Body { frame_len } = self.read
+                && self.rbuf.len() < frame_len
+            {
+                return;
             }
             let data = &self.rbuf.buf[self.rbuf.start..self.rbuf.end];
             match native::decode_request(data, limits) {

@@ -150,10 +150,10 @@ impl Server {
             let spawned = std::thread::Builder::new()
                 .name(format!("cafe-worker-{id}"))
                 .spawn(move || {
-                    if let Some(core) = core {
-                        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                            log::warn!("worker {id}: could not pin to core {core}");
-                        }
+                    if let Some(core) = core
+                        && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
+                    {
+                        log::warn!("worker {id}: could not pin to core {core}");
                     }
                     if let Err(e) = worker.run() {
                         log::error!("worker {id} stopped: {e}");

@@ -111,10 +111,10 @@ impl Shard {
     /// Wakes every worker sent a message since the last call.
     pub fn flush_wakes(&mut self) {
         for (to, pending) in self.to_wake.iter_mut().enumerate() {
-            if std::mem::take(pending) {
-                if let Err(e) = self.outboxes[to].wake() {
-                    log::error!("worker {}: waking worker {to} failed: {e}", self.id);
-                }
+            if std::mem::take(pending)
+                && let Err(e) = self.outboxes[to].wake()
+            {
+                log::error!("worker {}: waking worker {to} failed: {e}", self.id);
             }
         }
     }

@@ -224,12 +224,11 @@ impl Worker {
                 }
                 Message::Executed { reply_to, outcome } => {
                     let enc = self.shard.encoder();
-                    if let Some(conn) = self.conns.get_mut(reply_to.conn) {
-                        if conn.generation == reply_to.generation
-                            && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
-                        {
-                            self.queue_flush((reply_to.conn, reply_to.generation));
-                        }
+                    if let Some(conn) = self.conns.get_mut(reply_to.conn)
+                        && conn.generation == reply_to.generation
+                        && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
+                    {
+                        self.queue_flush((reply_to.conn, reply_to.generation));
                     }
                 }
                 Message::Gather { reply_to } => {
@@ -241,12 +240,11 @@ impl Worker {
                 }
                 Message::Gathered { reply_to, stats } => {
                     let enc = self.shard.encoder();
-                    if let Some(conn) = self.conns.get_mut(reply_to.conn) {
-                        if conn.generation == reply_to.generation
-                            && conn.replies.fill_gather(reply_to.seq, &stats, &enc)
-                        {
-                            self.queue_flush((reply_to.conn, reply_to.generation));
-                        }
+                    if let Some(conn) = self.conns.get_mut(reply_to.conn)
+                        && conn.generation == reply_to.generation
+                        && conn.replies.fill_gather(reply_to.seq, &stats, &enc)
+                    {
+                        self.queue_flush((reply_to.conn, reply_to.generation));
                     }
                 }
                 Message::Shutdown => self.begin_shutdown(),
@@ -286,11 +284,11 @@ impl Worker {
     }
 
     fn queue_flush(&mut self, conn_ref: ConnRef) {
-        if let Some(conn) = self.live(conn_ref) {
-            if !conn.queued_flush {
-                conn.queued_flush = true;
-                self.to_flush.push(conn_ref);
-            }
+        if let Some(conn) = self.live(conn_ref)
+            && !conn.queued_flush
+        {
+            conn.queued_flush = true;
+            self.to_flush.push(conn_ref);
         }
     }
 
