@@ -268,6 +268,21 @@ pub enum Decoded<T> {
     },
 }
 
+/// Refuses a stream that is not ours from its first two or three bytes,
+/// without waiting for a header that may never come.
+fn check_prefix(buf: &[u8]) -> Result<(), FrameError> {
+    if let [a, b, ..] = *buf {
+        let magic = u16::from_be_bytes([a, b]);
+        if magic != MAGIC {
+            return Err(FrameError::BadMagic(magic));
+        }
+    }
+    match buf.get(2) {
+        Some(&v) if v != VERSION => Err(FrameError::UnsupportedVersion(v)),
+        _ => Ok(()),
+    }
+}
+
 fn validate_request(h: &Header, limits: &Limits) -> Result<(), RequestError> {
     let key_len = usize::from(h.key_len);
     let value_len = u64::from(h.value_len);
@@ -332,17 +347,7 @@ pub fn decode_request<'a>(
     limits: &Limits,
 ) -> Result<Decoded<Request<'a>>, FrameError> {
     let Some(h) = Header::parse(buf) else {
-        // Two bytes are enough to refuse a stream that is not ours, without
-        // waiting for a header that may never come.
-        if buf.len() >= 2 {
-            let magic = u16::from_be_bytes([buf[0], buf[1]]);
-            if magic != MAGIC {
-                return Err(FrameError::BadMagic(magic));
-            }
-        }
-        if buf.len() >= 3 && buf[2] != VERSION {
-            return Err(FrameError::UnsupportedVersion(buf[2]));
-        }
+        check_prefix(buf)?;
         return Ok(Decoded::Incomplete { needed: HEADER_LEN });
     };
     h.check_framing()?;
@@ -387,21 +392,44 @@ pub fn decode_request<'a>(
     })
 }
 
-fn header(opcode: u8, flags: u16, key_len: usize, value_len: usize) -> Header {
+fn header(opcode: u8, flags: u16, key_len: u16, value_len: u32) -> Header {
     Header {
         magic: MAGIC,
         version: VERSION,
         opcode,
         flags,
-        // Callers hold keys to u16 and values to u32; saturating keeps a
-        // caller's bug from writing a frame whose lengths wrap.
-        key_len: u16::try_from(key_len).unwrap_or(u16::MAX),
-        value_len: u32::try_from(value_len).unwrap_or(u32::MAX),
+        key_len,
+        value_len,
     }
 }
 
-/// Appends a request frame to `out`.
-pub fn encode_request(req: &Request<'_>, out: &mut Vec<u8>) {
+/// A request the wire format cannot express.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The key does not fit the 16-bit length field.
+    KeyTooLong(usize),
+    /// The value (with its TTL prefix) does not fit the 32-bit length field.
+    ValueTooLarge(usize),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::KeyTooLong(len) => {
+                write!(f, "key of {len} bytes does not fit a 16-bit length")
+            }
+            EncodeError::ValueTooLarge(len) => {
+                write!(f, "value of {len} bytes does not fit a 32-bit length")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Appends a request frame to `out`. On error nothing is written, so a
+/// stream never carries a frame whose body disagrees with its header.
+pub fn encode_request(req: &Request<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let (op, flags, key, prefix, value): (u8, u16, &[u8], Option<u32>, &[u8]) = match *req {
         Request::Get { key } => (opcode::GET, 0, key, None, b""),
         Request::Delete { key } => (opcode::DELETE, 0, key, None, b""),
@@ -421,12 +449,19 @@ pub fn encode_request(req: &Request<'_>, out: &mut Vec<u8>) {
         Request::Stats => (opcode::STATS, 0, b"", None, b""),
     };
     let prefix_len = if prefix.is_some() { TTL_LEN } else { 0 };
-    header(op, flags, key.len(), prefix_len + value.len()).write(out);
+    let key_len = u16::try_from(key.len()).map_err(|_| EncodeError::KeyTooLong(key.len()))?;
+    let value_len = value
+        .len()
+        .checked_add(prefix_len)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(EncodeError::ValueTooLarge(value.len()))?;
+    header(op, flags, key_len, value_len).write(out);
     out.extend_from_slice(key);
     if let Some(ttl) = prefix {
         out.extend_from_slice(&ttl.to_be_bytes());
     }
     out.extend_from_slice(value);
+    Ok(())
 }
 
 /// How a response ended.
@@ -439,6 +474,7 @@ pub enum Status {
     /// RESP_NOT_FOUND.
     NotFound,
     /// An opcode a v1 client does not know; kept so a client can report it.
+    /// Only opcodes outside 128..=130 decode to this.
     Unknown(u8),
 }
 
@@ -518,6 +554,7 @@ pub fn decode_response(
     max_value_len: usize,
 ) -> Result<Decoded<Response<'_>>, ResponseError> {
     let Some(h) = Header::parse(buf) else {
+        check_prefix(buf)?;
         return Ok(Decoded::Incomplete { needed: HEADER_LEN });
     };
     h.check_framing()?;
@@ -545,8 +582,13 @@ pub fn decode_response(
 }
 
 /// Appends a response frame to `out`.
+///
+/// The caller guarantees the value fits a u32 length: a server's values are
+/// bounded by its item-size limit, which the configuration caps below 4 GiB.
 pub fn encode_response(resp: &Response<'_>, out: &mut Vec<u8>) {
-    header(resp.status.opcode(), resp.flags, 0, resp.value.len()).write(out);
+    debug_assert!(u32::try_from(resp.value.len()).is_ok());
+    let value_len = u32::try_from(resp.value.len()).unwrap_or(u32::MAX);
+    header(resp.status.opcode(), resp.flags, 0, value_len).write(out);
     out.extend_from_slice(resp.value);
 }
 
@@ -557,6 +599,12 @@ pub fn encode_error(reason: &dyn fmt::Display, out: &mut Vec<u8>) {
     header(opcode::RESP_ERR, 0, 0, 0).write(out);
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{reason}");
+    patch_value_len(out, start);
+}
+
+/// Sets the value length of the response that starts at `out[start]` to
+/// everything after its header, for bodies written in place.
+pub fn patch_value_len(out: &mut [u8], start: usize) {
     let len = (out.len() - start - HEADER_LEN) as u32;
     out[start + 8..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
 }
@@ -572,7 +620,7 @@ mod tests {
     #[test]
     fn get_request_bytes_are_exact() {
         let mut out = Vec::new();
-        encode_request(&Request::Get { key: b"k1" }, &mut out);
+        encode_request(&Request::Get { key: b"k1" }, &mut out).expect("fits");
         assert_eq!(out, [0xCA, 0xFE, 1, 1, 0, 0, 0, 2, 0, 0, 0, 0, b'k', b'1']);
     }
 
@@ -585,7 +633,7 @@ mod tests {
             flags: 0x0102,
             ttl: Some(60),
         };
-        encode_request(&req, &mut out);
+        encode_request(&req, &mut out).expect("fits");
         assert_eq!(
             out,
             [
@@ -612,7 +660,8 @@ mod tests {
                 ttl: None,
             },
             &mut out,
-        );
+        )
+        .expect("fits");
         for cut in 0..out.len() {
             match decode_request(&out[..cut], &limits()) {
                 Ok(Decoded::Incomplete { needed }) => {
@@ -629,7 +678,7 @@ mod tests {
     #[test]
     fn huge_claims_are_rejected_from_the_header_alone() {
         let mut h = Vec::new();
-        header(opcode::SET, 0, 1, u32::MAX as usize).write(&mut h);
+        header(opcode::SET, 0, 1, u32::MAX).write(&mut h);
         assert_eq!(
             decode_request(&h, &limits()),
             Ok(Decoded::Rejected {
@@ -678,7 +727,7 @@ mod tests {
         ];
         for &(op, flags, key_len, value_len, err) in cases {
             let mut h = Vec::new();
-            header(op, flags, key_len, value_len).write(&mut h);
+            header(op, flags, key_len as u16, value_len as u32).write(&mut h);
             assert_eq!(
                 decode_request(&h, &limits()),
                 Ok(Decoded::Rejected {
@@ -688,6 +737,25 @@ mod tests {
                 "opcode {op}"
             );
         }
+    }
+
+    #[test]
+    fn unencodable_requests_write_nothing() {
+        let mut out = Vec::new();
+        let key = vec![b'k'; 70_000];
+        assert_eq!(
+            encode_request(&Request::Get { key: &key }, &mut out),
+            Err(EncodeError::KeyTooLong(70_000))
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn response_decoder_refuses_foreign_bytes_early() {
+        assert_eq!(
+            decode_response(&[0x80, 0x01], 1024),
+            Err(ResponseError::Frame(FrameError::BadMagic(0x8001)))
+        );
     }
 
     #[test]

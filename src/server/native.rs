@@ -91,8 +91,7 @@ pub(crate) fn encode_stats(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u
     let start = out.len();
     encode_ok(out);
     stats::render(info, sum, out);
-    let len = (out.len() - start - native::HEADER_LEN) as u32;
-    out[start + 8..start + native::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    native::patch_value_len(out, start);
 }
 
 /// The encoder a connection hands to its reply queue. Server facts are
