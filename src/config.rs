@@ -48,6 +48,30 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Checks what flags and code alike can get wrong: no workers, or limits
+    /// of zero or beyond what the wire format can express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.threads == 0 {
+            return Err(ConfigError::NoThreads);
+        }
+        if self.limits.max_key_len == 0 {
+            return Err(ConfigError::ZeroLimit("--max-key-len"));
+        }
+        if self.limits.max_value_len == 0 {
+            return Err(ConfigError::ZeroLimit("--max-item-size"));
+        }
+        if self.limits.max_key_len > MAX_KEY_LEN {
+            return Err(ConfigError::LimitTooLarge(
+                "--max-key-len",
+                MAX_KEY_LEN as u64,
+            ));
+        }
+        if self.limits.max_value_len as u64 > MAX_ITEM_SIZE {
+            return Err(ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE));
+        }
+        Ok(())
+    }
+
     /// A configuration for tests and embedding: `threads` workers on an
     /// ephemeral loopback port, unpinned (tests share cores with the test
     /// runner and must not fight over them).
@@ -169,26 +193,8 @@ impl Cli {
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| ConfigError::BadListen(self.listen.clone()))?;
         let threads = self.threads.unwrap_or_else(available_cores);
-        if threads == 0 {
-            return Err(ConfigError::NoThreads);
-        }
-        if self.max_key_len == 0 {
-            return Err(ConfigError::ZeroLimit("--max-key-len"));
-        }
-        if self.max_item_size == 0 {
-            return Err(ConfigError::ZeroLimit("--max-item-size"));
-        }
-        if self.max_key_len > MAX_KEY_LEN {
-            return Err(ConfigError::LimitTooLarge(
-                "--max-key-len",
-                MAX_KEY_LEN as u64,
-            ));
-        }
-        if self.max_item_size as u64 > MAX_ITEM_SIZE {
-            return Err(ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE));
-        }
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
-        Ok(Config {
+        let config = Config {
             listen,
             threads,
             cores,
@@ -198,7 +204,9 @@ impl Cli {
                 max_value_len: self.max_item_size,
             },
             ..Config::default()
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -235,6 +243,19 @@ mod tests {
         assert!(cfg.pin);
         assert_eq!(cfg.limits.max_key_len, 100);
         assert_eq!(cfg.limits.max_value_len, 1 << 20);
+    }
+
+    #[test]
+    fn configs_built_in_code_are_validated_too() {
+        let mut cfg = Config::ephemeral(1);
+        assert_eq!(cfg.validate(), Ok(()));
+        cfg.limits.max_key_len = 70_000;
+        assert_eq!(
+            cfg.validate(),
+            Err(ConfigError::LimitTooLarge("--max-key-len", 65_535))
+        );
+        let cfg = Config::ephemeral(0);
+        assert_eq!(cfg.validate(), Err(ConfigError::NoThreads));
     }
 
     #[test]

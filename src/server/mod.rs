@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use mailbox::{Message, Outbox};
 use shard::Shard;
 use worker::{Shared, WAKER, Worker};
@@ -42,8 +42,8 @@ pub enum StartError {
         /// The cores available.
         available: Vec<usize>,
     },
-    /// No worker threads were asked for.
-    NoThreads,
+    /// The configuration is inconsistent.
+    Config(ConfigError),
     /// A worker thread could not be spawned.
     Spawn(io::Error),
 }
@@ -59,7 +59,7 @@ impl fmt::Display for StartError {
                     "core {core} is not available; available cores: {available:?}"
                 )
             }
-            StartError::NoThreads => f.write_str("at least one worker thread is needed"),
+            StartError::Config(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot spawn a worker thread: {e}"),
         }
     }
@@ -113,10 +113,8 @@ impl Server {
     /// Binds, builds every worker, and starts them. Returns once the
     /// listeners accept connections.
     pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+        config.validate().map_err(StartError::Config)?;
         let n = config.threads;
-        if n == 0 {
-            return Err(StartError::NoThreads);
-        }
         let pinning = plan_pinning(&config)?;
         let (listeners, addr) =
             listener::bind_all(config.listen, n).map_err(|e| StartError::Bind(config.listen, e))?;
