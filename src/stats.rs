@@ -50,7 +50,7 @@ counters! {
     delete_hits,
     /// DELETEs that found nothing.
     delete_misses,
-    /// Items stored now.
+    /// Items stored now, expired ones not yet reclaimed included.
     curr_items,
     /// Items stored since start.
     total_items,
