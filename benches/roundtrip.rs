@@ -61,7 +61,10 @@ fn main() {
     let mut client = Client::connect(server.local_addr()).expect("connect");
     client.set(b"rtt:0", &value, 0).expect("set");
     measure(&mut client, b"rtt:0", iterations / 10);
-    report("threads=1 local", &measure(&mut client, b"rtt:0", iterations));
+    report(
+        "threads=1 local",
+        &measure(&mut client, b"rtt:0", iterations),
+    );
     drop(client);
     drop(server);
 
@@ -85,6 +88,12 @@ fn main() {
     };
     measure(&mut client, local, iterations / 10);
     measure(&mut client, remote, iterations / 10);
-    report("threads=2 local key", &measure(&mut client, local, iterations));
-    report("threads=2 cross-worker key", &measure(&mut client, remote, iterations));
+    report(
+        "threads=2 local key",
+        &measure(&mut client, local, iterations),
+    );
+    report(
+        "threads=2 cross-worker key",
+        &measure(&mut client, remote, iterations),
+    );
 }

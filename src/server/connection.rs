@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::command::Op;
 use crate::protocol::native::{self, Decoded, HEADER_LEN, Limits, Request};
 use crate::stats::WorkerStats;
 
@@ -41,6 +42,17 @@ const MAX_OWED: usize = 1024;
 /// Unwritten reply bytes past which a connection stops reading: a client
 /// that pipelines without reading cannot make the server buffer without end.
 const MAX_BUFFERED_OUT: usize = 1 << 20;
+/// Reply bytes a connection may have coming from other workers, sizing its
+/// window of forwarded requests in flight. A forwarded GET's reply size is
+/// unknown until the owner runs it, so the only hard bound is a count: the
+/// window is this budget divided by the largest item, which bounds a
+/// connection's memory at `MAX_BUFFERED_OUT` plus this budget (or
+/// `MIN_REMOTE_WINDOW` items, if larger).
+const REMOTE_REPLY_BUDGET: usize = 64 << 20;
+/// The window never shrinks below this, so a deep pipeline still amortises
+/// its wakes with large items. Only forwarded GETs count: other replies are
+/// a header of known size.
+const MIN_REMOTE_WINDOW: usize = 16;
 /// Bytes read from one connection in one loop turn before the others get a
 /// turn; the rest is read on the next turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -71,7 +83,8 @@ pub(crate) enum Lifecycle {
     /// Reading and answering requests.
     Open,
     /// No more reading (the client half-closed, or the server is shutting
-    /// down): answer what was received, then close.
+    /// down): answer what was received, then close; gracefully, through
+    /// `Lingering`, unless the client's EOF was already read.
     Finishing,
     /// The stream could not be framed. An error reply is queued behind the
     /// replies owed; once all are written the write side is shut down.
@@ -173,6 +186,8 @@ pub(crate) struct Connection {
     /// Reading stopped because too many replies are owed; resumed by
     /// [`Connection::after_write`] once they drain.
     paused: bool,
+    /// The client's EOF was read.
+    eof_seen: bool,
     rbuf: ReadBuf,
     read: ReadState,
 }
@@ -189,13 +204,16 @@ impl Connection {
             queued_flush: false,
             queued_run: false,
             paused: false,
+            eof_seen: false,
             rbuf: ReadBuf::default(),
             read: ReadState::Idle,
         }
     }
 
-    fn owes_too_much(&self) -> bool {
-        self.replies.owed() >= MAX_OWED || self.replies.buffered_bytes() >= MAX_BUFFERED_OUT
+    fn owes_too_much(&self, limits: &Limits) -> bool {
+        self.replies.owed() >= MAX_OWED
+            || self.replies.buffered_bytes() >= MAX_BUFFERED_OUT
+            || self.replies.remote_in_flight() >= remote_window(limits)
     }
 
     /// Stop reading and close once everything owed is written.
@@ -218,7 +236,7 @@ impl Connection {
             if self.lifecycle == Lifecycle::Failing {
                 return Drive::Wait;
             }
-            if self.lifecycle == Lifecycle::Open && self.owes_too_much() {
+            if self.lifecycle == Lifecycle::Open && self.owes_too_much(limits) {
                 self.paused = true;
                 return Drive::Wait;
             }
@@ -237,6 +255,7 @@ impl Connection {
             match self.sock.read(&mut spare[..want]) {
                 Ok(0) => {
                     self.readable = false;
+                    self.eof_seen = true;
                     return match self.lifecycle {
                         Lifecycle::Lingering { .. } => Drive::Close,
                         _ => {
@@ -259,7 +278,7 @@ impl Connection {
     /// Dispatches every complete frame in the buffer (the seed's
     /// "processing" step), advancing the read state.
     fn process(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) {
-        while !self.owes_too_much() {
+        while !self.owes_too_much(limits) {
             if let ReadState::Swallow { remaining } = self.read {
                 let n = remaining.min(self.rbuf.len() as u64);
                 self.rbuf.consume(n as usize);
@@ -341,16 +360,22 @@ impl Connection {
     /// After writing: what the lifecycle asks for now that output may have
     /// drained. `Yield` means "drive me again": backpressure lifted, or a
     /// connection that failed framing must start discarding input.
-    pub fn after_write(&mut self) -> Drive {
+    pub fn after_write(&mut self, limits: &Limits) -> Drive {
         match self.lifecycle {
-            Lifecycle::Open if self.paused && !self.owes_too_much() => {
+            Lifecycle::Open if self.paused && !self.owes_too_much(limits) => {
                 self.paused = false;
                 Drive::Yield
             }
             Lifecycle::Open | Lifecycle::Lingering { .. } => Drive::Wait,
             _ if !self.replies.is_idle() => Drive::Wait,
-            Lifecycle::Finishing => Drive::Close,
-            Lifecycle::Failing => {
+            // The client sent EOF, so nothing of it is left unread: a plain
+            // close cannot turn into a reset.
+            Lifecycle::Finishing if self.eof_seen => Drive::Close,
+            // Unread input may remain (the server is shutting down, or had
+            // stopped reading under backpressure): closing now would send a
+            // reset that can destroy replies still in flight, so close the
+            // write side and drain first, as after a framing error.
+            Lifecycle::Finishing | Lifecycle::Failing => {
                 if self.sock.shutdown(Shutdown::Write).is_err() {
                     return Drive::Close;
                 }
@@ -362,6 +387,12 @@ impl Connection {
             }
         }
     }
+}
+
+/// Forwarded requests a connection may have in flight (see
+/// [`REMOTE_REPLY_BUDGET`]).
+fn remote_window(limits: &Limits) -> usize {
+    (REMOTE_REPLY_BUDGET / limits.max_value_len.max(1)).clamp(MIN_REMOTE_WINDOW, MAX_OWED)
 }
 
 /// Runs one decoded request: inline if this worker owns the key, otherwise
@@ -387,7 +418,8 @@ fn dispatch(
                 let outcome = shard.execute(&cmd);
                 replies.push_ready(|out| encode_outcome(&outcome, out));
             } else {
-                let seq = replies.push_remote(ReplyCtx::Native);
+                let sized = matches!(cmd.op, Op::Get);
+                let seq = replies.push_remote(ReplyCtx::Native, sized);
                 let to = reply_to(seq);
                 shard.forward(owner, to, &cmd);
             }

@@ -43,9 +43,12 @@ pub(crate) trait Encode {
 enum Slot {
     /// A finished reply of `len` bytes at the front of `staged`.
     Staged { len: usize },
-    /// Waiting for the owning worker's outcome.
+    /// Waiting for the owning worker's outcome. `sized` marks a reply
+    /// whose size is unknown until it arrives (a GET's value), the only kind
+    /// the connection's window of forwarded requests counts.
     Remote {
         ctx: ReplyCtx,
+        sized: bool,
         outcome: Option<Outcome<Vec<u8>>>,
     },
     /// STATS, waiting for `remaining` workers' counters.
@@ -77,6 +80,10 @@ pub(crate) struct Replies {
     staged_taken: usize,
     slots: VecDeque<Slot>,
     base_seq: u64,
+    /// Forwarded requests with a reply of unknown size not arrived yet.
+    remote_in_flight: usize,
+    /// Bytes of arrived remote values held in their slots until released.
+    held_bytes: usize,
 }
 
 /// Buffers that grew past this are released once empty, so one large reply
@@ -89,9 +96,15 @@ impl Replies {
         self.slots.len()
     }
 
-    /// Bytes encoded but not yet written, staged ones included.
+    /// Forwarded requests whose reply, of unknown size, has not arrived.
+    pub fn remote_in_flight(&self) -> usize {
+        self.remote_in_flight
+    }
+
+    /// Reply bytes held, not yet written: encoded, staged, or arrived from
+    /// another worker and waiting for their turn.
     pub fn buffered_bytes(&self) -> usize {
-        (self.out.len() - self.sent) + (self.staged.len() - self.staged_taken)
+        (self.out.len() - self.sent) + (self.staged.len() - self.staged_taken) + self.held_bytes
     }
 
     /// Nothing owed and nothing left to write.
@@ -112,9 +125,16 @@ impl Replies {
     }
 
     /// Adds a reply another worker will finish; returns its sequence number.
-    pub fn push_remote(&mut self, ctx: ReplyCtx) -> u64 {
+    /// `sized`: the reply may carry a value (its size is unknown until it
+    /// arrives).
+    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool) -> u64 {
         let seq = self.next_seq();
-        self.slots.push_back(Slot::Remote { ctx, outcome: None });
+        self.slots.push_back(Slot::Remote {
+            ctx,
+            sized,
+            outcome: None,
+        });
+        self.remote_in_flight += usize::from(sized);
         seq
     }
 
@@ -142,12 +162,15 @@ impl Replies {
     /// Fills a remote slot. False if no such slot is waiting (a bug or a
     /// stale message; the caller drops it).
     pub fn fill_remote(&mut self, seq: u64, result: Outcome<Vec<u8>>, enc: &impl Encode) -> bool {
+        let held = held_len(&result);
         match self.slot_mut(seq) {
-            Some(Slot::Remote { outcome, .. }) if outcome.is_none() => {
+            Some(Slot::Remote { outcome, sized, .. }) if outcome.is_none() => {
                 *outcome = Some(result);
+                self.remote_in_flight -= usize::from(*sized);
             }
             _ => return false,
         }
+        self.held_bytes += held;
         self.release(enc);
         true
     }
@@ -182,7 +205,11 @@ impl Replies {
                 Slot::Remote {
                     ctx,
                     outcome: Some(outcome),
-                } => enc.outcome(ctx, &outcome.as_borrowed(), &mut self.out),
+                    ..
+                } => {
+                    self.held_bytes -= held_len(&outcome);
+                    enc.outcome(ctx, &outcome.as_borrowed(), &mut self.out);
+                }
                 Slot::Remote { outcome: None, .. } => {}
                 Slot::Gather { ctx, sum, .. } => enc.stats(ctx, &sum, &mut self.out),
             }
@@ -211,6 +238,13 @@ impl Replies {
                 self.out = Vec::new();
             }
         }
+    }
+}
+
+fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
+    match outcome {
+        Outcome::Hit { value, .. } => value.len(),
+        _ => 0,
     }
 }
 
@@ -254,16 +288,22 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::Native);
+        let s1 = r.push_remote(ReplyCtx::Native, true);
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::Native);
+        let s3 = r.push_remote(ReplyCtx::Native, true);
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
-        // The later remote reply arrives first: still held back.
+        assert_eq!(r.remote_in_flight(), 2);
+        // The later remote reply arrives first: still held back, but its
+        // bytes count as buffered.
         assert!(r.fill_remote(s3, hit(b"d"), &Plain));
         assert_eq!(r.unsent(), b"a");
+        assert_eq!(r.remote_in_flight(), 1);
+        assert_eq!(r.buffered_bytes(), 1 + 1 + 1 + 1);
         assert!(r.fill_remote(s1, hit(b"b"), &Plain));
         assert_eq!(r.unsent(), b"abcde");
+        assert_eq!(r.remote_in_flight(), 0);
+        assert_eq!(r.buffered_bytes(), 5);
         assert_eq!(r.owed(), 0);
         // Sequence numbers keep counting, so a duplicate is refused.
         assert!(!r.fill_remote(s1, hit(b"x"), &Plain));

@@ -330,11 +330,11 @@ impl Worker {
                 }
                 conn.write_interest = !all_written;
             }
-            let was_failing = conn.lifecycle == Lifecycle::Failing;
-            match conn.after_write() {
+            let was_closing = matches!(conn.lifecycle, Lifecycle::Failing | Lifecycle::Finishing);
+            match conn.after_write(&self.limits) {
                 Drive::Wait => {}
                 Drive::Yield => {
-                    if was_failing {
+                    if was_closing && matches!(conn.lifecycle, Lifecycle::Lingering { .. }) {
                         self.lingering.push(conn_ref);
                     }
                     if !conn.queued_run {
@@ -412,7 +412,9 @@ impl Worker {
             return false;
         };
         let workers = self.shard.workers();
-        if !self.reported_finished && self.conns.iter().all(|(_, c)| c.replies.is_idle()) {
+        // Finished once every connection is closed: lingering ones wait for
+        // their client's EOF, so no reply in flight is lost to a reset.
+        if !self.reported_finished && self.conns.is_empty() {
             self.reported_finished = true;
             self.shared.finished.fetch_add(1, Ordering::AcqRel);
         }
