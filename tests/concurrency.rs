@@ -24,6 +24,9 @@ use cafe::protocol::native::{Request, Status, encode_request};
 use cafe::router::Router;
 use cafe::server::{Server, ServerHandle};
 
+mod common;
+use common::Rng;
+
 /// Read and write timeout of every test socket: far above any honest wait
 /// on a loaded 2-core machine, far below a hung CI job.
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,31 +58,6 @@ fn connect(addr: SocketAddr) -> Client {
     let client = Client::connect(addr).expect("connect");
     set_timeouts(client.stream());
     client
-}
-
-/// A small deterministic generator (xorshift64*), so every run sends the
-/// same requests and a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }
 
 /// `per_worker` keys owned by each of `workers` workers, grouped by owner

@@ -29,6 +29,9 @@ use cafe::protocol::native::{FrameError, Limits, RequestError, opcode};
 use cafe::router::Router;
 use cafe::server::{Server, ServerHandle};
 
+mod common;
+use common::Rng;
+
 /// Long enough for a loaded 2-core CI machine, short enough that a server
 /// that never answers fails the run quickly.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1465,23 +1468,6 @@ fn a_request_split_at_every_point_is_answered_once_and_correctly() {
     });
 }
 
-/// A small deterministic generator (xorshift64*), so the pipelined script
-/// is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// What one scripted request must be answered with.
 enum Expect {
     Exact(Resp),
@@ -1495,7 +1481,7 @@ enum Expect {
 /// A pipeline of every kind of request over `keys`, with the replies a
 /// `HashMap` model says it must get (the server starts empty of these keys).
 fn script(keys: &[Vec<u8>], n: usize, seed: u64) -> (Vec<u8>, Vec<Expect>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut model: HashMap<Vec<u8>, (u16, Vec<u8>)> = HashMap::new();
     let mut bytes = Vec::new();
     let mut expect = Vec::new();
