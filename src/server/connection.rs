@@ -188,6 +188,8 @@ pub(crate) struct Connection {
     paused: bool,
     /// The client's EOF was read.
     eof_seen: bool,
+    /// The last readiness event said the peer closed its write side.
+    pub read_closed: bool,
     rbuf: ReadBuf,
     read: ReadState,
 }
@@ -205,6 +207,7 @@ impl Connection {
             queued_run: false,
             paused: false,
             eof_seen: false,
+            read_closed: false,
             rbuf: ReadBuf::default(),
             read: ReadState::Idle,
         }
@@ -267,6 +270,15 @@ impl Connection {
                 Ok(n) => {
                     self.rbuf.filled(n);
                     budget = budget.saturating_sub(n);
+                    // A short read emptied the socket's receive queue. With
+                    // edge-triggered epoll every later arrival raises a new
+                    // event, so the read that would only answer WouldBlock
+                    // is skipped: one syscall less per request at depth 1.
+                    // Not when the peer's FIN is already queued: it raises
+                    // no further event, so read on until EOF.
+                    if n < want && !self.read_closed {
+                        self.readable = false;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

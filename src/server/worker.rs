@@ -124,6 +124,7 @@ impl Worker {
                         let conn_ref = (key, conn.generation);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             conn.readable = true;
+                            conn.read_closed |= event.is_read_closed() || event.is_error();
                             self.drive(conn_ref);
                         }
                         if event.is_writable() {
