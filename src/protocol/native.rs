@@ -21,8 +21,11 @@
 //! answered before its body arrives and the body can be skipped as it streams
 //! in: the peer's length claims never decide what we allocate.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::io::Write as _;
+
+pub use super::Decoded;
 
 /// First two bytes of every frame; a cheap check that both ends speak this
 /// protocol and that framing has not slipped.
@@ -241,33 +244,6 @@ pub enum Request<'a> {
     Stats,
 }
 
-/// The answer of an incremental decoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoded<T> {
-    /// A whole frame was present; `consumed` bytes belong to it.
-    Complete {
-        /// The decoded frame.
-        frame: T,
-        /// Bytes of input the frame occupied.
-        consumed: usize,
-    },
-    /// Not enough input yet; at least `needed` bytes in total are required.
-    /// Once the header is complete, `needed` is the exact frame length.
-    Incomplete {
-        /// Total bytes required from the start of the input.
-        needed: usize,
-    },
-    /// The header is complete and the request is refused. The whole frame,
-    /// `skip` bytes from the start of the input, must be discarded; most of
-    /// it may not have arrived yet.
-    Rejected {
-        /// Why it is refused.
-        error: RequestError,
-        /// Header plus body length.
-        skip: u64,
-    },
-}
-
 /// Refuses a stream that is not ours from its first two or three bytes,
 /// without waiting for a header that may never come.
 fn check_prefix(buf: &[u8]) -> Result<(), FrameError> {
@@ -345,7 +321,7 @@ fn validate_request(h: &Header, limits: &Limits) -> Result<(), RequestError> {
 pub fn decode_request<'a>(
     buf: &'a [u8],
     limits: &Limits,
-) -> Result<Decoded<Request<'a>>, FrameError> {
+) -> Result<Decoded<Request<'a>, RequestError>, FrameError> {
     let Some(h) = Header::parse(buf) else {
         check_prefix(buf)?;
         return Ok(Decoded::Incomplete { needed: HEADER_LEN });
@@ -552,7 +528,7 @@ impl From<FrameError> for ResponseError {
 pub fn decode_response(
     buf: &[u8],
     max_value_len: usize,
-) -> Result<Decoded<Response<'_>>, ResponseError> {
+) -> Result<Decoded<Response<'_>, Infallible>, ResponseError> {
     let Some(h) = Header::parse(buf) else {
         check_prefix(buf)?;
         return Ok(Decoded::Incomplete { needed: HEADER_LEN });
