@@ -4,25 +4,94 @@
 //!
 //! Protocol codecs translate wire frames into these types and back; storage
 //! executes them; the server moves them between workers. This module must not
-//! know any wire format, socket or thread.
+//! know any wire format, socket or thread. The vocabulary is memcached's
+//! (conditional stores, CAS, counters, touch), because that is the richest
+//! protocol served; the native protocol uses a subset.
+
+/// When an item expires, already resolved from the protocol's encoding
+/// (relative seconds, memcached's absolute Unix times, …) by the codec's
+/// server-side adapter, which knows the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Never expires.
+    Never,
+    /// Expires this many seconds after the owning worker executes the
+    /// command.
+    After(u32),
+    /// Already expired (an absolute time in the past): the store still
+    /// replaces any previous item, which then can never be read.
+    Immediately,
+}
+
+/// How a store treats an existing item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Store unconditionally.
+    Set,
+    /// Store only if the key holds no live item.
+    Add,
+    /// Store only if the key holds a live item.
+    Replace,
+    /// Add the bytes after the live item's value (flags and expiry kept).
+    Append,
+    /// Add the bytes before the live item's value (flags and expiry kept).
+    Prepend,
+}
 
 /// What a keyed command does. The scalars live here; the key and value bytes
 /// travel beside them, borrowed ([`Command`]) or in one owned buffer
 /// ([`OwnedCommand`]) when a command crosses to another worker.
+///
+/// A `cas` of 0 means "no check"; any other value must equal the item's
+/// current CAS or the command answers [`Outcome::Exists`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Look the key up.
     Get,
-    /// Store the value under the key, replacing any previous item.
-    Set {
-        /// Opaque client flags stored with the value and returned on a hit.
+    /// Look the key up and give the item a new expiry.
+    GetAndTouch {
+        /// The new expiry.
+        expiry: Expiry,
+    },
+    /// Give the item a new expiry.
+    Touch {
+        /// The new expiry.
+        expiry: Expiry,
+    },
+    /// Store the value.
+    Store {
+        /// Unconditional, add, replace, append or prepend.
+        mode: StoreMode,
+        /// Opaque client flags stored with the value (ignored by append and
+        /// prepend, which keep the item's).
         flags: u32,
-        /// Time to live in seconds, relative to now; 0 means the item never
-        /// expires.
-        ttl: u32,
+        /// Expiry of the stored item (ignored by append and prepend).
+        expiry: Expiry,
+        /// Required CAS, or 0.
+        cas: u64,
     },
     /// Remove the key.
-    Delete,
+    Delete {
+        /// Required CAS, or 0.
+        cas: u64,
+    },
+    /// Add to or subtract from a decimal counter. Increments wrap at 2^64;
+    /// decrements stop at 0.
+    Arith {
+        /// Increment (true) or decrement.
+        incr: bool,
+        /// The amount.
+        delta: u64,
+        /// The value to create a missing counter with.
+        initial: u64,
+        /// Whether a missing counter is created (memcached's expiry of
+        /// 0xffffffff says "do not").
+        create: bool,
+        /// Expiry of a created counter.
+        expiry: Expiry,
+        /// Required CAS, or 0.
+        cas: u64,
+    },
 }
 
 /// A keyed command with its bytes borrowed from a connection's read buffer.
@@ -36,7 +105,7 @@ pub struct Command<'a> {
     pub value: &'a [u8],
 }
 
-impl<'a> Command<'a> {
+impl Command<'_> {
     /// Copies key and value into one buffer so the command can cross threads
     /// with a single allocation.
     pub fn to_owned_command(&self) -> OwnedCommand {
@@ -48,6 +117,12 @@ impl<'a> Command<'a> {
             key_len: self.key.len(),
             buf,
         }
+    }
+
+    /// Whether the reply can carry a value, whose size is unknown until the
+    /// command runs.
+    pub fn returns_value(&self) -> bool {
+        matches!(self.op, Op::Get | Op::GetAndTouch { .. })
     }
 }
 
@@ -85,38 +160,84 @@ impl OwnedCommand {
 /// `Vec<u8>` when it must travel to another worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome<V> {
-    /// A GET found a live item.
+    /// A GET (or GAT) found a live item.
     Hit {
         /// The flags stored with the value.
         flags: u32,
+        /// The item's CAS.
+        cas: u64,
         /// The stored value.
         value: V,
     },
-    /// A GET found nothing (or only an expired item).
+    /// A GET or GAT found nothing (or only an expired item).
     Miss,
-    /// A SET stored its value.
-    Stored,
-    /// A DELETE removed an item.
-    Deleted,
-    /// A DELETE found nothing to remove.
+    /// A store succeeded; the item's new CAS.
+    Stored {
+        /// The new CAS.
+        cas: u64,
+    },
+    /// A conditional store's condition failed: ADD of an existing key, or
+    /// REPLACE, APPEND or PREPEND of a missing one.
+    NotStored,
+    /// The CAS given does not match the item's.
+    Exists,
+    /// The key holds no live item (DELETE, TOUCH, counters, and any command
+    /// with a CAS).
     NotFound,
+    /// A DELETE removed the item.
+    Deleted,
+    /// A TOUCH gave the item a new expiry.
+    Touched {
+        /// The item's flags.
+        flags: u32,
+        /// The item's CAS (unchanged by a touch).
+        cas: u64,
+    },
+    /// A counter's new value.
+    Counter {
+        /// The value after the operation.
+        value: u64,
+        /// The item's new CAS.
+        cas: u64,
+    },
+    /// INCR or DECR of a value that is not a decimal number.
+    NonNumeric,
+    /// APPEND or PREPEND would make the item larger than the limit.
+    TooLarge,
+}
+
+impl<V> Outcome<V> {
+    /// Applies `f` to the value of a hit, keeping every other outcome.
+    pub fn map_value<W>(self, f: impl FnOnce(V) -> W) -> Outcome<W> {
+        match self {
+            Outcome::Hit { flags, cas, value } => Outcome::Hit {
+                flags,
+                cas,
+                value: f(value),
+            },
+            Outcome::Miss => Outcome::Miss,
+            Outcome::Stored { cas } => Outcome::Stored { cas },
+            Outcome::NotStored => Outcome::NotStored,
+            Outcome::Exists => Outcome::Exists,
+            Outcome::NotFound => Outcome::NotFound,
+            Outcome::Deleted => Outcome::Deleted,
+            Outcome::Touched { flags, cas } => Outcome::Touched { flags, cas },
+            Outcome::Counter { value, cas } => Outcome::Counter { value, cas },
+            Outcome::NonNumeric => Outcome::NonNumeric,
+            Outcome::TooLarge => Outcome::TooLarge,
+        }
+    }
 }
 
 impl Outcome<&[u8]> {
     /// Copies the outcome into `buf` (cleared first, capacity reused) so it
     /// can travel to another worker.
     pub fn to_owned_in(&self, mut buf: Vec<u8>) -> Outcome<Vec<u8>> {
-        match *self {
-            Outcome::Hit { flags, value } => {
-                buf.clear();
-                buf.extend_from_slice(value);
-                Outcome::Hit { flags, value: buf }
-            }
-            Outcome::Miss => Outcome::Miss,
-            Outcome::Stored => Outcome::Stored,
-            Outcome::Deleted => Outcome::Deleted,
-            Outcome::NotFound => Outcome::NotFound,
-        }
+        self.clone().map_value(|value| {
+            buf.clear();
+            buf.extend_from_slice(value);
+            buf
+        })
     }
 }
 
@@ -124,14 +245,12 @@ impl Outcome<Vec<u8>> {
     /// Borrows an owned outcome so one encoder serves both paths.
     pub fn as_borrowed(&self) -> Outcome<&[u8]> {
         match self {
-            Outcome::Hit { flags, value } => Outcome::Hit {
+            Outcome::Hit { flags, cas, value } => Outcome::Hit {
                 flags: *flags,
+                cas: *cas,
                 value: value.as_slice(),
             },
-            Outcome::Miss => Outcome::Miss,
-            Outcome::Stored => Outcome::Stored,
-            Outcome::Deleted => Outcome::Deleted,
-            Outcome::NotFound => Outcome::NotFound,
+            other => other.clone().map_value(|_| &[][..]),
         }
     }
 }
@@ -143,7 +262,12 @@ mod tests {
     #[test]
     fn owned_command_round_trips_key_and_value() {
         let cmd = Command {
-            op: Op::Set { flags: 7, ttl: 9 },
+            op: Op::Store {
+                mode: StoreMode::Set,
+                flags: 7,
+                expiry: Expiry::After(9),
+                cas: 0,
+            },
             key: b"key",
             value: b"value",
         };
@@ -157,6 +281,7 @@ mod tests {
         let ptr = buf.as_ptr();
         let owned = Outcome::Hit {
             flags: 1,
+            cas: 5,
             value: &b"abc"[..],
         }
         .to_owned_in(buf);
@@ -168,8 +293,13 @@ mod tests {
             owned.as_borrowed(),
             Outcome::Hit {
                 flags: 1,
+                cas: 5,
                 value: &b"abc"[..]
             }
+        );
+        assert_eq!(
+            Outcome::<&[u8]>::Counter { value: 3, cas: 4 }.to_owned_in(Vec::new()),
+            Outcome::Counter { value: 3, cas: 4 }
         );
     }
 }

@@ -2,7 +2,8 @@
 //! sharing (plain integers, no atomics on the hot path); a STATS request
 //! gathers a copy from every worker and sums them.
 
-use std::fmt::Write as _;
+use std::fmt;
+use std::io::Write as _;
 
 /// Defines the counter struct once so names, merge and listing cannot drift.
 macro_rules! counters {
@@ -64,6 +65,33 @@ counters! {
     request_errors,
     /// Connections closed because their stream could not be framed.
     framing_errors,
+    /// INCRs that found their counter.
+    incr_hits,
+    /// INCRs that found no counter.
+    incr_misses,
+    /// DECRs that found their counter.
+    decr_hits,
+    /// DECRs that found no counter.
+    decr_misses,
+    /// Stores with a CAS that matched.
+    cas_hits,
+    /// Stores with a CAS whose key was missing.
+    cas_misses,
+    /// Stores with a CAS that did not match.
+    cas_badval,
+    /// TOUCH and GAT requests.
+    cmd_touch,
+    /// TOUCHes and GATs that found their item.
+    touch_hits,
+    /// TOUCHes and GATs that found nothing.
+    touch_misses,
+    /// FLUSH requests (counted once per worker reached).
+    cmd_flush,
+    /// Requests that found only a flushed item.
+    get_flushed,
+    /// Items removed to make room for others (none until a memory limit
+    /// exists).
+    evictions,
 }
 
 /// Server-wide facts that are not counters.
@@ -79,19 +107,43 @@ pub struct ServerInfo {
     pub threads: usize,
 }
 
-/// Renders the STATS body: one `name value` pair per line, `\n`-terminated.
-pub fn render(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u8>) {
-    let mut s = String::with_capacity(512);
-    // Writing to a String cannot fail.
-    let _ = writeln!(s, "pid {}", info.pid);
-    let _ = writeln!(s, "uptime {}", info.uptime);
-    let _ = writeln!(s, "time {}", info.time);
-    let _ = writeln!(s, "version {}", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(s, "threads {}", info.threads);
-    for (name, value) in sum.fields() {
-        let _ = writeln!(s, "{name} {value}");
+/// The server's version, as STATS and VERSION report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl WorkerStats {
+    /// Zeroes the counters a STAT reset clears, keeping the gauges (what is
+    /// open and stored now), as memcached does.
+    pub fn reset_counters(&mut self) {
+        *self = WorkerStats {
+            curr_connections: self.curr_connections,
+            curr_items: self.curr_items,
+            bytes: self.bytes,
+            ..WorkerStats::default()
+        };
     }
-    out.extend_from_slice(s.as_bytes());
+}
+
+/// Calls `f` with every stat, server facts first, in a fixed order: the one
+/// list both protocols render.
+pub fn for_each(info: &ServerInfo, sum: &WorkerStats, mut f: impl FnMut(&str, &dyn fmt::Display)) {
+    f("pid", &info.pid);
+    f("uptime", &info.uptime);
+    f("time", &info.time);
+    f("version", &VERSION);
+    f("threads", &info.threads);
+    f("pointer_size", &(usize::BITS));
+    for (name, value) in sum.fields() {
+        f(name, &value);
+    }
+}
+
+/// Renders the native STATS body: one `name value` pair per line,
+/// `\n`-terminated.
+pub fn render(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u8>) {
+    for_each(info, sum, |name, value| {
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(out, "{name} {value}");
+    });
 }
 
 #[cfg(test)]

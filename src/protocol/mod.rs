@@ -1,6 +1,7 @@
 //! Wire protocols. Each submodule is a pure codec over byte buffers: no I/O,
 //! no allocation on decode, "need more bytes" as a normal answer.
 
+pub mod memcache;
 pub mod native;
 
 /// The answer of an incremental decoder. `E` is why a well-framed request

@@ -33,6 +33,9 @@ pub const MAGIC: u16 = 0xCAFE;
 /// The only version this codec speaks. A peer that sends another version
 /// cannot be framed (a later version may lay the body out differently).
 pub const VERSION: u8 = 1;
+/// The first byte of every frame: enough to tell this protocol from others
+/// on a fresh connection.
+pub const MAGIC_FIRST_BYTE: u8 = (MAGIC >> 8) as u8;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 12;
 /// Bytes of TTL that lead the value of a SET_TTL request.

@@ -30,6 +30,17 @@ pub(crate) struct ReplyTo {
     pub seq: u64,
 }
 
+/// A request every worker applies to itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Broadcast {
+    /// Report counters.
+    Stats,
+    /// Zero the counters (memcached's `stats reset`).
+    ResetStats,
+    /// Invalidate every item, now or after `delay` seconds.
+    Flush { delay: u32 },
+}
+
 /// A message between workers.
 #[derive(Debug)]
 pub(crate) enum Message {
@@ -43,11 +54,12 @@ pub(crate) enum Message {
         reply_to: ReplyTo,
         outcome: Outcome<Vec<u8>>,
     },
-    /// Send your counters to `reply_to`.
-    Gather { reply_to: ReplyTo },
-    /// A worker's counters, for a STATS reply. Boxed so that the rare big
-    /// variant does not make every channel slot big.
-    Gathered {
+    /// Apply a server-wide request and answer `reply_to` with `Applied`.
+    Broadcast { reply_to: ReplyTo, what: Broadcast },
+    /// A worker has applied a broadcast; its counters ride along for STATS.
+    /// Boxed so that the rare big variant does not make every channel slot
+    /// big.
+    Applied {
         reply_to: ReplyTo,
         stats: Box<WorkerStats>,
     },

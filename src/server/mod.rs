@@ -8,8 +8,10 @@
 //! workers together.
 
 mod connection;
+mod encoder;
 mod listener;
 mod mailbox;
+mod memcache;
 mod native;
 mod replies;
 mod shard;
@@ -20,6 +22,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use mio::{Poll, Waker};
 
@@ -131,6 +134,13 @@ impl Server {
             inboxes.push(inbox);
         }
 
+        // Wall-clock time at the server clock's zero, for protocols that
+        // speak in absolute Unix times (memcached expiry, STATS `time`).
+        let unix_base_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            .saturating_sub(config.clock.now_ms());
         let shared = Arc::new(Shared::default());
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
@@ -139,7 +149,12 @@ impl Server {
                 poll,
                 listener,
                 inbox,
-                Shard::new(id, outboxes.clone()),
+                Shard::new(
+                    id,
+                    outboxes.clone(),
+                    config.limits.max_value_len,
+                    unix_base_ms,
+                ),
                 config.limits,
                 config.clock.clone(),
                 shared.clone(),

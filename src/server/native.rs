@@ -4,13 +4,9 @@
 //! The codec (`crate::protocol::native`) knows bytes; this module knows what
 //! they mean to a worker. Must not: read sockets or manage buffers.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-use crate::command::{Command, Op, Outcome};
+use crate::command::{Command, Expiry, Op, Outcome, StoreMode};
 use crate::protocol::native::{self, Request, Response, Status};
 use crate::stats::{self, ServerInfo, WorkerStats};
-
-use super::replies::{Encode, ReplyCtx};
 
 /// What a decoded request needs from the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +33,21 @@ pub(crate) fn action(req: Request<'_>) -> Action<'_> {
             flags,
             ttl,
         } => Action::Keyed(Command {
-            op: Op::Set {
+            op: Op::Store {
+                mode: StoreMode::Set,
                 flags: u32::from(flags),
-                ttl: ttl.unwrap_or(0),
+                // Native TTLs are always relative seconds; 0 never expires.
+                expiry: match ttl {
+                    None | Some(0) => Expiry::Never,
+                    Some(secs) => Expiry::After(secs),
+                },
+                cas: 0,
             },
             key,
             value,
         }),
         Request::Delete { key } => Action::Keyed(Command {
-            op: Op::Delete,
+            op: Op::Delete { cas: 0 },
             key,
             value: &[],
         }),
@@ -57,11 +59,22 @@ pub(crate) fn action(req: Request<'_>) -> Action<'_> {
 /// Appends the native reply for an outcome.
 pub(crate) fn encode_outcome(outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
     let (status, flags, value): (Status, u16, &[u8]) = match *outcome {
-        // Native flags are 16 bits; flags stored through a protocol with
-        // wider flags come back truncated to their low 16 bits.
-        Outcome::Hit { flags, value } => (Status::Ok, flags as u16, value),
-        Outcome::Stored | Outcome::Deleted => (Status::Ok, 0, &[]),
+        // Native flags are 16 bits; flags stored through the memcached
+        // protocol come back truncated to their low 16 bits.
+        Outcome::Hit { flags, value, .. } => (Status::Ok, flags as u16, value),
+        Outcome::Stored { .. } | Outcome::Deleted => (Status::Ok, 0, &[]),
         Outcome::Miss | Outcome::NotFound => (Status::NotFound, 0, &[]),
+        // Native requests never ask for what yields these; answer plainly
+        // rather than trust that forever.
+        Outcome::NotStored
+        | Outcome::Exists
+        | Outcome::Touched { .. }
+        | Outcome::Counter { .. }
+        | Outcome::NonNumeric
+        | Outcome::TooLarge => {
+            native::encode_error(&"unexpected outcome for a native request", out);
+            return;
+        }
     };
     native::encode_response(
         &Response {
@@ -92,40 +105,4 @@ pub(crate) fn encode_stats(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u
     encode_ok(out);
     stats::render(info, sum, out);
     native::patch_value_len(out, start);
-}
-
-/// The encoder a connection hands to its reply queue. Server facts are
-/// read only when a STATS reply is written, not per reply.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Encoder {
-    pub started: Instant,
-    pub threads: usize,
-}
-
-impl Encoder {
-    fn info(&self) -> ServerInfo {
-        ServerInfo {
-            pid: std::process::id(),
-            uptime: self.started.elapsed().as_secs(),
-            time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            threads: self.threads,
-        }
-    }
-}
-
-impl Encode for Encoder {
-    fn outcome(&self, ctx: ReplyCtx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
-        match ctx {
-            ReplyCtx::Native => encode_outcome(outcome, out),
-        }
-    }
-
-    fn stats(&self, ctx: ReplyCtx, sum: &WorkerStats, out: &mut Vec<u8>) {
-        match ctx {
-            ReplyCtx::Native => encode_stats(&self.info(), sum, out),
-        }
-    }
 }

@@ -22,21 +22,28 @@ use std::collections::VecDeque;
 use crate::command::Outcome;
 use crate::stats::WorkerStats;
 
+use super::mailbox::Broadcast;
+
 /// How a reply must be encoded once its outcome is known: whatever the
 /// protocol needs to remember from the request. The native protocol needs
-/// nothing; a protocol with opaques or quiet commands keeps them here.
+/// nothing; memcached's needs the opcode (quiet or not, key or not) and the
+/// opaque to copy back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReplyCtx {
     /// A native-protocol request.
     Native,
+    /// A memcached binary request.
+    Memcache { opcode: u8, opaque: u32 },
 }
 
 /// Turns finished outcomes into wire bytes.
 pub(crate) trait Encode {
-    /// Appends the reply for a keyed command.
-    fn outcome(&self, ctx: ReplyCtx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>);
-    /// Appends the reply for a STATS request.
-    fn stats(&self, ctx: ReplyCtx, sum: &WorkerStats, out: &mut Vec<u8>);
+    /// Appends the reply for a keyed command (`key` is the request's key,
+    /// for protocols that echo it).
+    fn outcome(&self, ctx: ReplyCtx, key: &[u8], outcome: &Outcome<&[u8]>, out: &mut Vec<u8>);
+    /// Appends the reply for a server-wide request, once every worker has
+    /// applied it; `sum` adds up their counters.
+    fn applied(&self, ctx: ReplyCtx, what: Broadcast, sum: &WorkerStats, out: &mut Vec<u8>);
 }
 
 #[derive(Debug)]
@@ -49,11 +56,14 @@ enum Slot {
     Remote {
         ctx: ReplyCtx,
         sized: bool,
+        /// The request's key, in `keys`, for protocols that echo it.
+        key: (usize, usize),
         outcome: Option<Outcome<Vec<u8>>>,
     },
-    /// STATS, waiting for `remaining` workers' counters.
+    /// A server-wide request, waiting for `remaining` workers to apply it.
     Gather {
         ctx: ReplyCtx,
+        what: Broadcast,
         remaining: usize,
         sum: Box<WorkerStats>,
     },
@@ -80,6 +90,9 @@ pub(crate) struct Replies {
     staged_taken: usize,
     slots: VecDeque<Slot>,
     base_seq: u64,
+    /// Keys of waiting remote replies that must echo them, back to back;
+    /// emptied with the queue, so it costs no allocation once grown.
+    keys: Vec<u8>,
     /// Forwarded requests with a reply of unknown size not arrived yet.
     remote_in_flight: usize,
     /// Bytes of arrived remote values held in their slots until released.
@@ -126,24 +139,35 @@ impl Replies {
 
     /// Adds a reply another worker will finish; returns its sequence number.
     /// `sized`: the reply may carry a value (its size is unknown until it
-    /// arrives).
-    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool) -> u64 {
+    /// arrives). `key`: kept for the reply if the protocol echoes it, else
+    /// empty.
+    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool, key: &[u8]) -> u64 {
         let seq = self.next_seq();
+        let start = self.keys.len();
+        self.keys.extend_from_slice(key);
         self.slots.push_back(Slot::Remote {
             ctx,
             sized,
+            key: (start, key.len()),
             outcome: None,
         });
         self.remote_in_flight += usize::from(sized);
         seq
     }
 
-    /// Adds a STATS reply that waits for `remaining` more workers, starting
-    /// from this worker's own counters.
-    pub fn push_gather(&mut self, ctx: ReplyCtx, remaining: usize, own: WorkerStats) -> u64 {
+    /// Adds the reply to a server-wide request that waits for `remaining`
+    /// more workers, starting from this worker's own counters.
+    pub fn push_gather(
+        &mut self,
+        ctx: ReplyCtx,
+        what: Broadcast,
+        remaining: usize,
+        own: WorkerStats,
+    ) -> u64 {
         let seq = self.next_seq();
         self.slots.push_back(Slot::Gather {
             ctx,
+            what,
             remaining,
             sum: Box::new(own),
         });
@@ -204,19 +228,22 @@ impl Replies {
                 }
                 Slot::Remote {
                     ctx,
+                    key: (start, len),
                     outcome: Some(outcome),
                     ..
                 } => {
                     self.held_bytes -= held_len(&outcome);
-                    enc.outcome(ctx, &outcome.as_borrowed(), &mut self.out);
+                    let key = &self.keys[start..start + len];
+                    enc.outcome(ctx, key, &outcome.as_borrowed(), &mut self.out);
                 }
                 Slot::Remote { outcome: None, .. } => {}
-                Slot::Gather { ctx, sum, .. } => enc.stats(ctx, &sum, &mut self.out),
+                Slot::Gather { ctx, what, sum, .. } => enc.applied(ctx, what, &sum, &mut self.out),
             }
         }
         if self.slots.is_empty() {
             self.staged.clear();
             self.staged_taken = 0;
+            self.keys.clear();
             if self.staged.capacity() > KEEP_CAPACITY {
                 self.staged = Vec::new();
             }
@@ -257,13 +284,14 @@ mod tests {
     struct Plain;
 
     impl Encode for Plain {
-        fn outcome(&self, _: ReplyCtx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+        fn outcome(&self, _: ReplyCtx, key: &[u8], outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+            out.extend_from_slice(key);
             match outcome {
                 Outcome::Hit { value, .. } => out.extend_from_slice(value),
                 _ => out.push(b'-'),
             }
         }
-        fn stats(&self, _: ReplyCtx, sum: &WorkerStats, out: &mut Vec<u8>) {
+        fn applied(&self, _: ReplyCtx, _: Broadcast, sum: &WorkerStats, out: &mut Vec<u8>) {
             out.extend_from_slice(format!("S{}", sum.cmd_get).as_bytes());
         }
     }
@@ -271,6 +299,7 @@ mod tests {
     fn hit(v: &[u8]) -> Outcome<Vec<u8>> {
         Outcome::Hit {
             flags: 0,
+            cas: 1,
             value: v.to_vec(),
         }
     }
@@ -288,9 +317,9 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::Native, true);
+        let s1 = r.push_remote(ReplyCtx::Native, true, b"");
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::Native, true);
+        let s3 = r.push_remote(ReplyCtx::Native, true, b"");
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
         assert_eq!(r.remote_in_flight(), 2);
@@ -318,7 +347,7 @@ mod tests {
             cmd_get: 1,
             ..Default::default()
         };
-        let seq = r.push_gather(ReplyCtx::Native, 2, own);
+        let seq = r.push_gather(ReplyCtx::Native, Broadcast::Stats, 2, own);
         r.push_ready(|o| o.push(b'n'));
         let part = WorkerStats {
             cmd_get: 10,
@@ -329,6 +358,17 @@ mod tests {
         assert!(r.fill_gather(seq, &part, &Plain));
         assert_eq!(r.unsent(), b"S21n");
         assert!(!r.fill_gather(seq, &part, &Plain));
+    }
+
+    #[test]
+    fn remote_replies_echo_their_keys() {
+        let mut r = Replies::default();
+        let s1 = r.push_remote(ReplyCtx::Native, true, b"k1:");
+        let s2 = r.push_remote(ReplyCtx::Native, true, b"key2:");
+        assert!(r.fill_remote(s2, hit(b"b"), &Plain));
+        assert!(r.fill_remote(s1, hit(b"a"), &Plain));
+        assert_eq!(r.unsent(), b"k1:akey2:b");
+        assert!(r.keys.is_empty(), "the arena empties with the queue");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! This is where a keyed command is counted and executed, whether it came
 //! from one of this worker's connections or from another worker's inbox, so
-//! both paths count the same way. Must not: touch sockets or connections.
+//! both paths count the same way; and where server-wide requests (STAT,
+//! FLUSH) are applied to this worker and fanned out to the others. Must not:
+//! touch sockets or connections.
 
 use std::time::Instant;
 
@@ -12,8 +14,8 @@ use crate::router::Router;
 use crate::stats::WorkerStats;
 use crate::storage::Partition;
 
-use super::mailbox::{Message, Outbox, ReplyTo};
-use super::native::Encoder;
+use super::encoder::Encoder;
+use super::mailbox::{Broadcast, Message, Outbox, ReplyTo};
 
 /// Per-worker state shared by all of its connections.
 #[derive(Debug)]
@@ -24,6 +26,9 @@ pub(crate) struct Shard {
     pub stats: WorkerStats,
     /// Clock milliseconds read at the start of this loop turn.
     pub now_ms: u64,
+    /// Unix time in milliseconds when the clock read zero, so that
+    /// protocols with absolute expiry times can convert them.
+    unix_base_ms: u64,
     outboxes: Vec<Outbox>,
     /// Workers sent a message this turn; woken once at the end of the turn.
     to_wake: Vec<bool>,
@@ -31,14 +36,15 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub fn new(id: usize, outboxes: Vec<Outbox>) -> Self {
+    pub fn new(id: usize, outboxes: Vec<Outbox>, max_value_len: usize, unix_base_ms: u64) -> Self {
         let workers = outboxes.len();
         Shard {
             id,
             router: Router::new(workers),
-            partition: Partition::new(),
+            partition: Partition::for_worker(id, workers, max_value_len),
             stats: WorkerStats::default(),
             now_ms: 0,
+            unix_base_ms,
             outboxes,
             to_wake: vec![false; workers],
             started: Instant::now(),
@@ -49,30 +55,28 @@ impl Shard {
         self.outboxes.len()
     }
 
+    /// Unix time now, in seconds, on the server's clock.
+    pub fn unix_now(&self) -> u64 {
+        (self.unix_base_ms + self.now_ms) / 1000
+    }
+
     /// Runs a command this worker owns, counting it.
     pub fn execute(&mut self, cmd: &Command<'_>) -> Outcome<&[u8]> {
         let outcome = self.partition.execute(cmd, self.now_ms);
-        let s = &mut self.stats;
-        match (&cmd.op, &outcome) {
-            (Op::Get, Outcome::Hit { .. }) => {
-                s.cmd_get += 1;
-                s.get_hits += 1;
-            }
-            (Op::Get, _) => {
-                s.cmd_get += 1;
-                s.get_misses += 1;
-            }
-            (Op::Set { .. }, _) => s.cmd_set += 1,
-            (Op::Delete, Outcome::Deleted) => {
-                s.cmd_delete += 1;
-                s.delete_hits += 1;
-            }
-            (Op::Delete, _) => {
-                s.cmd_delete += 1;
-                s.delete_misses += 1;
+        count(&mut self.stats, &cmd.op, &outcome);
+        outcome
+    }
+
+    /// Applies a server-wide request to this worker.
+    pub fn apply(&mut self, what: Broadcast) {
+        match what {
+            Broadcast::Stats => {}
+            Broadcast::ResetStats => self.stats.reset_counters(),
+            Broadcast::Flush { delay } => {
+                self.stats.cmd_flush += 1;
+                self.partition.flush(self.now_ms, delay);
             }
         }
-        outcome
     }
 
     /// Queues a message for worker `to`; the wake is sent at the end of the
@@ -99,11 +103,12 @@ impl Shard {
         );
     }
 
-    /// Asks every other worker for its counters.
-    pub fn gather(&mut self, reply_to: ReplyTo) {
+    /// Sends a server-wide request to every other worker (the caller has
+    /// applied it here); each answers on `reply_to`.
+    pub fn broadcast_to_others(&mut self, reply_to: ReplyTo, what: Broadcast) {
         for to in 0..self.workers() {
             if to != self.id {
-                self.send(to, Message::Gather { reply_to });
+                self.send(to, Message::Broadcast { reply_to, what });
             }
         }
     }
@@ -126,7 +131,8 @@ impl Shard {
             curr_items: p.items,
             total_items: p.total_items,
             bytes: p.bytes,
-            get_expired: p.expired_on_access,
+            get_expired: p.get_expired,
+            get_flushed: p.get_flushed,
             ..self.stats
         }
     }
@@ -136,6 +142,69 @@ impl Shard {
         Encoder {
             started: self.started,
             threads: self.workers(),
+            unix_now: self.unix_now(),
         }
+    }
+}
+
+/// Counts one executed command under memcached's stat names.
+fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
+    let hit = !matches!(
+        outcome,
+        Outcome::Miss | Outcome::NotFound | Outcome::NotStored | Outcome::Exists
+    );
+    match op {
+        Op::Get => {
+            s.cmd_get += 1;
+            if hit {
+                s.get_hits += 1
+            } else {
+                s.get_misses += 1
+            }
+        }
+        Op::GetAndTouch { .. } => {
+            s.cmd_get += 1;
+            s.cmd_touch += 1;
+            if hit {
+                s.get_hits += 1;
+                s.touch_hits += 1;
+            } else {
+                s.get_misses += 1;
+                s.touch_misses += 1;
+            }
+        }
+        Op::Touch { .. } => {
+            s.cmd_touch += 1;
+            if hit {
+                s.touch_hits += 1
+            } else {
+                s.touch_misses += 1
+            }
+        }
+        Op::Store { cas, .. } => {
+            s.cmd_set += 1;
+            if *cas != 0 {
+                match outcome {
+                    Outcome::Stored { .. } => s.cas_hits += 1,
+                    Outcome::Exists => s.cas_badval += 1,
+                    Outcome::NotFound => s.cas_misses += 1,
+                    _ => {}
+                }
+            }
+        }
+        Op::Delete { .. } => {
+            s.cmd_delete += 1;
+            match outcome {
+                Outcome::Deleted => s.delete_hits += 1,
+                Outcome::NotFound => s.delete_misses += 1,
+                _ => {}
+            }
+        }
+        Op::Arith { incr, .. } => match (incr, matches!(outcome, Outcome::NotFound)) {
+            (true, false) => s.incr_hits += 1,
+            (true, true) => s.incr_misses += 1,
+            (false, false) => s.decr_hits += 1,
+            (false, true) => s.decr_misses += 1,
+        },
     }
 }

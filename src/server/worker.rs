@@ -232,14 +232,15 @@ impl Worker {
                         self.queue_flush((reply_to.conn, reply_to.generation));
                     }
                 }
-                Message::Gather { reply_to } => {
+                Message::Broadcast { reply_to, what } => {
+                    self.shard.apply(what);
                     let stats = Box::new(self.shard.snapshot());
                     self.shard.send(
                         reply_to.worker as usize,
-                        Message::Gathered { reply_to, stats },
+                        Message::Applied { reply_to, stats },
                     );
                 }
-                Message::Gathered { reply_to, stats } => {
+                Message::Applied { reply_to, stats } => {
                     let enc = self.shard.encoder();
                     if let Some(conn) = self.conns.get_mut(reply_to.conn)
                         && conn.generation == reply_to.generation
