@@ -861,7 +861,7 @@ fn verdict(h: &Header, limits: &Limits) -> Option<(u16, ErrorKind)> {
     let keylen = u32::from(h.key_len);
     let bodylen = h.body_len;
     if u64::from(keylen) + u64::from(extlen) > u64::from(bodylen) {
-        return Some((status::UNKNOWN_COMMAND, ErrorKind::Malformed));
+        return Some((status::EINVAL, ErrorKind::Malformed));
     }
     if keylen as usize > limits.max_key_len {
         return Some((status::EINVAL, ErrorKind::Malformed));
@@ -1350,7 +1350,7 @@ fn requests_one_byte_at_a_time() {
             "UnknownCommand Unknown command close=false",
             "Malformed Invalid arguments close=true",
             "TooLarge Too large. close=false",
-            "Malformed Unknown command close=true",
+            "Malformed Invalid arguments close=true",
             "Noop",
             "fatal bad magic 0x67, expected 0x80",
         ]

@@ -27,9 +27,12 @@
 //! 1. `try_read_command_binary`: a first byte other than 0x80 closes the
 //!    connection without a reply ([`FrameError::BadMagic`]). We look at the
 //!    first byte as soon as it arrives rather than waiting for a header.
-//! 2. `dispatch_bin_command`: `key_len + extras_len > body_len` answers
-//!    `UNKNOWN_COMMAND` (not `EINVAL`) and closes ([`ErrorKind::Malformed`]
-//!    with status [`status::UNKNOWN_COMMAND`]).
+//! 2. `key_len + extras_len > body_len`: we answer `EINVAL` and close
+//!    ([`ErrorKind::Malformed`]). memcached's source routes this to
+//!    `UNKNOWN_COMMAND`, but memcached 1.6.18 in practice answers nothing and
+//!    waits for bytes that can never make the frame consistent, so the
+//!    connection hangs; a malformed frame deserves the malformed-frame
+//!    answer.
 //! 3. `dispatch_bin_command`: a key over `KEY_MAX_LENGTH` (250) goes to
 //!    `handle_binary_protocol_error`, which answers `EINVAL` and closes. This
 //!    comes before the opcode is looked at, so it applies to unknown opcodes
@@ -458,9 +461,8 @@ pub enum ErrorKind {
     /// An opcode this codec does not run: answer, skip the frame, go on.
     UnknownCommand,
     /// The frame's lengths do not fit its opcode, or the key is too long:
-    /// answer, then close, as memcached's `handle_binary_protocol_error`
-    /// does. The status is EINVAL, except where `key_len + extras_len`
-    /// exceeds `body_len`, which memcached answers UNKNOWN_COMMAND.
+    /// answer EINVAL, then close, as memcached's
+    /// `handle_binary_protocol_error` does.
     Malformed,
     /// A value over [`Limits::max_value_len`]: answer E2BIG, skip the
     /// frame, go on.
@@ -565,7 +567,7 @@ fn validate(h: &Header, limits: &Limits) -> Result<(), RequestError> {
     let extras_len = u64::from(h.extras_len);
     let body_len = u64::from(h.body_len);
     if key_len + extras_len > body_len {
-        return Err(refuse(status::UNKNOWN_COMMAND, ErrorKind::Malformed));
+        return Err(refuse(status::EINVAL, ErrorKind::Malformed));
     }
     if usize::from(h.key_len) > limits.max_key_len {
         return Err(refuse(status::EINVAL, ErrorKind::Malformed));
@@ -1385,9 +1387,9 @@ mod tests {
     }
 
     #[test]
-    fn lengths_that_contradict_the_body_are_unknown_command_and_close() {
-        // key_len + extras_len > body_len: memcached answers UNKNOWN_COMMAND
-        // and closes.
+    fn lengths_that_contradict_the_body_are_invalid_and_close() {
+        // key_len + extras_len > body_len: EINVAL, then close (memcached
+        // 1.6.18 hangs instead; see the module docs).
         let mut bytes = Vec::new();
         Header {
             magic: REQUEST_MAGIC,
@@ -1404,10 +1406,10 @@ mod tests {
         let (error, skip) = rejected(&bytes);
         assert_eq!(
             (error.status, error.kind, skip),
-            (status::UNKNOWN_COMMAND, ErrorKind::Malformed, 34)
+            (status::EINVAL, ErrorKind::Malformed, 34)
         );
         assert!(error.closes_connection());
-        assert_eq!(error.to_string(), "Unknown command");
+        assert_eq!(error.to_string(), "Invalid arguments");
     }
 
     #[test]
