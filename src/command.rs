@@ -202,7 +202,8 @@ pub enum Outcome<V> {
     },
     /// INCR or DECR of a value that is not a decimal number.
     NonNumeric,
-    /// APPEND or PREPEND would make the item larger than the limit.
+    /// APPEND or PREPEND would make the item larger than the limit (the
+    /// item is left as it was).
     TooLarge,
 }
 

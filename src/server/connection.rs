@@ -563,6 +563,10 @@ fn run_broadcast(
     ctx: ReplyCtx,
     what: Broadcast,
 ) {
+    if matches!(what, Broadcast::Flush { .. }) {
+        // Counted once, where the request arrived, as memcached counts it.
+        shard.stats.cmd_flush += 1;
+    }
     shard.apply(what);
     let own = shard.snapshot();
     if shard.workers() == 1 {

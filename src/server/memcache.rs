@@ -146,7 +146,13 @@ pub(crate) fn action<'a>(req: &Request<'a>, unix_now: u64) -> Action<'a> {
             key,
             &[],
         ),
-        Mc::Flush { delay } => Action::Broadcast(Broadcast::Flush { delay }),
+        // memcached reads a flush delay with its expiry rules.
+        Mc::Flush { delay } => Action::Broadcast(Broadcast::Flush {
+            delay: match expiry(delay, unix_now) {
+                Expiry::After(secs) => secs,
+                Expiry::Never | Expiry::Immediately => 0,
+            },
+        }),
         Mc::Noop | Mc::Verbosity { .. } => Action::Local(Local::Ok),
         Mc::Version => Action::Local(Local::Version),
         Mc::Quit => Action::Quit,
@@ -272,7 +278,8 @@ pub(crate) fn encode_outcome(
         }
         Outcome::Exists => respond_error(out, opcode, opaque, status::KEY_EEXISTS),
         Outcome::NonNumeric => respond_error(out, opcode, opaque, status::DELTA_BADVAL),
-        Outcome::TooLarge => respond_error(out, opcode, opaque, status::E2BIG),
+        // memcached cannot allocate the grown item and answers NOT_STORED.
+        Outcome::TooLarge => respond_error(out, opcode, opaque, status::NOT_STORED),
     }
 }
 
@@ -378,5 +385,25 @@ mod tests {
         assert_eq!(expiry(RELATIVE_LIMIT + 1, now), Expiry::Immediately);
         assert_eq!(expiry(now as u32 + 60, now), Expiry::After(60));
         assert_eq!(expiry(now as u32, now), Expiry::Immediately);
+    }
+
+    #[test]
+    fn flush_delay_follows_the_expiry_rules() {
+        let now = 1_800_000_000;
+        let flush = |delay| {
+            action(
+                &Request {
+                    opcode: opcode::FLUSH,
+                    opaque: 0,
+                    cmd: Mc::Flush { delay },
+                },
+                now,
+            )
+        };
+        let after = |delay| Action::Broadcast(Broadcast::Flush { delay });
+        assert_eq!(flush(0), after(0));
+        assert_eq!(flush(30), after(30));
+        assert_eq!(flush(now as u32 + 90), after(90));
+        assert_eq!(flush(now as u32 - 90), after(0));
     }
 }

@@ -71,11 +71,11 @@ impl Shard {
     pub fn apply(&mut self, what: Broadcast) {
         match what {
             Broadcast::Stats => {}
-            Broadcast::ResetStats => self.stats.reset_counters(),
-            Broadcast::Flush { delay } => {
-                self.stats.cmd_flush += 1;
-                self.partition.flush(self.now_ms, delay);
+            Broadcast::ResetStats => {
+                self.stats.reset_counters();
+                self.partition.reset_counters();
             }
+            Broadcast::Flush { delay } => self.partition.flush(self.now_ms, delay),
         }
     }
 
@@ -162,18 +162,8 @@ fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
                 s.get_misses += 1
             }
         }
-        Op::GetAndTouch { .. } => {
-            s.cmd_get += 1;
-            s.cmd_touch += 1;
-            if hit {
-                s.get_hits += 1;
-                s.touch_hits += 1;
-            } else {
-                s.get_misses += 1;
-                s.touch_misses += 1;
-            }
-        }
-        Op::Touch { .. } => {
+        // memcached counts GAT as a touch, not a get.
+        Op::GetAndTouch { .. } | Op::Touch { .. } => {
             s.cmd_touch += 1;
             if hit {
                 s.touch_hits += 1
@@ -200,11 +190,12 @@ fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
                 _ => {}
             }
         }
-        Op::Arith { incr, .. } => match (incr, matches!(outcome, Outcome::NotFound)) {
-            (true, false) => s.incr_hits += 1,
-            (true, true) => s.incr_misses += 1,
-            (false, false) => s.decr_hits += 1,
-            (false, true) => s.decr_misses += 1,
+        Op::Arith { incr, .. } => match (incr, outcome) {
+            (true, Outcome::Counter { .. }) => s.incr_hits += 1,
+            (true, Outcome::NotFound) => s.incr_misses += 1,
+            (false, Outcome::Counter { .. }) => s.decr_hits += 1,
+            (false, Outcome::NotFound) => s.decr_misses += 1,
+            _ => {}
         },
     }
 }

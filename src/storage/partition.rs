@@ -147,6 +147,15 @@ impl Partition {
         self.stats
     }
 
+    /// Zeroes the counters (not the gauges: items and bytes stay).
+    pub fn reset_counters(&mut self) {
+        self.stats = PartitionStats {
+            items: self.stats.items,
+            bytes: self.stats.bytes,
+            ..PartitionStats::default()
+        };
+    }
+
     /// Number of items held, dead ones not yet reclaimed included.
     pub fn len(&self) -> usize {
         self.table.len()
