@@ -205,6 +205,9 @@ pub enum Outcome<V> {
     /// APPEND or PREPEND would make the item larger than the limit (the
     /// item is left as it was).
     TooLarge,
+    /// The item cannot fit the worker's memory budget even alone (nothing
+    /// was changed).
+    NoRoom,
 }
 
 impl<V> Outcome<V> {
@@ -226,6 +229,7 @@ impl<V> Outcome<V> {
             Outcome::Counter { value, cas } => Outcome::Counter { value, cas },
             Outcome::NonNumeric => Outcome::NonNumeric,
             Outcome::TooLarge => Outcome::TooLarge,
+            Outcome::NoRoom => Outcome::NoRoom,
         }
     }
 }

@@ -11,6 +11,9 @@ use clap::Parser;
 use crate::clock::{Clock, SystemClock};
 use crate::protocol::native::Limits;
 
+/// memcached's default `-m 64`.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+
 /// Keys are u16-length-prefixed on the wire.
 const MAX_KEY_LEN: usize = u16::MAX as usize;
 /// Values are u32-length-prefixed, and SET_TTL spends 4 of those bytes on
@@ -30,6 +33,8 @@ pub struct Config {
     pub pin: bool,
     /// Largest key and value accepted.
     pub limits: Limits,
+    /// Bytes of items the server may hold, split evenly over the workers.
+    pub memory: u64,
     /// The time source for expiry.
     pub clock: Arc<dyn Clock>,
 }
@@ -42,6 +47,7 @@ impl Default for Config {
             cores: None,
             pin: true,
             limits: Limits::default(),
+            memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
         }
     }
@@ -69,7 +75,20 @@ impl Config {
         if self.limits.max_value_len as u64 > MAX_ITEM_SIZE {
             return Err(ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE));
         }
+        // Each worker must be able to hold at least one largest item, with
+        // room for the table and slab around it: a server that refuses
+        // items its own limit accepts would be misconfigured.
+        let share = self.memory_per_worker();
+        let needed = 2 * (self.limits.max_value_len + self.limits.max_key_len) as u64 + (64 << 10);
+        if share < needed {
+            return Err(ConfigError::MemoryTooSmall { share, needed });
+        }
         Ok(())
+    }
+
+    /// Each worker's byte budget.
+    pub fn memory_per_worker(&self) -> u64 {
+        self.memory / self.threads.max(1) as u64
     }
 
     /// A configuration for tests and embedding: `threads` workers on an
@@ -105,6 +124,15 @@ pub enum ConfigError {
     ZeroLimit(&'static str),
     /// A limit the wire format cannot express.
     LimitTooLarge(&'static str, u64),
+    /// `--memory` is not a size like `64m`.
+    BadSize(String),
+    /// `--memory` too small to give each worker room for one largest item.
+    MemoryTooSmall {
+        /// Bytes per worker.
+        share: u64,
+        /// Bytes the largest item needs.
+        needed: u64,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -117,11 +145,39 @@ impl fmt::Display for ConfigError {
             ConfigError::NoThreads => f.write_str("--threads must be at least 1"),
             ConfigError::ZeroLimit(flag) => write!(f, "{flag} must be at least 1"),
             ConfigError::LimitTooLarge(flag, max) => write!(f, "{flag} must be at most {max}"),
+            ConfigError::BadSize(s) => {
+                write!(f, "--memory {s:?} is not a size like 64m, 4g or 1048576")
+            }
+            ConfigError::MemoryTooSmall { share, needed } => write!(
+                f,
+                "--memory gives each worker {share} bytes, less than the {needed} one item of --max-item-size needs"
+            ),
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Parses a size: bytes, or a number with a binary suffix `k`, `m`, `g` or
+/// `t` (any case, an optional trailing `b` or `ib`): `64m` is 64 MiB.
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::BadSize(s.to_string());
+    let lower = s.trim().to_ascii_lowercase();
+    let unit_start = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(unit_start);
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(1 << shift).ok_or_else(bad)
+}
 
 /// Parses a core list: comma-separated core ids and inclusive ranges, e.g.
 /// `0-3`, `0,2`, `0-1,6`.
@@ -177,6 +233,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 250, value_name = "BYTES")]
     pub max_key_len: usize,
 
+    /// Memory for items, split evenly over the workers: `64m`, `4g` or
+    /// bytes (memcached's 64 MiB by default). Keys, values, per-item
+    /// metadata and the hash tables all count; a full worker evicts (SIEVE).
+    #[arg(long, default_value = "64m", value_name = "SIZE")]
+    pub memory: String,
+
     /// Largest value accepted, in bytes (memcached's 1 MiB by default).
     /// Larger values are refused from their header and never buffered.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
@@ -194,6 +256,7 @@ impl Cli {
             .ok_or_else(|| ConfigError::BadListen(self.listen.clone()))?;
         let threads = self.threads.unwrap_or_else(available_cores);
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
+        let memory = parse_size(&self.memory)?;
         let config = Config {
             listen,
             threads,
@@ -203,6 +266,7 @@ impl Cli {
                 max_key_len: self.max_key_len,
                 max_value_len: self.max_item_size,
             },
+            memory,
             ..Config::default()
         };
         config.validate()?;
@@ -243,6 +307,30 @@ mod tests {
         assert!(cfg.pin);
         assert_eq!(cfg.limits.max_key_len, 100);
         assert_eq!(cfg.limits.max_value_len, 1 << 20);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("2kb"), Ok(2048));
+        for bad in ["", "m", "64x", "-1", "1.5g", "99999999999t"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn memory_must_hold_a_largest_item_per_worker() {
+        let mut cfg = Config::ephemeral(4);
+        cfg.memory = 4 << 20;
+        assert!(matches!(
+            cfg.validate(),
+            Err(ConfigError::MemoryTooSmall { .. })
+        ));
+        cfg.limits.max_value_len = 64 << 10;
+        assert_eq!(cfg.validate(), Ok(()));
     }
 
     #[test]

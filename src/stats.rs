@@ -55,7 +55,8 @@ counters! {
     curr_items,
     /// Items stored since start.
     total_items,
-    /// Bytes of keys and values stored now, plus per-item overhead.
+    /// Bytes the items stored now cost: keys, values, allocator rounding
+    /// and per-item metadata.
     bytes,
     /// Requests this worker sent to another worker's partition.
     forwarded,
@@ -89,9 +90,20 @@ counters! {
     cmd_flush,
     /// Requests that found only a flushed item.
     get_flushed,
-    /// Items removed to make room for others (none until a memory limit
-    /// exists).
+    /// Live items removed to make room for others.
     evictions,
+    /// Bytes of items the server may hold (the sum of the workers' shares).
+    limit_maxbytes,
+    /// Bytes the hash tables and free item slots cost beyond the items;
+    /// `bytes + hash_bytes` stays within `limit_maxbytes`.
+    hash_bytes,
+    /// Evicted items that were never read.
+    evicted_unfetched,
+    /// Expired items that were never read, when reclaimed.
+    expired_unfetched,
+    /// Dead items (expired or flushed) reclaimed: on access, by the
+    /// background sweep, or by the eviction hand.
+    reclaimed,
 }
 
 /// Server-wide facts that are not counters.
@@ -118,6 +130,8 @@ impl WorkerStats {
             curr_connections: self.curr_connections,
             curr_items: self.curr_items,
             bytes: self.bytes,
+            limit_maxbytes: self.limit_maxbytes,
+            hash_bytes: self.hash_bytes,
             ..WorkerStats::default()
         };
     }

@@ -280,6 +280,8 @@ pub(crate) fn encode_outcome(
         Outcome::NonNumeric => respond_error(out, opcode, opaque, status::DELTA_BADVAL),
         // memcached cannot allocate the grown item and answers NOT_STORED.
         Outcome::TooLarge => respond_error(out, opcode, opaque, status::NOT_STORED),
+        // An item no slab class can hold is E2BIG in memcached.
+        Outcome::NoRoom => respond_error(out, opcode, opaque, status::E2BIG),
     }
 }
 

@@ -153,6 +153,7 @@ impl Server {
                     id,
                     outboxes.clone(),
                     config.limits.max_value_len,
+                    config.memory_per_worker(),
                     unix_base_ms,
                 ),
                 config.limits,

@@ -75,6 +75,13 @@ pub(crate) fn encode_outcome(outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
             native::encode_error(&"unexpected outcome for a native request", out);
             return;
         }
+        Outcome::NoRoom => {
+            native::encode_error(
+                &"out of memory: the item is larger than a worker's share of --memory",
+                out,
+            );
+            return;
+        }
     };
     native::encode_response(
         &Response {

@@ -36,12 +36,18 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub fn new(id: usize, outboxes: Vec<Outbox>, max_value_len: usize, unix_base_ms: u64) -> Self {
+    pub fn new(
+        id: usize,
+        outboxes: Vec<Outbox>,
+        max_value_len: usize,
+        memory: u64,
+        unix_base_ms: u64,
+    ) -> Self {
         let workers = outboxes.len();
         Shard {
             id,
             router: Router::new(workers),
-            partition: Partition::for_worker(id, workers, max_value_len),
+            partition: Partition::for_worker(id, workers, max_value_len, memory),
             stats: WorkerStats::default(),
             now_ms: 0,
             unix_base_ms,
@@ -133,6 +139,12 @@ impl Shard {
             bytes: p.bytes,
             get_expired: p.get_expired,
             get_flushed: p.get_flushed,
+            limit_maxbytes: p.limit,
+            hash_bytes: p.hash_bytes,
+            evictions: p.evictions,
+            evicted_unfetched: p.evicted_unfetched,
+            expired_unfetched: p.expired_unfetched,
+            reclaimed: p.reclaimed,
             ..self.stats
         }
     }

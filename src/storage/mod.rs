@@ -1,4 +1,4 @@
-//! Storage: one worker's partition of the key space.
+//! Storage: one worker's partition of the key space, under a byte budget.
 //!
 //! Pure and single-threaded: no sockets, no threads, no clock reads (the
 //! time is passed in), no protocol types. It executes protocol-neutral
@@ -8,4 +8,4 @@
 
 mod partition;
 
-pub use partition::{ITEM_OVERHEAD, Partition, PartitionStats};
+pub use partition::{ITEM_OVERHEAD, Partition, PartitionStats, Policy, malloc_size};

@@ -1,39 +1,94 @@
-//! A partition: a hash table of items, each one allocation holding key and
-//! value, with memcached's store semantics (conditional stores, CAS,
-//! counters, touch) and lazy expiry and flush.
+//! A partition: one worker's items under a byte budget, with memcached's
+//! store semantics (conditional stores, CAS, counters, touch), SIEVE
+//! eviction, and expiry that frees memory.
 //!
 //! Must not: read a clock, touch a socket, know a wire format, or allocate on
 //! a GET.
 //!
+//! # Layout
+//!
+//! Items live in a `Slab` (stable `u32` indexes, slots reused); the hash
+//! table holds only those indexes (4 bytes a slot), and compares keys
+//! through the slab. Each item is one boxed slice holding key then value,
+//! plus 48 bytes of metadata in its slab slot (see [`Item`]).
+//!
+//! # Eviction: SIEVE
+//!
+//! Items sit on one intrusive list, newest at the head. A hit only sets the
+//! item's `VISITED` bit: no list splice, no allocation, no shared write. To
+//! make room, a hand walks from the tail towards the head: a visited item
+//! has its bit cleared and is passed over, the first unvisited one is
+//! evicted, and the hand stays where it stopped for the next eviction
+//! (Zhang et al., "SIEVE is simpler than LRU", NSDI'24). Dead items (expired
+//! or flushed) met by the hand are evicted whatever their bit. An exact LRU
+//! on the same list ([`Policy::Lru`]: a hit moves the item to the head, the
+//! tail is evicted) exists only so benchmarks can compare the two at the
+//! same byte budget.
+//!
+//! # Accounting
+//!
+//! The budget covers everything the partition asks the allocator for, in
+//! two parts reported apart, as memcached reports them: `bytes`, what the
+//! items cost (each boxed key+value rounded as glibc's malloc rounds it,
+//! plus its slab slot), and `hash_bytes`, what the structures cost beyond
+//! that (the table's buckets and the slab's free slots, which cost memory
+//! whether used or not). A store that would exceed the budget evicts first,
+//! growth of the slab or the table included, so `bytes + hash_bytes` never
+//! exceeds the budget.
+//!
+//! # CAS and FLUSH
+//!
 //! CAS values are unique across the whole server: partition `id` of `n`
-//! hands out `id + 1`, `id + 1 + n`, `id + 1 + 2n`, … . They also order the
-//! stores within a partition, which makes FLUSH O(1): it records the last
-//! CAS handed out, and every item at or below it is dead from then on (and
-//! reclaimed when touched), while items stored later live.
+//! hands out `id + 1`, `id + 1 + n`, … . They also order the stores within
+//! a partition, which makes FLUSH O(1): it records the last CAS handed out,
+//! and every item at or below it is dead from then on.
+
+use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use hashbrown::hash_table::{Entry, OccupiedEntry};
-use std::hash::BuildHasher;
+use slab::Slab;
 
 use crate::command::{Command, Expiry, Op, Outcome, StoreMode};
 
-/// One stored item. Key and value share one boxed slice so an item costs a
-/// single allocation, and a same-size overwrite reuses it.
+/// Which item a full partition gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// SIEVE: hits set a bit; a hand evicts the first unvisited item.
+    Sieve,
+    /// Exact LRU, for comparison: hits move the item to the head.
+    Lru,
+}
+
+/// Marks an absent list link.
+const NIL: u32 = u32::MAX;
+/// Expiry of an item that never expires.
+const NEVER: u64 = u64::MAX;
+/// Item bit: read since the SIEVE hand last passed it.
+const VISITED: u8 = 1;
+/// Item bit: read at least once since stored (for `*_unfetched` stats).
+const FETCHED: u8 = 2;
+
+/// One stored item's metadata. Key and value share one boxed slice, so an
+/// item costs a single allocation and a same-size overwrite reuses it.
 #[derive(Debug)]
 struct Item {
     /// Key followed by value.
     data: Box<[u8]>,
-    /// Client flags.
-    flags: u32,
-    /// Bytes of `data` that are the key (keys are at most 64 KiB).
-    key_len: u16,
-    /// Expiry in clock milliseconds; `NEVER` never expires.
-    expires_at: u64,
     /// Unique per store; see the module docs.
     cas: u64,
+    /// Expiry in clock milliseconds; `NEVER` never expires.
+    expires_at: u64,
+    /// Client flags.
+    flags: u32,
+    /// Neighbour towards the head (newer), or `NIL`.
+    newer: u32,
+    /// Neighbour towards the tail (older), or `NIL`.
+    older: u32,
+    /// Bytes of `data` that are the key (keys are at most 64 KiB).
+    key_len: u16,
+    /// `VISITED` and `FETCHED`.
+    bits: u8,
 }
-
-const NEVER: u64 = u64::MAX;
 
 impl Item {
     #[inline]
@@ -46,37 +101,87 @@ impl Item {
         &self.data[usize::from(self.key_len)..]
     }
 
-    fn cost(&self) -> u64 {
-        self.data.len() as u64 + ITEM_OVERHEAD
+    #[inline]
+    fn is_dead(&self, now_ms: u64, flushed_through: u64) -> bool {
+        self.expires_at <= now_ms || self.cas <= flushed_through
     }
 }
 
-/// Bytes an item costs beyond its key and value: the table slot (the
-/// `Item`), hashbrown's control byte, and the allocator's minimum header
-/// for the boxed key+value. An estimate until exact accounting lands with
-/// the memory limit.
-pub const ITEM_OVERHEAD: u64 = std::mem::size_of::<Item>() as u64 + 1 + 16;
+/// Bytes glibc's malloc hands out for a request of `n` bytes: the request
+/// plus an 8-byte header, rounded up to 16, at least 32.
+pub fn malloc_size(n: usize) -> u64 {
+    (((n + 8 + 15) & !15).max(32)) as u64
+}
+
+/// Bytes a slab slot costs. A slab slot is an enum of a vacant link
+/// (`usize`) or an item, laid out as `Result<Item, usize>` is.
+const SLOT_BYTES: u64 = std::mem::size_of::<Result<Item, usize>>() as u64;
+/// Bytes a table bucket costs: the `u32` index and hashbrown's control byte.
+const BUCKET_BYTES: u64 = std::mem::size_of::<u32>() as u64 + 1;
+
+/// The fixed bytes one item costs beyond its key and value when the slab
+/// and table are full: its slot, its bucket (at hashbrown's maximum load
+/// of 7/8), and malloc's header. Rounding of the key+value allocation comes
+/// on top (0 to 15 bytes).
+pub const ITEM_OVERHEAD: u64 = SLOT_BYTES + (BUCKET_BYTES * 8).div_ceil(7) + 8;
 
 /// What a partition counts about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionStats {
     /// Items held (dead ones not yet reclaimed included).
     pub items: u64,
-    /// Bytes held: keys, values and [`ITEM_OVERHEAD`] per item.
+    /// Bytes the items cost: key+value allocations and their slab slots.
     pub bytes: u64,
-    /// Items stored since creation.
+    /// Bytes the table and the slab's free slots cost beyond the items.
+    pub hash_bytes: u64,
+    /// The byte budget.
+    pub limit: u64,
+    /// Items stored since the counters were reset.
     pub total_items: u64,
     /// GETs (and GATs) that found only an expired item.
     pub get_expired: u64,
     /// GETs (and GATs) that found only a flushed item.
     pub get_flushed: u64,
+    /// Live items removed to make room.
+    pub evictions: u64,
+    /// Evicted items that were never read.
+    pub evicted_unfetched: u64,
+    /// Expired items that were never read, when reclaimed.
+    pub expired_unfetched: u64,
+    /// Dead items (expired or flushed) reclaimed, by access, by the sweep
+    /// or by the eviction hand.
+    pub reclaimed: u64,
+}
+
+/// Why an item leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Deleted or replaced by a client.
+    Deleted,
+    /// Found dead.
+    Reclaimed,
+    /// Made room for another.
+    Evicted,
 }
 
 /// One worker's share of the key space.
 #[derive(Debug)]
 pub struct Partition {
-    table: HashTable<Item>,
+    table: HashTable<u32>,
+    items: Slab<Item>,
     hasher: hashbrown::DefaultHashBuilder,
+    policy: Policy,
+    /// Newest item.
+    head: u32,
+    /// Oldest item.
+    tail: u32,
+    /// Where the SIEVE hand stopped, or `NIL` (start from the tail).
+    hand: u32,
+    /// Slab slot the expiry sweep looks at next.
+    sweep_cursor: usize,
+    /// Bytes of item allocations (key+value, malloc-rounded).
+    data_bytes: u64,
+    budget: u64,
     stats: PartitionStats,
     next_cas: u64,
     cas_stride: u64,
@@ -103,14 +208,6 @@ fn deadline(expiry: Expiry, now_ms: u64) -> u64 {
     }
 }
 
-fn join(parts: &[&[u8]]) -> Box<[u8]> {
-    let mut data = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        data.extend_from_slice(p);
-    }
-    data.into_boxed_slice()
-}
-
 /// A counter's value: decimal digits, optionally surrounded by ASCII
 /// whitespace (memcached parses with strtoull and accepts the same).
 fn parse_counter(value: &[u8]) -> Option<u64> {
@@ -121,19 +218,54 @@ fn parse_counter(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// A u64 as decimal text, formatted on the stack.
+fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    let mut v = value;
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
+
 impl Partition {
-    /// A lone partition (CAS 1, 2, 3, …) with no item-size limit.
+    /// A lone partition (CAS 1, 2, 3, …) with no item-size limit and an
+    /// unlimited budget.
     pub fn new() -> Self {
-        Self::for_worker(0, 1, usize::MAX)
+        Self::for_worker(0, 1, usize::MAX, u64::MAX)
     }
 
-    /// Partition `id` of `workers`, refusing appends that would grow an
-    /// item past `max_value_len`.
-    pub fn for_worker(id: usize, workers: usize, max_value_len: usize) -> Self {
+    /// A lone partition with a byte budget and an eviction policy; for
+    /// benchmarks and tests.
+    pub fn with_budget(policy: Policy, budget: u64) -> Self {
+        let mut p = Self::for_worker(0, 1, usize::MAX, budget);
+        p.policy = policy;
+        p
+    }
+
+    /// Partition `id` of `workers`, holding at most `budget` bytes and
+    /// refusing appends that would grow an item past `max_value_len`.
+    pub fn for_worker(id: usize, workers: usize, max_value_len: usize, budget: u64) -> Self {
         Partition {
             table: HashTable::new(),
+            items: Slab::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
-            stats: PartitionStats::default(),
+            policy: Policy::Sieve,
+            head: NIL,
+            tail: NIL,
+            hand: NIL,
+            sweep_cursor: 0,
+            data_bytes: 0,
+            budget,
+            stats: PartitionStats {
+                limit: budget,
+                ..PartitionStats::default()
+            },
             next_cas: id as u64 + 1,
             cas_stride: workers.max(1) as u64,
             flushed_through: 0,
@@ -144,26 +276,47 @@ impl Partition {
 
     /// The partition's counters.
     pub fn stats(&self) -> PartitionStats {
-        self.stats
+        let item_bytes = self.data_bytes + self.items.len() as u64 * SLOT_BYTES;
+        PartitionStats {
+            items: self.items.len() as u64,
+            bytes: item_bytes,
+            hash_bytes: self.bytes() - item_bytes,
+            ..self.stats
+        }
     }
 
-    /// Zeroes the counters (not the gauges: items and bytes stay).
+    /// Zeroes the counters (not the gauges: items, bytes and the limit).
     pub fn reset_counters(&mut self) {
         self.stats = PartitionStats {
-            items: self.stats.items,
-            bytes: self.stats.bytes,
+            limit: self.budget,
             ..PartitionStats::default()
         };
     }
 
     /// Number of items held, dead ones not yet reclaimed included.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.items.len()
     }
 
     /// Whether the partition holds no item.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.items.is_empty()
+    }
+
+    fn table_bytes(buckets_for: usize) -> u64 {
+        if buckets_for == 0 {
+            return 0;
+        }
+        // hashbrown keeps at most 7/8 of its buckets full, in a power of two.
+        let buckets = (buckets_for * 8).div_ceil(7).next_power_of_two().max(4);
+        buckets as u64 * BUCKET_BYTES
+    }
+
+    /// Everything the partition holds, as the module docs account it.
+    fn bytes(&self) -> u64 {
+        self.data_bytes
+            + self.items.capacity() as u64 * SLOT_BYTES
+            + Self::table_bytes(self.table.capacity())
     }
 
     fn take_cas(&mut self) -> u64 {
@@ -191,17 +344,332 @@ impl Partition {
         }
     }
 
+    // ----- the list -----
+
+    fn link_at_head(&mut self, idx: u32) {
+        let old_head = self.head;
+        {
+            let item = &mut self.items[idx as usize];
+            item.newer = NIL;
+            item.older = old_head;
+        }
+        if old_head != NIL {
+            self.items[old_head as usize].newer = idx;
+        } else {
+            self.tail = idx;
+        }
+        self.head = idx;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (newer, older) = {
+            let item = &self.items[idx as usize];
+            (item.newer, item.older)
+        };
+        if newer != NIL {
+            self.items[newer as usize].older = older;
+        } else {
+            self.head = older;
+        }
+        if older != NIL {
+            self.items[older as usize].newer = newer;
+        } else {
+            self.tail = newer;
+        }
+        if self.hand == idx {
+            self.hand = newer;
+        }
+    }
+
+    // ----- finding and removing -----
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |&i| self.items[i as usize].key() == key)
+            .copied()
+    }
+
+    /// Removes item `idx` entirely, counting why.
+    fn remove(&mut self, idx: u32, why: Removal) {
+        self.unlink(idx);
+        let hash = self.hasher.hash_one(self.items[idx as usize].key());
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        let item = self.items.remove(idx as usize);
+        self.data_bytes -= malloc_size(item.data.len());
+        let unfetched = item.bits & FETCHED == 0;
+        match why {
+            Removal::Deleted => {}
+            Removal::Reclaimed => {
+                self.stats.reclaimed += 1;
+                if unfetched && item.cas > self.flushed_through {
+                    self.stats.expired_unfetched += 1;
+                }
+            }
+            Removal::Evicted => {
+                self.stats.evictions += 1;
+                if unfetched {
+                    self.stats.evicted_unfetched += 1;
+                }
+            }
+        }
+    }
+
+    /// The index of the live item under `key`; a dead one is reclaimed on
+    /// the way. `read` counts a dead item found in `get_expired` or
+    /// `get_flushed`.
+    fn find_live(&mut self, key: &[u8], now_ms: u64, read: bool) -> Option<u32> {
+        let idx = self.find(key)?;
+        let item = &self.items[idx as usize];
+        if !item.is_dead(now_ms, self.flushed_through) {
+            return Some(idx);
+        }
+        if read {
+            if item.cas <= self.flushed_through {
+                self.stats.get_flushed += 1;
+            } else {
+                self.stats.get_expired += 1;
+            }
+        }
+        self.remove(idx, Removal::Reclaimed);
+        None
+    }
+
+    /// Marks a read: SIEVE sets a bit, LRU moves the item to the head.
+    fn touch_for_policy(&mut self, idx: u32) {
+        match self.policy {
+            Policy::Sieve => self.items[idx as usize].bits |= VISITED | FETCHED,
+            Policy::Lru => {
+                self.items[idx as usize].bits |= FETCHED;
+                if self.head != idx {
+                    self.unlink(idx);
+                    self.link_at_head(idx);
+                }
+            }
+        }
+    }
+
+    // ----- making room -----
+
+    /// Removes one item to make room: dead ones first wherever the hand
+    /// finds them, else the policy's victim. False if nothing is left.
+    fn evict_one(&mut self, now_ms: u64) -> bool {
+        if self.tail == NIL {
+            return false;
+        }
+        let victim = match self.policy {
+            Policy::Lru => self.tail,
+            Policy::Sieve => {
+                let mut hand = if self.hand == NIL {
+                    self.tail
+                } else {
+                    self.hand
+                };
+                loop {
+                    let item = &mut self.items[hand as usize];
+                    if item.bits & VISITED == 0 || item.is_dead(now_ms, self.flushed_through) {
+                        break hand;
+                    }
+                    item.bits &= !VISITED;
+                    hand = if item.newer == NIL {
+                        self.tail
+                    } else {
+                        item.newer
+                    };
+                }
+            }
+        };
+        let dead = self.items[victim as usize].is_dead(now_ms, self.flushed_through);
+        // The hand moves on to the victim's newer neighbour (`unlink`
+        // does it), where the next eviction resumes.
+        self.hand = victim;
+        self.remove(
+            victim,
+            if dead {
+                Removal::Reclaimed
+            } else {
+                Removal::Evicted
+            },
+        );
+        true
+    }
+
+    /// Bytes a new item of `data_len` bytes adds now, slab and table growth
+    /// included.
+    fn cost_of_new(&self, data_len: usize) -> u64 {
+        let mut cost = malloc_size(data_len);
+        if self.items.len() == self.items.capacity() {
+            cost += Self::slab_growth(self.items.capacity()) as u64 * SLOT_BYTES;
+        }
+        if self.table.len() == self.table.capacity() {
+            cost += Self::table_bytes(self.table.capacity() + 1)
+                - Self::table_bytes(self.table.capacity());
+        }
+        cost
+    }
+
+    /// Slots the slab grows by when full: a quarter of its size, so a full
+    /// partition's growth steps stay small against its budget.
+    fn slab_growth(capacity: usize) -> usize {
+        (capacity / 4).max(16)
+    }
+
+    /// Whether an item of `data_len` bytes would fit if it were alone: the
+    /// slab and table keep their capacity when emptied, so that is the
+    /// floor it must fit above.
+    fn fits_alone(&self, data_len: usize) -> bool {
+        let mut cost = malloc_size(data_len)
+            + self.items.capacity() as u64 * SLOT_BYTES
+            + Self::table_bytes(self.table.capacity());
+        if self.items.capacity() == 0 {
+            cost += Self::slab_growth(0) as u64 * SLOT_BYTES;
+        }
+        if self.table.capacity() == 0 {
+            cost += Self::table_bytes(1);
+        }
+        cost <= self.budget
+    }
+
+    /// Evicts until a new item of `data_len` bytes fits. False if it cannot
+    /// fit even alone; then nothing was evicted.
+    fn make_room(&mut self, data_len: usize, now_ms: u64) -> bool {
+        if !self.fits_alone(data_len) {
+            return false;
+        }
+        while self.bytes() + self.cost_of_new(data_len) > self.budget {
+            if !self.evict_one(now_ms) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Stores a fresh item at the head (the key holds no item). None if it
+    /// cannot fit the budget.
+    fn insert(
+        &mut self,
+        key: &[u8],
+        parts: &[&[u8]],
+        flags: u32,
+        expires_at: u64,
+        now_ms: u64,
+    ) -> Option<u64> {
+        // Keys longer than u16 are refused by every codec; truncating here
+        // would corrupt the table.
+        debug_assert!(key.len() <= usize::from(u16::MAX));
+        let key = &key[..key.len().min(usize::from(u16::MAX))];
+        let data_len = key.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        if !self.make_room(data_len, now_ms) {
+            return None;
+        }
+        if self.items.len() == self.items.capacity() {
+            self.items
+                .reserve_exact(Self::slab_growth(self.items.capacity()));
+        }
+        let mut data = Vec::with_capacity(data_len);
+        data.extend_from_slice(key);
+        for p in parts {
+            data.extend_from_slice(p);
+        }
+        let cas = self.take_cas();
+        let idx = self.items.insert(Item {
+            data: data.into_boxed_slice(),
+            cas,
+            expires_at,
+            flags,
+            newer: NIL,
+            older: NIL,
+            key_len: key.len() as u16,
+            bits: 0,
+        }) as u32;
+        self.data_bytes += malloc_size(data_len);
+        let hash = self.hasher.hash_one(key);
+        let items = &self.items;
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, idx, |&i| hasher.hash_one(items[i as usize].key()));
+        self.link_at_head(idx);
+        Some(cas)
+    }
+
+    /// Replaces item `idx`'s data with `parts` (key kept): in place when
+    /// the size is unchanged, else as a fresh item at the head. None if the
+    /// new data cannot fit even alone; the old item is then left as it was.
+    fn rewrite(
+        &mut self,
+        idx: u32,
+        parts: &[&[u8]],
+        flags: u32,
+        expires_at: u64,
+        now_ms: u64,
+    ) -> Option<u64> {
+        let item = &self.items[idx as usize];
+        let key_len = usize::from(item.key_len);
+        let new_len = key_len + parts.iter().map(|p| p.len()).sum::<usize>();
+        if new_len == item.data.len() {
+            let cas = self.take_cas();
+            let item = &mut self.items[idx as usize];
+            let mut at = key_len;
+            for p in parts {
+                item.data[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+            item.flags = flags;
+            item.expires_at = expires_at;
+            item.cas = cas;
+            // A new value, not yet read; a write is an access for eviction.
+            item.bits &= !FETCHED;
+            self.touch_for_policy(idx);
+            self.items[idx as usize].bits &= !FETCHED;
+            return Some(cas);
+        }
+        if !self.fits_alone(new_len) {
+            return None;
+        }
+        let key = self.items[idx as usize].key().to_vec();
+        self.remove(idx, Removal::Deleted);
+        // Room is certain: the item fits alone, and everything else can go.
+        self.insert(&key, parts, flags, expires_at, now_ms)
+    }
+
+    /// Reclaims dead items, looking at no more than `max_slots` slab slots
+    /// from where the last sweep stopped, so one call is bounded work.
+    /// Returns the number reclaimed.
+    pub fn sweep(&mut self, now_ms: u64, max_slots: usize) -> usize {
+        self.apply_due_flush(now_ms);
+        let capacity = self.items.capacity();
+        if capacity == 0 || self.items.is_empty() {
+            return 0;
+        }
+        let mut reclaimed = 0;
+        for _ in 0..max_slots.min(capacity) {
+            let idx = self.sweep_cursor % capacity;
+            self.sweep_cursor = (idx + 1) % capacity;
+            if let Some(item) = self.items.get(idx)
+                && item.is_dead(now_ms, self.flushed_through)
+            {
+                self.remove(idx as u32, Removal::Reclaimed);
+                reclaimed += 1;
+            }
+        }
+        reclaimed
+    }
+
+    // ----- commands -----
+
     /// Executes one command at time `now_ms` (clock milliseconds). A hit
     /// borrows the stored value.
     pub fn execute(&mut self, cmd: &Command<'_>, now_ms: u64) -> Outcome<&[u8]> {
         self.apply_due_flush(now_ms);
         let key = cmd.key;
         match cmd.op {
-            Op::Get => self.get(key, now_ms, None),
-            Op::GetAndTouch { expiry } => self.get(key, now_ms, Some(expiry)),
-            Op::Touch { expiry } => match self.find_live(key, now_ms) {
-                Some(entry) => {
-                    let item = entry.into_mut();
+            Op::Get => self.read(key, now_ms, None),
+            Op::GetAndTouch { expiry } => self.read(key, now_ms, Some(expiry)),
+            Op::Touch { expiry } => match self.find_live(key, now_ms, false) {
+                Some(idx) => {
+                    let item = &mut self.items[idx as usize];
                     item.expires_at = deadline(expiry, now_ms);
                     Outcome::Touched {
                         flags: item.flags,
@@ -216,12 +684,10 @@ impl Partition {
                 expiry,
                 cas,
             } => self.store(mode, key, cmd.value, flags, expiry, cas, now_ms),
-            Op::Delete { cas } => match self.find_live(key, now_ms) {
-                Some(entry) if cas != 0 && entry.get().cas != cas => Outcome::Exists,
-                Some(entry) => {
-                    let (item, _) = entry.remove();
-                    self.stats.items -= 1;
-                    self.stats.bytes -= item.cost();
+            Op::Delete { cas } => match self.find_live(key, now_ms, false) {
+                Some(idx) if cas != 0 && self.items[idx as usize].cas != cas => Outcome::Exists,
+                Some(idx) => {
+                    self.remove(idx, Removal::Deleted);
                     Outcome::Deleted
                 }
                 None => Outcome::NotFound,
@@ -237,38 +703,12 @@ impl Partition {
         }
     }
 
-    /// The live item under `key`; a dead one (expired or flushed) is
-    /// reclaimed on the way and reported as absent.
-    fn find_live(&mut self, key: &[u8], now_ms: u64) -> Option<OccupiedEntry<'_, Item>> {
-        self.lookup(key, now_ms, false)
-    }
-
-    /// As [`Partition::find_live`]; `read` counts a dead item found in the
-    /// read statistics (`get_expired`, `get_flushed`).
-    fn lookup(&mut self, key: &[u8], now_ms: u64, read: bool) -> Option<OccupiedEntry<'_, Item>> {
-        let hash = self.hasher.hash_one(key);
-        let entry = self.table.find_entry(hash, |it| it.key() == key).ok()?;
-        let item = entry.get();
-        let flushed = item.cas <= self.flushed_through;
-        if !flushed && item.expires_at > now_ms {
-            return Some(entry);
-        }
-        let (item, _) = entry.remove();
-        self.stats.items -= 1;
-        self.stats.bytes -= item.cost();
-        match (read, flushed) {
-            (true, true) => self.stats.get_flushed += 1,
-            (true, false) => self.stats.get_expired += 1,
-            (false, _) => {}
-        }
-        None
-    }
-
-    fn get(&mut self, key: &[u8], now_ms: u64, touch: Option<Expiry>) -> Outcome<&[u8]> {
-        let Some(entry) = self.lookup(key, now_ms, true) else {
+    fn read(&mut self, key: &[u8], now_ms: u64, touch: Option<Expiry>) -> Outcome<&[u8]> {
+        let Some(idx) = self.find_live(key, now_ms, true) else {
             return Outcome::Miss;
         };
-        let item = entry.into_mut();
+        self.touch_for_policy(idx);
+        let item = &mut self.items[idx as usize];
         if let Some(expiry) = touch {
             item.expires_at = deadline(expiry, now_ms);
         }
@@ -277,43 +717,6 @@ impl Partition {
             cas: item.cas,
             value: item.value(),
         }
-    }
-
-    /// Stores a fresh item (the key holds no live one).
-    fn insert(&mut self, key: &[u8], value: &[u8], flags: u32, expires_at: u64) -> u64 {
-        // Keys longer than u16 are refused by every codec; truncating here
-        // would corrupt the table.
-        debug_assert!(key.len() <= usize::from(u16::MAX));
-        let key = &key[..key.len().min(usize::from(u16::MAX))];
-        let cas = self.take_cas();
-        let item = Item {
-            data: join(&[key, value]),
-            flags,
-            key_len: key.len() as u16,
-            expires_at,
-            cas,
-        };
-        self.stats.bytes += item.cost();
-        self.stats.items += 1;
-        self.stats.total_items += 1;
-        let hash = self.hasher.hash_one(key);
-        let hasher = &self.hasher;
-        match self
-            .table
-            .entry(hash, |it| it.key() == key, |it| hasher.hash_one(it.key()))
-        {
-            Entry::Occupied(mut entry) => {
-                // Only reachable if a caller skipped find_live; keep the
-                // accounting right regardless.
-                self.stats.items -= 1;
-                self.stats.bytes -= entry.get().cost();
-                *entry.get_mut() = item;
-            }
-            Entry::Vacant(entry) => {
-                entry.insert(item);
-            }
-        }
-        cas
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -327,56 +730,56 @@ impl Partition {
         cas: u64,
         now_ms: u64,
     ) -> Outcome<&[u8]> {
-        let max_value_len = self.max_value_len;
-        let new_cas = self.next_cas;
-        let Some(mut entry) = self.find_live(key, now_ms) else {
+        let expires_at = deadline(expiry, now_ms);
+        let Some(idx) = self.find_live(key, now_ms, false) else {
             // memcached: a store with a CAS needs an item to compare with.
             return match mode {
                 _ if cas != 0 && !matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
                     Outcome::NotFound
                 }
                 StoreMode::Set | StoreMode::Add => {
-                    let cas = self.insert(key, value, flags, deadline(expiry, now_ms));
-                    Outcome::Stored { cas }
+                    match self.insert(key, &[value], flags, expires_at, now_ms) {
+                        Some(cas) => {
+                            self.stats.total_items += 1;
+                            Outcome::Stored { cas }
+                        }
+                        None => Outcome::NoRoom,
+                    }
                 }
                 StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => Outcome::NotStored,
             };
         };
-        let item = entry.get_mut();
+        let item = &self.items[idx as usize];
         if cas != 0 && item.cas != cas {
             return Outcome::Exists;
         }
-        let before = item.cost();
-        match mode {
+        let result = match mode {
             // memcached turns an ADD with a CAS into a compare-and-swap.
             StoreMode::Add if cas == 0 => return Outcome::NotStored,
             StoreMode::Set | StoreMode::Add | StoreMode::Replace => {
-                let key_len = usize::from(item.key_len);
-                if item.data.len() == key_len + value.len() {
-                    item.data[key_len..].copy_from_slice(value);
-                } else {
-                    item.data = join(&[item.key(), value]);
-                }
-                item.flags = flags;
-                item.expires_at = deadline(expiry, now_ms);
+                self.rewrite(idx, &[value], flags, expires_at, now_ms)
             }
             StoreMode::Append | StoreMode::Prepend => {
-                if item.value().len() + value.len() > max_value_len {
+                if item.value().len() + value.len() > self.max_value_len {
                     return Outcome::TooLarge;
                 }
-                item.data = if mode == StoreMode::Append {
-                    join(&[item.key(), item.value(), value])
+                let (item_flags, item_expiry) = (item.flags, item.expires_at);
+                let old = item.value().to_vec();
+                let parts: [&[u8]; 2] = if mode == StoreMode::Append {
+                    [&old, value]
                 } else {
-                    join(&[item.key(), value, item.value()])
+                    [value, &old]
                 };
+                self.rewrite(idx, &parts, item_flags, item_expiry, now_ms)
             }
+        };
+        match result {
+            Some(cas) => {
+                self.stats.total_items += 1;
+                Outcome::Stored { cas }
+            }
+            None => Outcome::NoRoom,
         }
-        item.cas = new_cas;
-        let after = item.cost();
-        self.stats.bytes = self.stats.bytes - before + after;
-        self.stats.total_items += 1;
-        self.take_cas();
-        Outcome::Stored { cas: new_cas }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -391,19 +794,24 @@ impl Partition {
         cas: u64,
         now_ms: u64,
     ) -> Outcome<&[u8]> {
-        let new_cas = self.next_cas;
-        let Some(mut entry) = self.find_live(key, now_ms) else {
+        let mut digits = [0u8; 20];
+        let Some(idx) = self.find_live(key, now_ms, false) else {
             if !create {
                 return Outcome::NotFound;
             }
-            let digits = initial.to_string();
-            let cas = self.insert(key, digits.as_bytes(), 0, deadline(expiry, now_ms));
-            return Outcome::Counter {
-                value: initial,
-                cas,
+            let text = decimal(initial, &mut digits);
+            return match self.insert(key, &[text], 0, deadline(expiry, now_ms), now_ms) {
+                Some(cas) => {
+                    self.stats.total_items += 1;
+                    Outcome::Counter {
+                        value: initial,
+                        cas,
+                    }
+                }
+                None => Outcome::NoRoom,
             };
         };
-        let item = entry.get_mut();
+        let item = &self.items[idx as usize];
         if cas != 0 && item.cas != cas {
             return Outcome::Exists;
         }
@@ -415,35 +823,16 @@ impl Partition {
         } else {
             current.saturating_sub(delta)
         };
-        let before = item.cost();
-        // A u64 is at most 20 digits: format on the stack, no allocation
-        // unless the length changes.
-        let mut digits = [0u8; 20];
-        let text = {
-            use std::io::Write as _;
-            let mut cursor = &mut digits[..];
-            let _ = write!(cursor, "{value}");
-            let len = 20 - cursor.len();
-            &digits[..len]
-        };
-        let key_len = usize::from(item.key_len);
-        if item.data.len() == key_len + text.len() {
-            item.data[key_len..].copy_from_slice(text);
-        } else {
-            item.data = join(&[item.key(), text]);
-        }
-        item.cas = new_cas;
-        let after = item.cost();
-        self.stats.bytes = self.stats.bytes - before + after;
-        self.take_cas();
-        Outcome::Counter {
-            value,
-            cas: new_cas,
+        let (flags, expires_at) = (item.flags, item.expires_at);
+        let text = decimal(value, &mut digits);
+        match self.rewrite(idx, &[text], flags, expires_at, now_ms) {
+            Some(cas) => Outcome::Counter { value, cas },
+            None => Outcome::NoRoom,
         }
     }
 
-    /// Stores an item unconditionally (a SET without CAS); `expires_at` in
-    /// clock milliseconds, `None` for never. For tests and tools.
+    /// Stores an item unconditionally (a SET without CAS) with a TTL in
+    /// seconds (0: never expires). Returns its CAS, or 0 if it cannot fit.
     pub fn set(&mut self, key: &[u8], value: &[u8], flags: u32, ttl_secs: u32, now_ms: u64) -> u64 {
         let expiry = if ttl_secs == 0 {
             Expiry::Never
@@ -465,13 +854,22 @@ impl Partition {
             _ => 0,
         }
     }
+
+    /// The flags and value of a live item (a read: it counts for eviction).
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<(u32, &[u8])> {
+        self.apply_due_flush(now_ms);
+        match self.read(key, now_ms, None) {
+            Outcome::Hit { flags, value, .. } => Some((flags, value)),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, VecDeque};
 
     fn run(p: &mut Partition, op: Op, key: &[u8], value: &[u8], now: u64) -> Outcome<Vec<u8>> {
         p.execute(&Command { op, key, value }, now)
@@ -488,10 +886,41 @@ mod tests {
     }
 
     fn get(p: &mut Partition, key: &[u8], now: u64) -> Option<Vec<u8>> {
-        match run(p, Op::Get, key, b"", now) {
-            Outcome::Hit { value, .. } => Some(value),
-            _ => None,
+        p.get(key, now).map(|(_, v)| v.to_vec())
+    }
+
+    /// Keys held, oldest first, read without disturbing the policy.
+    fn keys_oldest_first(p: &Partition) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        let mut at = p.tail;
+        while at != NIL {
+            let item = &p.items[at as usize];
+            keys.push(item.key().to_vec());
+            at = item.newer;
         }
+        keys
+    }
+
+    fn check_accounting(p: &Partition) {
+        let data: u64 = p
+            .items
+            .iter()
+            .map(|(_, it)| malloc_size(it.data.len()))
+            .sum();
+        assert_eq!(p.data_bytes, data);
+        assert_eq!(p.table.len(), p.items.len());
+        assert_eq!(keys_oldest_first(p).len(), p.items.len());
+        assert!(p.bytes() <= p.budget, "{} > {}", p.bytes(), p.budget);
+    }
+
+    #[test]
+    fn item_metadata_is_compact() {
+        assert_eq!(std::mem::size_of::<Item>(), 48);
+        assert_eq!(
+            SLOT_BYTES, 48,
+            "the slab's vacant link fits the item's niche"
+        );
+        const { assert!(ITEM_OVERHEAD < 64) };
     }
 
     #[test]
@@ -499,10 +928,11 @@ mod tests {
         let mut p = Partition::new();
         assert_eq!(get(&mut p, b"k", 0), None);
         p.set(b"k", b"v1", 7, 0, 0);
-        assert_eq!(get(&mut p, b"k", 0), Some(b"v1".to_vec()));
+        assert_eq!(p.get(b"k", 0), Some((7, &b"v1"[..])));
         p.set(b"k", b"longer", 9, 0, 0);
         assert_eq!(get(&mut p, b"k", 0), Some(b"longer".to_vec()));
         assert_eq!(p.len(), 1);
+        check_accounting(&p);
         assert_eq!(
             run(&mut p, Op::Delete { cas: 0 }, b"k", b"", 0),
             Outcome::Deleted
@@ -511,14 +941,14 @@ mod tests {
             run(&mut p, Op::Delete { cas: 0 }, b"k", b"", 0),
             Outcome::NotFound
         );
-        assert_eq!(p.stats().bytes, 0);
+        assert_eq!(p.data_bytes, 0);
         assert_eq!(p.stats().items, 0);
     }
 
     #[test]
     fn cas_values_are_unique_across_workers_and_change_on_every_store() {
-        let mut a = Partition::for_worker(0, 2, 1024);
-        let mut b = Partition::for_worker(1, 2, 1024);
+        let mut a = Partition::for_worker(0, 2, 1024, u64::MAX);
+        let mut b = Partition::for_worker(1, 2, 1024, u64::MAX);
         let cas: Vec<u64> = (0..4)
             .flat_map(|i| {
                 let k = [i];
@@ -571,11 +1001,12 @@ mod tests {
             run(&mut p, store(StoreMode::Append, 0), b"missing", b"d", 0),
             Outcome::NotStored
         );
+        check_accounting(&p);
     }
 
     #[test]
     fn append_refuses_to_grow_past_the_limit() {
-        let mut p = Partition::for_worker(0, 1, 4);
+        let mut p = Partition::for_worker(0, 1, 4, u64::MAX);
         p.set(b"k", b"abc", 0, 0, 0);
         assert_eq!(
             run(&mut p, store(StoreMode::Append, 0), b"k", b"de", 0),
@@ -622,6 +1053,7 @@ mod tests {
             run(&mut p, arith(true, 1, true), b"big", b"", 0),
             Outcome::NonNumeric
         );
+        check_accounting(&p);
     }
 
     #[test]
@@ -646,23 +1078,6 @@ mod tests {
             Outcome::Touched { flags: 3, .. }
         ));
         assert!(get(&mut p, b"k", 50_000).is_some());
-        assert!(matches!(
-            run(
-                &mut p,
-                Op::GetAndTouch {
-                    expiry: Expiry::Immediately
-                },
-                b"k",
-                b"",
-                60_000
-            ),
-            Outcome::Hit { .. }
-        ));
-        assert!(get(&mut p, b"k", 60_000).is_none());
-        assert!(matches!(
-            run(&mut p, store(StoreMode::Set, 0), b"k", b"v", 0),
-            Outcome::Stored { .. }
-        ));
         let op = Op::Store {
             mode: StoreMode::Set,
             flags: 0,
@@ -670,15 +1085,18 @@ mod tests {
             cas: 0,
         };
         assert!(matches!(
-            run(&mut p, op, b"k", b"new", 0),
+            run(&mut p, op, b"k", b"new", 60_000),
             Outcome::Stored { .. }
         ));
-        assert!(get(&mut p, b"k", 0).is_none(), "replaced, then expired");
+        assert!(
+            get(&mut p, b"k", 60_000).is_none(),
+            "replaced, then expired"
+        );
     }
 
     #[test]
     fn flush_now_and_later() {
-        let mut p = Partition::for_worker(1, 3, 1024);
+        let mut p = Partition::for_worker(1, 3, 1024, u64::MAX);
         p.set(b"a", b"1", 0, 0, 0);
         p.flush(0, 0);
         assert!(get(&mut p, b"a", 0).is_none());
@@ -697,136 +1115,290 @@ mod tests {
         assert!(get(&mut p, b"d", 3_001).is_some());
     }
 
-    #[derive(Debug, Clone)]
-    enum ModelOp {
-        Set(u8, Vec<u8>, u32, u32),
-        Add(u8, Vec<u8>),
-        Append(u8, Vec<u8>),
-        Get(u8),
-        Delete(u8),
-        Incr(u8, u64),
-        Flush,
-        Advance(u16),
+    #[test]
+    fn the_budget_holds_under_ten_times_its_size_in_mixed_sizes() {
+        let budget = 4 << 20;
+        let mut p = Partition::with_budget(Policy::Sieve, budget);
+        let mut written = 0u64;
+        let mut seed = 7u64;
+        let mut i = 0u64;
+        while written < 10 * budget {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // 10 B to 100 KiB, small sizes far more often, as in caches.
+            let len = match seed >> 61 {
+                0 => 10 + (seed >> 20) as usize % 100_000,
+                1 | 2 => 10 + (seed >> 20) as usize % 4_000,
+                _ => 10 + (seed >> 20) as usize % 300,
+            };
+            let key = format!("key:{i}");
+            let value = vec![b'x'; len];
+            assert!(p.set(key.as_bytes(), &value, 0, 0, 0) != 0);
+            written += len as u64;
+            i += 1;
+            if i.is_multiple_of(997) {
+                check_accounting(&p);
+            }
+            assert!(p.bytes() <= budget);
+        }
+        check_accounting(&p);
+        let stats = p.stats();
+        assert!(stats.evictions > 0);
+        assert!(
+            stats.bytes > budget / 2,
+            "the budget is used: {}",
+            stats.bytes
+        );
+        // Everything still held reads back whole.
+        for key in keys_oldest_first(&p) {
+            let value = get(&mut p, &key, 0).expect("held keys are live");
+            assert!(value.iter().all(|&b| b == b'x'));
+        }
     }
 
-    fn model_op() -> impl Strategy<Value = ModelOp> {
-        let value = || proptest::collection::vec(b'0'..=b'9', 0..8);
-        prop_oneof![
-            (0u8..16, value(), any::<u32>(), 0u32..5)
-                .prop_map(|(k, v, f, t)| ModelOp::Set(k, v, f, t)),
-            (0u8..16, value()).prop_map(|(k, v)| ModelOp::Add(k, v)),
-            (0u8..16, value()).prop_map(|(k, v)| ModelOp::Append(k, v)),
-            (0u8..16).prop_map(ModelOp::Get),
-            (0u8..16).prop_map(ModelOp::Delete),
-            (0u8..16, 0u64..1000).prop_map(|(k, d)| ModelOp::Incr(k, d)),
-            Just(ModelOp::Flush),
-            (0u16..3000).prop_map(ModelOp::Advance),
-        ]
+    #[test]
+    fn an_item_that_cannot_fit_is_refused_and_nothing_is_lost() {
+        let mut p = Partition::with_budget(Policy::Sieve, 64 << 10);
+        p.set(b"keep", b"v", 0, 0, 0);
+        let huge = vec![0u8; 100 << 10];
+        assert_eq!(
+            run(&mut p, store(StoreMode::Set, 0), b"big", &huge, 0),
+            Outcome::NoRoom
+        );
+        assert_eq!(
+            run(&mut p, store(StoreMode::Set, 0), b"keep", &huge, 0),
+            Outcome::NoRoom
+        );
+        assert_eq!(get(&mut p, b"keep", 0), Some(b"v".to_vec()));
+        assert_eq!(p.stats().evictions, 0);
     }
 
-    /// key -> (flags, value, expires_at)
-    type Model = HashMap<Vec<u8>, (u32, Vec<u8>, u64)>;
+    /// Fills a partition with fixed-size items until the first eviction,
+    /// and returns it with its capacity in items.
+    fn full(policy: Policy, budget: u64) -> (Partition, usize) {
+        let mut p = Partition::with_budget(policy, budget);
+        let mut i = 0;
+        while p.stats().evictions == 0 {
+            p.set(format!("k{i:05}").as_bytes(), &[b'v'; 32], 0, 0, 0);
+            i += 1;
+        }
+        let n = p.len();
+        (p, n)
+    }
 
-    fn live(m: &Model, k: &[u8], now: u64) -> Option<(u32, Vec<u8>)> {
-        m.get(k)
-            .filter(|(_, _, exp)| *exp > now)
-            .map(|(f, v, _)| (*f, v.clone()))
+    #[test]
+    fn sieve_evicts_the_oldest_unvisited_and_keeps_visited_ones() {
+        let (mut p, n) = full(Policy::Sieve, 16 << 10);
+        let keys = keys_oldest_first(&p);
+        assert_eq!(keys.len(), n);
+        // Read the three oldest: they survive the next three evictions,
+        // which take the next three oldest instead.
+        for key in &keys[..3] {
+            assert!(get(&mut p, key, 0).is_some());
+        }
+        for i in 0..3 {
+            p.set(format!("new{i}").as_bytes(), &[b'v'; 32], 0, 0, 0);
+        }
+        let now = keys_oldest_first(&p);
+        for key in &keys[..3] {
+            assert!(now.contains(key), "visited {key:?} was evicted");
+        }
+        for key in &keys[3..6] {
+            assert!(!now.contains(key), "unvisited {key:?} survived");
+        }
+        // A hit moved nothing: the visited items are still the oldest.
+        assert_eq!(&now[..3], &keys[..3]);
+    }
+
+    #[test]
+    fn lru_evicts_the_least_recently_used() {
+        let (mut p, _) = full(Policy::Lru, 16 << 10);
+        let keys = keys_oldest_first(&p);
+        assert!(get(&mut p, &keys[0], 0).is_some());
+        p.set(b"new", &[b'v'; 32], 0, 0, 0);
+        let now = keys_oldest_first(&p);
+        assert!(now.contains(&keys[0]));
+        assert!(!now.contains(&keys[1]));
+        assert_eq!(now.last(), Some(&b"new".to_vec()));
+    }
+
+    #[test]
+    fn the_sweep_reclaims_expired_items_in_bounded_steps() {
+        let mut p = Partition::new();
+        for i in 0..1000 {
+            let ttl = if i % 2 == 0 { 1 } else { 0 };
+            p.set(format!("k{i}").as_bytes(), b"v", 0, ttl, 0);
+        }
+        assert_eq!(p.sweep(500, 10_000), 0, "nothing has expired yet");
+        let mut reclaimed = 0;
+        let mut calls = 0;
+        while reclaimed < 500 {
+            let n = p.sweep(1_000, 64);
+            assert!(n <= 64);
+            reclaimed += n;
+            calls += 1;
+            assert!(calls < 100, "the sweep makes progress");
+        }
+        assert_eq!(p.len(), 500);
+        assert_eq!(p.stats().reclaimed, 500);
+        assert_eq!(p.stats().expired_unfetched, 500);
+        check_accounting(&p);
+    }
+
+    /// A reference SIEVE over a fixed number of equal-size items, written
+    /// from the paper's description with a plain queue.
+    #[derive(Debug)]
+    struct Model {
+        /// Oldest first: (key, visited).
+        queue: VecDeque<(Vec<u8>, bool)>,
+        /// Index of the hand in `queue`, or None (start at the oldest).
+        hand: Option<usize>,
+        capacity: usize,
+    }
+
+    impl Model {
+        fn find(&self, key: &[u8]) -> Option<usize> {
+            self.queue.iter().position(|(k, _)| k == key)
+        }
+
+        fn remove(&mut self, i: usize) {
+            self.queue.remove(i);
+            self.hand = match self.hand {
+                Some(h) if h > i => Some(h - 1),
+                Some(h) if h == i && h < self.queue.len() => Some(h),
+                Some(h) if h == i => None,
+                other => other,
+            };
+        }
+
+        fn access(&mut self, key: &[u8]) -> bool {
+            match self.find(key) {
+                Some(i) => {
+                    self.queue[i].1 = true;
+                    true
+                }
+                None => false,
+            }
+        }
+
+        fn insert(&mut self, key: Vec<u8>) {
+            if self.access(&key) {
+                return;
+            }
+            if self.queue.len() == self.capacity {
+                let mut i = self.hand.unwrap_or(0);
+                while self.queue[i].1 {
+                    self.queue[i].1 = false;
+                    i = (i + 1) % self.queue.len();
+                }
+                // The hand stops at the victim and moves on to its newer
+                // neighbour as the victim leaves.
+                self.hand = Some(i);
+                self.remove(i);
+            }
+            self.queue.push_back((key, false));
+        }
     }
 
     proptest! {
         #[test]
-        fn matches_a_hashmap_model(ops in proptest::collection::vec(model_op(), 1..200)) {
-            let mut p = Partition::for_worker(0, 1, 64);
-            let mut model = Model::new();
-            let mut now = 0u64;
-            let mut last_cas = 0u64;
-            for op in ops {
-                match op {
-                    ModelOp::Set(k, v, f, ttl) => {
-                        let key = vec![b'k', k];
-                        let cas = p.set(&key, &v, f, ttl, now);
-                        prop_assert!(cas > last_cas);
-                        last_cas = cas;
-                        let exp = if ttl == 0 { u64::MAX } else { now + u64::from(ttl) * 1000 };
-                        model.insert(key, (f, v, exp));
+        fn sieve_matches_a_reference_model(ops in proptest::collection::vec((0u8..4, 0u16..400), 1..400)) {
+            let (mut p, capacity) = full(Policy::Sieve, 16 << 10);
+            // The partition is full and its first eviction happened: the
+            // model starts from the same queue, all unvisited, with the
+            // hand where the partition's stopped.
+            let queue: VecDeque<(Vec<u8>, bool)> =
+                keys_oldest_first(&p).into_iter().map(|k| (k, false)).collect();
+            let mut model = Model { queue, hand: Some(0), capacity };
+            for (kind, n) in ops {
+                let key = format!("k{n:05}").into_bytes();
+                match kind {
+                    0 | 1 => {
+                        let hit = p.get(&key, 0).is_some();
+                        prop_assert_eq!(hit, model.access(&key));
                     }
-                    ModelOp::Add(k, v) => {
-                        let key = vec![b'k', k];
-                        let out = run(&mut p, store(StoreMode::Add, 0), &key, &v, now);
-                        if live(&model, &key, now).is_some() {
-                            prop_assert_eq!(out, Outcome::NotStored);
-                        } else {
-                            prop_assert!(matches!(out, Outcome::Stored { .. }), "{:?}", out);
-                            model.insert(key, (0, v, u64::MAX));
+                    2 => {
+                        prop_assert!(p.set(&key, &[b'v'; 32], 0, 0, 0) != 0);
+                        model.insert(key);
+                    }
+                    _ => {
+                        let deleted = run(&mut p, Op::Delete { cas: 0 }, &key, b"", 0) == Outcome::Deleted;
+                        let present = model.find(&key);
+                        prop_assert_eq!(deleted, present.is_some());
+                        if let Some(i) = present {
+                            model.remove(i);
                         }
                     }
-                    ModelOp::Append(k, v) => {
-                        let key = vec![b'k', k];
+                }
+                let held = keys_oldest_first(&p);
+                let expected: Vec<Vec<u8>> = model.queue.iter().map(|(k, _)| k.clone()).collect();
+                prop_assert_eq!(held, expected);
+                check_accounting(&p);
+            }
+        }
+
+        #[test]
+        fn semantics_match_a_hashmap_model_with_room_to_spare(
+            ops in proptest::collection::vec((0u8..6, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
+        ) {
+            let mut p = Partition::for_worker(0, 1, 64, u64::MAX);
+            let mut model: HashMap<Vec<u8>, (Vec<u8>, u64)> = HashMap::new();
+            let mut now = 0u64;
+            let live = |m: &HashMap<Vec<u8>, (Vec<u8>, u64)>, k: &[u8], now: u64| {
+                m.get(k).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone())
+            };
+            for (kind, k, v, n) in ops {
+                let key = vec![b'k', k];
+                match kind {
+                    0 => {
+                        let ttl = u32::from(n % 4);
+                        prop_assert!(p.set(&key, &v, 0, ttl, now) != 0);
+                        let exp = if ttl == 0 { u64::MAX } else { now + u64::from(ttl) * 1000 };
+                        model.insert(key, (v, exp));
+                    }
+                    1 => {
                         let out = run(&mut p, store(StoreMode::Append, 0), &key, &v, now);
                         match live(&model, &key, now) {
                             None => prop_assert_eq!(out, Outcome::NotStored),
-                            Some((_, old)) if old.len() + v.len() > 64 => {
-                                prop_assert_eq!(out, Outcome::TooLarge)
-                            }
+                            Some(old) if old.len() + v.len() > 64 => prop_assert_eq!(out, Outcome::TooLarge),
                             Some(_) => {
                                 prop_assert!(matches!(out, Outcome::Stored { .. }), "{:?}", out);
                                 if let Some(entry) = model.get_mut(&key) {
-                                    entry.1.extend_from_slice(&v);
+                                    entry.0.extend_from_slice(&v);
                                 }
                             }
                         }
                     }
-                    ModelOp::Get(k) => {
-                        let key = vec![b'k', k];
-                        let out = run(&mut p, Op::Get, &key, b"", now);
-                        match live(&model, &key, now) {
-                            Some((f, v)) => prop_assert!(
-                                matches!(&out, Outcome::Hit { flags, value, .. } if *flags == f && *value == v),
-                                "{:?}", out
-                            ),
-                            None => prop_assert_eq!(out, Outcome::Miss),
-                        }
-                    }
-                    ModelOp::Delete(k) => {
-                        let key = vec![b'k', k];
-                        let expected = if live(&model, &key, now).is_some() {
-                            Outcome::Deleted
-                        } else {
-                            Outcome::NotFound
-                        };
+                    2 => prop_assert_eq!(get(&mut p, &key, now), live(&model, &key, now)),
+                    3 => {
+                        let expected = if live(&model, &key, now).is_some() { Outcome::Deleted } else { Outcome::NotFound };
                         model.remove(&key);
                         prop_assert_eq!(run(&mut p, Op::Delete { cas: 0 }, &key, b"", now), expected);
                     }
-                    ModelOp::Incr(k, d) => {
-                        let key = vec![b'k', k];
-                        let op = Op::Arith { incr: true, delta: d, initial: 7, create: true, expiry: Expiry::Never, cas: 0 };
+                    4 => {
+                        let op = Op::Arith { incr: true, delta: u64::from(n), initial: 7, create: true, expiry: Expiry::Never, cas: 0 };
                         let out = run(&mut p, op, &key, b"", now);
                         match live(&model, &key, now) {
                             None => {
                                 prop_assert!(matches!(out, Outcome::Counter { value: 7, .. }), "{:?}", out);
-                                model.insert(key, (0, b"7".to_vec(), u64::MAX));
+                                model.insert(key, (b"7".to_vec(), u64::MAX));
                             }
-                            Some((_, v)) => match parse_counter(&v) {
+                            Some(v) => match parse_counter(&v) {
                                 None => prop_assert_eq!(out, Outcome::NonNumeric),
-                                Some(n) => {
-                                    let want = n.wrapping_add(d);
+                                Some(c) => {
+                                    let want = c.wrapping_add(u64::from(n));
                                     prop_assert!(matches!(out, Outcome::Counter { value, .. } if value == want), "{:?}", out);
                                     if let Some(entry) = model.get_mut(&key) {
-                                        entry.1 = want.to_string().into_bytes();
+                                        entry.0 = want.to_string().into_bytes();
                                     }
                                 }
                             },
                         }
                     }
-                    ModelOp::Flush => {
-                        p.flush(now, 0);
-                        model.clear();
-                    }
-                    ModelOp::Advance(ms) => now += u64::from(ms),
+                    _ => now += u64::from(n),
                 }
-                let expected_bytes: u64 = p.table.iter().map(Item::cost).sum();
-                prop_assert_eq!(p.stats().bytes, expected_bytes);
-                prop_assert_eq!(p.stats().items as usize, p.len());
+                check_accounting(&p);
             }
         }
     }
