@@ -606,8 +606,12 @@ fn dispatch_memcache(
     match mc::action(req, shard.unix_now()) {
         McAction::Keyed(cmd) => run_keyed(replies, shard, conn, ctx, &cmd, req.returns_key()),
         McAction::Local(local) => {
-            let threads = shard.workers();
-            replies.push_ready(|out| mc::encode_local(opcode, opaque, local, limits, threads, out));
+            let settings = mc::Settings {
+                limits: *limits,
+                threads: shard.workers(),
+                maxbytes: shard.partition.stats().limit * shard.workers() as u64,
+            };
+            replies.push_ready(|out| mc::encode_local(opcode, opaque, local, &settings, out));
         }
         McAction::Broadcast(what) => run_broadcast(replies, shard, conn, ctx, what),
         McAction::Quit => {

@@ -308,13 +308,20 @@ fn stat_end(out: &mut Vec<u8>, opcode: u8, opaque: u32) {
     respond(out, opcode, status::NO_ERROR, opaque, 0, &[], &[], &[]);
 }
 
+/// What `stats settings` reports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub limits: Limits,
+    pub threads: usize,
+    pub maxbytes: u64,
+}
+
 /// Appends the response to a request this worker answers alone.
 pub(crate) fn encode_local(
     opcode: u8,
     opaque: u32,
     local: Local<'_>,
-    limits: &Limits,
-    threads: usize,
+    settings: &Settings,
     out: &mut Vec<u8>,
 ) {
     match local {
@@ -332,12 +339,14 @@ pub(crate) fn encode_local(
         Local::Settings => {
             let mut frame =
                 |name: &str, value: &dyn fmt::Display| stat_frame(out, opcode, opaque, name, value);
-            frame("num_threads", &threads);
-            frame("item_size_max", &limits.max_value_len);
-            frame("key_max_length", &limits.max_key_len);
+            frame("maxbytes", &settings.maxbytes);
+            frame("num_threads", &settings.threads);
+            frame("item_size_max", &settings.limits.max_value_len);
+            frame("key_max_length", &settings.limits.max_key_len);
             frame("cas_enabled", &"yes");
             frame("binding_protocol", &"auto-negotiate");
-            frame("evictions", &"off");
+            frame("evictions", &"on");
+            frame("eviction_policy", &"sieve");
             stat_end(out, opcode, opaque);
         }
         Local::EmptyGroup => stat_end(out, opcode, opaque),
