@@ -151,11 +151,52 @@ pub fn for_each(info: &ServerInfo, sum: &WorkerStats, mut f: impl FnMut(&str, &d
     }
 }
 
+impl WorkerStats {
+    /// The memory counters reported per worker as well as in total.
+    pub fn memory_fields(&self) -> [(&'static str, u64); 8] {
+        [
+            ("bytes", self.bytes),
+            ("hash_bytes", self.hash_bytes),
+            ("limit_maxbytes", self.limit_maxbytes),
+            ("curr_items", self.curr_items),
+            ("evictions", self.evictions),
+            ("expired_unfetched", self.expired_unfetched),
+            ("evicted_unfetched", self.evicted_unfetched),
+            ("reclaimed", self.reclaimed),
+        ]
+    }
+}
+
+/// Calls `f` with each worker's memory counters, named `worker:ID:NAME`.
+pub fn for_each_worker(parts: &[(u32, WorkerStats)], mut f: impl FnMut(&str, u64)) {
+    let mut name = String::with_capacity(40);
+    for (id, stats) in parts {
+        for (field, value) in stats.memory_fields() {
+            name.clear();
+            // Writing into a String cannot fail.
+            let _ = std::fmt::Write::write_fmt(&mut name, format_args!("worker:{id}:{field}"));
+            f(&name, value);
+        }
+    }
+}
+
+/// The sum of every worker's counters.
+pub fn total(parts: &[(u32, WorkerStats)]) -> WorkerStats {
+    let mut sum = WorkerStats::default();
+    for (_, part) in parts {
+        sum.merge(part);
+    }
+    sum
+}
+
 /// Renders the native STATS body: one `name value` pair per line,
-/// `\n`-terminated.
-pub fn render(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u8>) {
-    for_each(info, sum, |name, value| {
-        // Writing into a Vec cannot fail.
+/// `\n`-terminated: the totals, then each worker's memory counters.
+pub fn render(info: &ServerInfo, parts: &[(u32, WorkerStats)], out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail.
+    for_each(info, &total(parts), |name, value| {
+        let _ = writeln!(out, "{name} {value}");
+    });
+    for_each_worker(parts, |name, value| {
         let _ = writeln!(out, "{name} {value}");
     });
 }
@@ -190,16 +231,33 @@ mod tests {
             time: 1_700_000_000,
             threads: 2,
         };
-        let sum = WorkerStats {
-            get_hits: 5,
-            ..Default::default()
-        };
+        let parts = [
+            (
+                0,
+                WorkerStats {
+                    get_hits: 5,
+                    bytes: 100,
+                    ..Default::default()
+                },
+            ),
+            (
+                1,
+                WorkerStats {
+                    get_hits: 2,
+                    bytes: 30,
+                    ..Default::default()
+                },
+            ),
+        ];
         let mut out = Vec::new();
-        render(&info, &sum, &mut out);
+        render(&info, &parts, &mut out);
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("pid 42\n"));
         assert!(text.contains("threads 2\n"));
-        assert!(text.contains("get_hits 5\n"));
+        assert!(text.contains("get_hits 7\n"), "totals are summed");
+        assert!(text.contains("\nbytes 130\n"));
+        assert!(text.contains("worker:0:bytes 100\n"));
+        assert!(text.contains("worker:1:bytes 30\n"));
         assert!(text.ends_with('\n'));
     }
 }

@@ -568,10 +568,10 @@ fn run_broadcast(
         shard.stats.cmd_flush += 1;
     }
     shard.apply(what);
-    let own = shard.snapshot();
+    let own = (shard.id as u32, shard.snapshot());
     if shard.workers() == 1 {
         let enc = shard.encoder();
-        replies.push_ready(|out| enc.applied(ctx, what, &own, out));
+        replies.push_ready(|out| enc.applied(ctx, what, &[own], out));
     } else {
         let seq = replies.push_gather(ctx, what, shard.workers() - 1, own);
         let to = conn.reply_to(shard, seq);
@@ -589,7 +589,13 @@ fn dispatch_native(
     match super::native::action(frame) {
         NativeAction::Keyed(cmd) => run_keyed(replies, shard, conn, ctx, &cmd, false),
         NativeAction::Noop => replies.push_ready(super::native::encode_ok),
-        NativeAction::Stats => run_broadcast(replies, shard, conn, ctx, Broadcast::Stats),
+        NativeAction::Stats => run_broadcast(
+            replies,
+            shard,
+            conn,
+            ctx,
+            Broadcast::Stats { per_worker: true },
+        ),
     }
 }
 

@@ -43,11 +43,17 @@ impl Encode for Encoder {
         }
     }
 
-    fn applied(&self, ctx: ReplyCtx, what: Broadcast, sum: &WorkerStats, out: &mut Vec<u8>) {
+    fn applied(
+        &self,
+        ctx: ReplyCtx,
+        what: Broadcast,
+        parts: &[(u32, WorkerStats)],
+        out: &mut Vec<u8>,
+    ) {
         match ctx {
-            ReplyCtx::Native => native::encode_stats(&self.info(), sum, out),
+            ReplyCtx::Native => native::encode_stats(&self.info(), parts, out),
             ReplyCtx::Memcache { opcode, opaque } => {
-                memcache::encode_applied(opcode, opaque, what, &self.info(), sum, out)
+                memcache::encode_applied(opcode, opaque, what, &self.info(), parts, out)
             }
         }
     }

@@ -33,8 +33,9 @@ pub(crate) struct ReplyTo {
 /// A request every worker applies to itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Broadcast {
-    /// Report counters.
-    Stats,
+    /// Report counters; `per_worker` asks for each worker's memory
+    /// counters besides the totals.
+    Stats { per_worker: bool },
     /// Zero the counters (memcached's `stats reset`).
     ResetStats,
     /// Invalidate every item, now or after `delay` seconds.
@@ -61,6 +62,7 @@ pub(crate) enum Message {
     /// big.
     Applied {
         reply_to: ReplyTo,
+        from: u32,
         stats: Box<WorkerStats>,
     },
     /// Stop accepting, finish what is owed, exit.

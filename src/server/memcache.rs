@@ -157,7 +157,8 @@ pub(crate) fn action<'a>(req: &Request<'a>, unix_now: u64) -> Action<'a> {
         Mc::Version => Action::Local(Local::Version),
         Mc::Quit => Action::Quit,
         Mc::Stat { group } => match group {
-            b"" => Action::Broadcast(Broadcast::Stats),
+            b"" => Action::Broadcast(Broadcast::Stats { per_worker: false }),
+            b"workers" => Action::Broadcast(Broadcast::Stats { per_worker: true }),
             b"reset" => Action::Broadcast(Broadcast::ResetStats),
             b"settings" => Action::Local(Local::Settings),
             b"items" | b"slabs" | b"sizes" | b"conns" => Action::Local(Local::EmptyGroup),
@@ -360,13 +361,19 @@ pub(crate) fn encode_applied(
     opaque: u32,
     what: Broadcast,
     info: &ServerInfo,
-    sum: &WorkerStats,
+    parts: &[(u32, WorkerStats)],
     out: &mut Vec<u8>,
 ) {
     match what {
-        Broadcast::Stats => {
-            stats::for_each(info, sum, |name, value| {
+        Broadcast::Stats { per_worker: false } => {
+            stats::for_each(info, &stats::total(parts), |name, value| {
                 stat_frame(out, opcode, opaque, name, value)
+            });
+            stat_end(out, opcode, opaque);
+        }
+        Broadcast::Stats { per_worker: true } => {
+            stats::for_each_worker(parts, |name, value| {
+                stat_frame(out, opcode, opaque, name, &value)
             });
             stat_end(out, opcode, opaque);
         }

@@ -107,9 +107,9 @@ pub(crate) fn encode_ok(out: &mut Vec<u8>) {
 
 /// Appends the STATS reply: RESP_OK whose value is the rendered counters,
 /// written in place (the length is patched in after rendering).
-pub(crate) fn encode_stats(info: &ServerInfo, sum: &WorkerStats, out: &mut Vec<u8>) {
+pub(crate) fn encode_stats(info: &ServerInfo, parts: &[(u32, WorkerStats)], out: &mut Vec<u8>) {
     let start = out.len();
     encode_ok(out);
-    stats::render(info, sum, out);
+    stats::render(info, parts, out);
     native::patch_value_len(out, start);
 }

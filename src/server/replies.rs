@@ -42,8 +42,14 @@ pub(crate) trait Encode {
     /// for protocols that echo it).
     fn outcome(&self, ctx: ReplyCtx, key: &[u8], outcome: &Outcome<&[u8]>, out: &mut Vec<u8>);
     /// Appends the reply for a server-wide request, once every worker has
-    /// applied it; `sum` adds up their counters.
-    fn applied(&self, ctx: ReplyCtx, what: Broadcast, sum: &WorkerStats, out: &mut Vec<u8>);
+    /// applied it; `parts` holds each worker's counters by worker id.
+    fn applied(
+        &self,
+        ctx: ReplyCtx,
+        what: Broadcast,
+        parts: &[(u32, WorkerStats)],
+        out: &mut Vec<u8>,
+    );
 }
 
 #[derive(Debug)]
@@ -65,7 +71,7 @@ enum Slot {
         ctx: ReplyCtx,
         what: Broadcast,
         remaining: usize,
-        sum: Box<WorkerStats>,
+        parts: Vec<(u32, WorkerStats)>,
     },
 }
 
@@ -162,14 +168,16 @@ impl Replies {
         ctx: ReplyCtx,
         what: Broadcast,
         remaining: usize,
-        own: WorkerStats,
+        own: (u32, WorkerStats),
     ) -> u64 {
         let seq = self.next_seq();
+        let mut parts = Vec::with_capacity(remaining + 1);
+        parts.push(own);
         self.slots.push_back(Slot::Gather {
             ctx,
             what,
             remaining,
-            sum: Box::new(own),
+            parts,
         });
         seq
     }
@@ -199,11 +207,19 @@ impl Replies {
         true
     }
 
-    /// Adds one worker's counters to a STATS slot.
-    pub fn fill_gather(&mut self, seq: u64, part: &WorkerStats, enc: &impl Encode) -> bool {
+    /// Adds worker `from`'s counters to a server-wide reply.
+    pub fn fill_gather(
+        &mut self,
+        seq: u64,
+        from: u32,
+        part: &WorkerStats,
+        enc: &impl Encode,
+    ) -> bool {
         match self.slot_mut(seq) {
-            Some(Slot::Gather { remaining, sum, .. }) if *remaining > 0 => {
-                sum.merge(part);
+            Some(Slot::Gather {
+                remaining, parts, ..
+            }) if *remaining > 0 => {
+                parts.push((from, *part));
                 *remaining -= 1;
             }
             _ => return false,
@@ -237,7 +253,15 @@ impl Replies {
                     enc.outcome(ctx, key, &outcome.as_borrowed(), &mut self.out);
                 }
                 Slot::Remote { outcome: None, .. } => {}
-                Slot::Gather { ctx, what, sum, .. } => enc.applied(ctx, what, &sum, &mut self.out),
+                Slot::Gather {
+                    ctx,
+                    what,
+                    mut parts,
+                    ..
+                } => {
+                    parts.sort_unstable_by_key(|&(id, _)| id);
+                    enc.applied(ctx, what, &parts, &mut self.out)
+                }
             }
         }
         if self.slots.is_empty() {
@@ -291,8 +315,15 @@ mod tests {
                 _ => out.push(b'-'),
             }
         }
-        fn applied(&self, _: ReplyCtx, _: Broadcast, sum: &WorkerStats, out: &mut Vec<u8>) {
-            out.extend_from_slice(format!("S{}", sum.cmd_get).as_bytes());
+        fn applied(
+            &self,
+            _: ReplyCtx,
+            _: Broadcast,
+            parts: &[(u32, WorkerStats)],
+            out: &mut Vec<u8>,
+        ) {
+            let sum: u64 = parts.iter().map(|(_, s)| s.cmd_get).sum();
+            out.extend_from_slice(format!("S{sum}").as_bytes());
         }
     }
 
@@ -347,17 +378,22 @@ mod tests {
             cmd_get: 1,
             ..Default::default()
         };
-        let seq = r.push_gather(ReplyCtx::Native, Broadcast::Stats, 2, own);
+        let seq = r.push_gather(
+            ReplyCtx::Native,
+            Broadcast::Stats { per_worker: false },
+            2,
+            (0, own),
+        );
         r.push_ready(|o| o.push(b'n'));
         let part = WorkerStats {
             cmd_get: 10,
             ..Default::default()
         };
-        assert!(r.fill_gather(seq, &part, &Plain));
+        assert!(r.fill_gather(seq, 1, &part, &Plain));
         assert_eq!(r.unsent(), b"");
-        assert!(r.fill_gather(seq, &part, &Plain));
+        assert!(r.fill_gather(seq, 2, &part, &Plain));
         assert_eq!(r.unsent(), b"S21n");
-        assert!(!r.fill_gather(seq, &part, &Plain));
+        assert!(!r.fill_gather(seq, 3, &part, &Plain));
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Shard {
     /// Applies a server-wide request to this worker.
     pub fn apply(&mut self, what: Broadcast) {
         match what {
-            Broadcast::Stats => {}
+            Broadcast::Stats { .. } => {}
             Broadcast::ResetStats => {
                 self.stats.reset_counters();
                 self.partition.reset_counters();

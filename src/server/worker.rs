@@ -251,16 +251,25 @@ impl Worker {
                 Message::Broadcast { reply_to, what } => {
                     self.shard.apply(what);
                     let stats = Box::new(self.shard.snapshot());
+                    let from = self.shard.id as u32;
                     self.shard.send(
                         reply_to.worker as usize,
-                        Message::Applied { reply_to, stats },
+                        Message::Applied {
+                            reply_to,
+                            from,
+                            stats,
+                        },
                     );
                 }
-                Message::Applied { reply_to, stats } => {
+                Message::Applied {
+                    reply_to,
+                    from,
+                    stats,
+                } => {
                     let enc = self.shard.encoder();
                     if let Some(conn) = self.conns.get_mut(reply_to.conn)
                         && conn.generation == reply_to.generation
-                        && conn.replies.fill_gather(reply_to.seq, &stats, &enc)
+                        && conn.replies.fill_gather(reply_to.seq, from, &stats, &enc)
                     {
                         self.queue_flush((reply_to.conn, reply_to.generation));
                     }
