@@ -9,8 +9,9 @@
 //!
 //! Items live in a `Slab` (stable `u32` indexes, slots reused); the hash
 //! table holds only those indexes (4 bytes a slot), and compares keys
-//! through the slab. Each item is one boxed slice holding key then value,
-//! plus 48 bytes of metadata in its slab slot (see [`Item`]).
+//! through the slab. Each item is one heap allocation holding key then
+//! value, plus 40 bytes of metadata in its slab slot (see [`Item`]). Expiry
+//! has memcached's resolution: whole clock seconds.
 //!
 //! # Eviction: SIEVE
 //!
@@ -45,6 +46,8 @@
 
 use std::hash::BuildHasher;
 
+use std::ptr::NonNull;
+
 use hashbrown::HashTable;
 use slab::Slab;
 
@@ -62,49 +65,119 @@ pub enum Policy {
 /// Marks an absent list link.
 const NIL: u32 = u32::MAX;
 /// Expiry of an item that never expires.
-const NEVER: u64 = u64::MAX;
+const NEVER: u32 = u32::MAX;
 /// Item bit: read since the SIEVE hand last passed it.
 const VISITED: u8 = 1;
 /// Item bit: read at least once since stored (for `*_unfetched` stats).
 const FETCHED: u8 = 2;
 
-/// One stored item's metadata. Key and value share one boxed slice, so an
-/// item costs a single allocation and a same-size overwrite reuses it.
+/// One stored item's metadata, 40 bytes. Key and value share one heap
+/// allocation, so an item costs a single allocation and a same-size
+/// overwrite reuses it. The allocation is held by a thin pointer: its
+/// length is `key_len + value_len`, already here, so the 8 bytes a
+/// `Box<[u8]>` spends on it are saved on every item.
 #[derive(Debug)]
 struct Item {
-    /// Key followed by value.
-    data: Box<[u8]>,
+    /// Key followed by value: `key_len + value_len` bytes, owned, made by
+    /// `Box::<[u8]>::into_raw` and given back to `Box::from_raw` on drop.
+    ptr: NonNull<u8>,
     /// Unique per store; see the module docs.
     cas: u64,
-    /// Expiry in clock milliseconds; `NEVER` never expires.
-    expires_at: u64,
+    /// Expiry in clock seconds (memcached's resolution); `NEVER` never.
+    expires_at: u32,
     /// Client flags.
     flags: u32,
     /// Neighbour towards the head (newer), or `NIL`.
     newer: u32,
     /// Neighbour towards the tail (older), or `NIL`.
     older: u32,
-    /// Bytes of `data` that are the key (keys are at most 64 KiB).
+    /// Bytes of the allocation that are the value.
+    value_len: u32,
+    /// Bytes of the allocation that are the key (keys are at most 64 KiB).
     key_len: u16,
     /// `VISITED` and `FETCHED`.
     bits: u8,
 }
 
+// SAFETY: an Item owns its allocation exclusively, as a Box<[u8]> would;
+// nothing else holds the pointer, so moving it to another thread is sound.
+unsafe impl Send for Item {}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `Box::<[u8]>::into_raw` of exactly
+        // `len()` bytes (see `Item::new`, `set_data`), and is dropped once.
+        drop(unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len(),
+            ))
+        });
+    }
+}
+
+/// Leaks `data` into a thin pointer; `Item` gives it back on drop.
+fn into_thin(data: Box<[u8]>) -> NonNull<u8> {
+    // `Box::into_raw` never returns null (an empty slice gets a dangling,
+    // non-null pointer, which `from_raw` takes back with length 0).
+    let raw = Box::into_raw(data) as *mut u8;
+    NonNull::new(raw).unwrap_or(NonNull::dangling())
+}
+
 impl Item {
+    fn new(data: Box<[u8]>, key_len: u16, cas: u64, expires_at: u32, flags: u32) -> Item {
+        let value_len = (data.len() - usize::from(key_len)) as u32;
+        Item {
+            ptr: into_thin(data),
+            cas,
+            expires_at,
+            flags,
+            newer: NIL,
+            older: NIL,
+            value_len,
+            key_len,
+            bits: 0,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.key_len) + self.value_len as usize
+    }
+
+    #[inline]
+    fn data(&self) -> &[u8] {
+        // SAFETY: `ptr` owns `len()` initialised bytes (`Item::new`), which
+        // live as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len()) }
+    }
+
     #[inline]
     fn key(&self) -> &[u8] {
-        &self.data[..usize::from(self.key_len)]
+        &self.data()[..usize::from(self.key_len)]
     }
 
     #[inline]
     fn value(&self) -> &[u8] {
-        &self.data[usize::from(self.key_len)..]
+        &self.data()[usize::from(self.key_len)..]
     }
 
     #[inline]
     fn is_dead(&self, now_ms: u64, flushed_through: u64) -> bool {
-        self.expires_at <= now_ms || self.cas <= flushed_through
+        self.expires_at <= secs(now_ms) || self.cas <= flushed_through
     }
+}
+
+/// Clock milliseconds as the clock seconds items expire in.
+#[inline]
+fn secs(now_ms: u64) -> u32 {
+    (now_ms / 1000).min(u64::from(NEVER - 1)) as u32
 }
 
 /// Bytes glibc's malloc hands out for a request of `n` bytes: the request
@@ -116,6 +189,9 @@ pub fn malloc_size(n: usize) -> u64 {
 /// Bytes a slab slot costs. A slab slot is an enum of a vacant link
 /// (`usize`) or an item, laid out as `Result<Item, usize>` is.
 const SLOT_BYTES: u64 = std::mem::size_of::<Result<Item, usize>>() as u64;
+/// An upper bound on hashbrown's first allocation (4 buckets of 5 bytes and
+/// a 16-byte control group).
+const FIRST_TABLE_BYTES: u64 = 64;
 /// Bytes a table bucket costs: the `u32` index and hashbrown's control byte.
 const BUCKET_BYTES: u64 = std::mem::size_of::<u32>() as u64 + 1;
 
@@ -199,12 +275,13 @@ impl Default for Partition {
     }
 }
 
-fn deadline(expiry: Expiry, now_ms: u64) -> u64 {
+/// An item's expiry, in clock seconds.
+fn deadline(expiry: Expiry, now_ms: u64) -> u32 {
     match expiry {
         Expiry::Never => NEVER,
         // Saturating below NEVER keeps a huge TTL from meaning "never".
-        Expiry::After(secs) => now_ms.saturating_add(u64::from(secs) * 1000).min(NEVER - 1),
-        Expiry::Immediately => now_ms,
+        Expiry::After(ttl) => secs(now_ms).saturating_add(ttl).min(NEVER - 1),
+        Expiry::Immediately => secs(now_ms),
     }
 }
 
@@ -303,20 +380,24 @@ impl Partition {
         self.items.is_empty()
     }
 
-    fn table_bytes(buckets_for: usize) -> u64 {
-        if buckets_for == 0 {
-            return 0;
+    /// What the table has allocated, as hashbrown reports it (its
+    /// `capacity()` shrinks with tombstones, so it cannot be derived).
+    fn table_bytes(&self) -> u64 {
+        self.table.allocation_size() as u64
+    }
+
+    /// What the table would cost if it grew now: it doubles, so about its
+    /// size again (an over-estimate when it only rehashes in place).
+    fn table_growth(&self) -> u64 {
+        match self.table_bytes() {
+            0 => FIRST_TABLE_BYTES,
+            now => now,
         }
-        // hashbrown keeps at most 7/8 of its buckets full, in a power of two.
-        let buckets = (buckets_for * 8).div_ceil(7).next_power_of_two().max(4);
-        buckets as u64 * BUCKET_BYTES
     }
 
     /// Everything the partition holds, as the module docs account it.
     fn bytes(&self) -> u64 {
-        self.data_bytes
-            + self.items.capacity() as u64 * SLOT_BYTES
-            + Self::table_bytes(self.table.capacity())
+        self.data_bytes + self.items.capacity() as u64 * SLOT_BYTES + self.table_bytes()
     }
 
     fn take_cas(&mut self) -> u64 {
@@ -332,7 +413,7 @@ impl Partition {
             self.flushed_through = self.next_cas - 1;
             self.flush_at = None;
         } else {
-            self.flush_at = Some(deadline(Expiry::After(delay_secs), now_ms));
+            self.flush_at = Some(now_ms.saturating_add(u64::from(delay_secs) * 1000));
         }
     }
 
@@ -398,7 +479,7 @@ impl Partition {
             entry.remove();
         }
         let item = self.items.remove(idx as usize);
-        self.data_bytes -= malloc_size(item.data.len());
+        self.data_bytes -= malloc_size(item.len());
         let unfetched = item.bits & FETCHED == 0;
         match why {
             Removal::Deleted => {}
@@ -503,9 +584,9 @@ impl Partition {
         if self.items.len() == self.items.capacity() {
             cost += Self::slab_growth(self.items.capacity()) as u64 * SLOT_BYTES;
         }
+        // Full, tombstones included: the next insert reallocates.
         if self.table.len() == self.table.capacity() {
-            cost += Self::table_bytes(self.table.capacity() + 1)
-                - Self::table_bytes(self.table.capacity());
+            cost += self.table_growth();
         }
         cost
     }
@@ -521,14 +602,13 @@ impl Partition {
     /// slab and table keep their capacity when emptied, so that is the
     /// floor it must fit above.
     fn fits_alone(&self, data_len: usize) -> bool {
-        let mut cost = malloc_size(data_len)
-            + self.items.capacity() as u64 * SLOT_BYTES
-            + Self::table_bytes(self.table.capacity());
+        let mut cost =
+            malloc_size(data_len) + self.items.capacity() as u64 * SLOT_BYTES + self.table_bytes();
         if self.items.capacity() == 0 {
             cost += Self::slab_growth(0) as u64 * SLOT_BYTES;
         }
-        if self.table.capacity() == 0 {
-            cost += Self::table_bytes(1);
+        if self.table_bytes() == 0 {
+            cost += FIRST_TABLE_BYTES;
         }
         cost <= self.budget
     }
@@ -554,7 +634,7 @@ impl Partition {
         key: &[u8],
         parts: &[&[u8]],
         flags: u32,
-        expires_at: u64,
+        expires_at: u32,
         now_ms: u64,
     ) -> Option<u64> {
         // Keys longer than u16 are refused by every codec; truncating here
@@ -575,16 +655,13 @@ impl Partition {
             data.extend_from_slice(p);
         }
         let cas = self.take_cas();
-        let idx = self.items.insert(Item {
-            data: data.into_boxed_slice(),
+        let idx = self.items.insert(Item::new(
+            data.into_boxed_slice(),
+            key.len() as u16,
             cas,
             expires_at,
             flags,
-            newer: NIL,
-            older: NIL,
-            key_len: key.len() as u16,
-            bits: 0,
-        }) as u32;
+        )) as u32;
         self.data_bytes += malloc_size(data_len);
         let hash = self.hasher.hash_one(key);
         let items = &self.items;
@@ -603,18 +680,18 @@ impl Partition {
         idx: u32,
         parts: &[&[u8]],
         flags: u32,
-        expires_at: u64,
+        expires_at: u32,
         now_ms: u64,
     ) -> Option<u64> {
         let item = &self.items[idx as usize];
         let key_len = usize::from(item.key_len);
         let new_len = key_len + parts.iter().map(|p| p.len()).sum::<usize>();
-        if new_len == item.data.len() {
+        if new_len == item.len() {
             let cas = self.take_cas();
             let item = &mut self.items[idx as usize];
             let mut at = key_len;
             for p in parts {
-                item.data[at..at + p.len()].copy_from_slice(p);
+                item.data_mut()[at..at + p.len()].copy_from_slice(p);
                 at += p.len();
             }
             item.flags = flags;
@@ -903,11 +980,7 @@ mod tests {
     }
 
     fn check_accounting(p: &Partition) {
-        let data: u64 = p
-            .items
-            .iter()
-            .map(|(_, it)| malloc_size(it.data.len()))
-            .sum();
+        let data: u64 = p.items.iter().map(|(_, it)| malloc_size(it.len())).sum();
         assert_eq!(p.data_bytes, data);
         assert_eq!(p.table.len(), p.items.len());
         assert_eq!(keys_oldest_first(p).len(), p.items.len());
@@ -916,9 +989,9 @@ mod tests {
 
     #[test]
     fn item_metadata_is_compact() {
-        assert_eq!(std::mem::size_of::<Item>(), 48);
+        assert_eq!(std::mem::size_of::<Item>(), 40);
         assert_eq!(
-            SLOT_BYTES, 48,
+            SLOT_BYTES, 40,
             "the slab's vacant link fits the item's niche"
         );
         const { assert!(ITEM_OVERHEAD < 64) };
@@ -1141,7 +1214,7 @@ mod tests {
             if i.is_multiple_of(997) {
                 check_accounting(&p);
             }
-            assert!(p.bytes() <= budget);
+            assert!(p.bytes() <= budget, "{} > {budget}", p.bytes());
         }
         check_accounting(&p);
         let stats = p.stats();
@@ -1355,7 +1428,8 @@ mod tests {
                     0 => {
                         let ttl = u32::from(n % 4);
                         prop_assert!(p.set(&key, &v, 0, ttl, now) != 0);
-                        let exp = if ttl == 0 { u64::MAX } else { now + u64::from(ttl) * 1000 };
+                        // Items expire at whole clock seconds, as memcached's do.
+                        let exp = if ttl == 0 { u64::MAX } else { (now / 1000 + u64::from(ttl)) * 1000 };
                         model.insert(key, (v, exp));
                     }
                     1 => {
