@@ -1283,6 +1283,11 @@ mod tests {
         }
         // A hit moved nothing: the visited items are still the oldest.
         assert_eq!(&now[..3], &keys[..3]);
+        // Every eviction so far took an item nobody had read.
+        let stats = p.stats();
+        assert_eq!(stats.evictions, 4);
+        assert_eq!(stats.evicted_unfetched, 4);
+        assert_eq!(stats.reclaimed, 0);
     }
 
     #[test]
