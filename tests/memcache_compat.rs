@@ -31,21 +31,8 @@ use cafe::router::Router;
 use cafe::server::{Server, ServerHandle};
 use memcache::{CommandError, MemcacheError, ToMemcacheValue};
 
-/// Long enough for a loaded 2-core CI machine, short enough that a server
-/// that never answers fails the run quickly.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The worker counts every behaviour is checked at.
-const WORKER_COUNTS: [usize; 2] = [1, 4];
-
-/// Runs `test` once per worker count. The count is printed first, so a
-/// failure's captured output says which run failed.
-fn for_each_worker_count(test: impl Fn(usize)) {
-    for threads in WORKER_COUNTS {
-        eprintln!("--- {threads} worker(s)");
-        test(threads);
-    }
-}
+mod common;
+use common::{IO_TIMEOUT, for_each_worker_count};
 
 fn start(threads: usize) -> ServerHandle {
     Server::start(Config::ephemeral(threads)).expect("server starts")
@@ -638,11 +625,9 @@ struct Raw {
 
 impl Raw {
     fn open(server: &ServerHandle) -> Raw {
-        let stream = TcpStream::connect(server.local_addr()).expect("connect");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        Raw { stream }
+        Raw {
+            stream: common::connect(server),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {

@@ -27,24 +27,16 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use cafe::client::{Client, Value};
 use cafe::clock::ManualClock;
 use cafe::config::Config;
 use cafe::protocol::native::Limits;
-use cafe::router::Router;
 use cafe::server::{Server, ServerHandle};
 
 mod common;
-use common::Rng;
-
-/// Long enough for a loaded 2-core CI machine, short enough that a server
-/// that never answers fails the run quickly.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The worker counts every behaviour is checked at.
-const WORKER_COUNTS: [usize; 2] = [1, 4];
+use common::{IO_TIMEOUT, Rng, for_each_worker_count, spread_keys};
 
 /// Largest response body this file is willing to allocate for.
 const MAX_RESPONSE: usize = 4 << 20;
@@ -122,15 +114,6 @@ fn error_text(code: u16) -> &'static str {
 
 // ---------------------------------------------------------------------------
 // Servers and connections
-
-/// Runs `test` once per worker count. The count is printed first, so a
-/// failure's captured output says which run failed.
-fn for_each_worker_count(test: impl Fn(usize)) {
-    for threads in WORKER_COUNTS {
-        eprintln!("--- {threads} worker(s)");
-        test(threads);
-    }
-}
 
 fn start(config: Config) -> ServerHandle {
     Server::start(config).expect("server starts")
@@ -273,11 +256,9 @@ struct Conn {
 
 impl Conn {
     fn open(server: &ServerHandle) -> Conn {
-        let stream = TcpStream::connect(server.local_addr()).expect("connect");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        Conn { stream }
+        Conn {
+            stream: common::connect(server),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -363,18 +344,7 @@ impl Conn {
     /// The server closed gracefully: a read returns end of stream, not a
     /// reset and not more bytes.
     fn expect_eof(&mut self) {
-        let mut buf = [0u8; 256];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!(
-                "expected end of stream, got {n} more bytes: {:02x?}",
-                &buf[..n]
-            ),
-            Err(e) => panic!(
-                "expected a graceful close (read = 0), got {e} ({:?})",
-                e.kind()
-            ),
-        }
+        common::expect_eof(&mut self.stream);
     }
 
     /// Reads a STAT reply (frames up to the empty one) and checks every
@@ -559,23 +529,6 @@ mod req {
     pub fn stat(group: &[u8], opaque: u32) -> Vec<u8> {
         frame(op::STAT, opaque, 0, &[], group, &[])
     }
-}
-
-/// `n` keys `{prefix}{i}`, chosen so that their owners go round-robin over
-/// the `threads` workers: at 4 workers, whichever worker a connection lands
-/// on, most of these keys are forwarded to another one.
-fn spread_keys(prefix: &str, threads: usize, n: usize) -> Vec<Vec<u8>> {
-    let router = Router::new(threads);
-    let mut keys = Vec::with_capacity(n);
-    let mut i = 0u64;
-    while keys.len() < n {
-        let key = format!("{prefix}{i}").into_bytes();
-        if router.owner(&key) == keys.len() % threads {
-            keys.push(key);
-        }
-        i += 1;
-    }
-    keys
 }
 
 /// `pattern` repeated (and cut) to exactly `len` bytes.

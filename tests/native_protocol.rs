@@ -21,7 +21,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use cafe::clock::ManualClock;
 use cafe::config::Config;
@@ -30,14 +30,7 @@ use cafe::router::Router;
 use cafe::server::{Server, ServerHandle};
 
 mod common;
-use common::Rng;
-
-/// Long enough for a loaded 2-core CI machine, short enough that a server
-/// that never answers fails the run quickly.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The worker counts every behaviour is checked at.
-const WORKER_COUNTS: [usize; 2] = [1, 4];
+use common::{Rng, for_each_worker_count, spread_keys};
 
 /// Largest response value this file is willing to allocate for.
 const MAX_RESPONSE: usize = 4 << 20;
@@ -76,15 +69,6 @@ const SPEC_STATS: [&str; 22] = [
 
 // ---------------------------------------------------------------------------
 // Servers and connections
-
-/// Runs `test` once per worker count. The count is printed first, so a
-/// failure's captured output says which run failed.
-fn for_each_worker_count(test: impl Fn(usize)) {
-    for threads in WORKER_COUNTS {
-        eprintln!("--- {threads} worker(s)");
-        test(threads);
-    }
-}
 
 fn start(config: Config) -> ServerHandle {
     Server::start(config).expect("server starts")
@@ -171,11 +155,9 @@ struct Conn {
 
 impl Conn {
     fn open(server: &ServerHandle) -> Conn {
-        let stream = TcpStream::connect(server.local_addr()).expect("connect");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        Conn { stream }
+        Conn {
+            stream: common::connect(server),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -232,18 +214,7 @@ impl Conn {
     /// The server closed gracefully: a read returns end of stream, not a
     /// reset and not more bytes.
     fn expect_eof(&mut self) {
-        let mut buf = [0u8; 256];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!(
-                "expected end of stream, got {n} more bytes: \"{}\"",
-                buf[..n].escape_ascii()
-            ),
-            Err(e) => panic!(
-                "expected a graceful close (read = 0), got {e} ({:?})",
-                e.kind()
-            ),
-        }
+        common::expect_eof(&mut self.stream);
     }
 }
 
@@ -300,23 +271,6 @@ mod req {
     pub fn stats() -> Vec<u8> {
         frame(opcode::STATS, 0, b"", b"")
     }
-}
-
-/// `n` keys `{prefix}{i}`, chosen so that their owners go round-robin over
-/// the `threads` workers: at 4 workers, whichever worker a connection lands
-/// on, most of these keys are forwarded to another one.
-fn spread_keys(prefix: &str, threads: usize, n: usize) -> Vec<Vec<u8>> {
-    let router = Router::new(threads);
-    let mut keys = Vec::with_capacity(n);
-    let mut i = 0u64;
-    while keys.len() < n {
-        let key = format!("{prefix}{i}").into_bytes();
-        if router.owner(&key) == keys.len() % threads {
-            keys.push(key);
-        }
-        i += 1;
-    }
-    keys
 }
 
 /// `pattern` repeated (and cut) to exactly `len` bytes.

@@ -2,11 +2,80 @@
 //! own crate, so shared code lives in this module, which cargo does not
 //! build as a test of its own).
 
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use cafe::router::Router;
+use cafe::server::ServerHandle;
+
+/// Long enough for a loaded CI machine, short enough that a server bug
+/// fails a test instead of hanging it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every behaviour runs with one worker and with several: routing between
+/// workers must never show.
+pub const WORKER_COUNTS: [usize; 2] = [1, 4];
+
+/// Runs `test` once per worker count. The count is printed first, so a
+/// failure's captured output says which run failed.
+pub fn for_each_worker_count(test: impl Fn(usize)) {
+    for threads in WORKER_COUNTS {
+        eprintln!("--- {threads} worker(s)");
+        test(threads);
+    }
+}
+
+/// A raw connection to the server: no delay, read and write timeouts.
+pub fn connect(server: &ServerHandle) -> TcpStream {
+    let stream = TcpStream::connect(server.local_addr()).expect("connect");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    stream
+}
+
+/// Asserts that the server closed the connection gracefully: a read
+/// returns 0, not more bytes and not a reset.
+pub fn expect_eof(stream: &mut TcpStream) {
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!(
+            "expected end of stream, got {n} more bytes: \"{}\"",
+            buf[..n].escape_ascii()
+        ),
+        Err(e) => panic!(
+            "expected a graceful close (read = 0), got {e} ({:?})",
+            e.kind()
+        ),
+    }
+}
+
+/// `n` keys `{prefix}{i}`, chosen so that their owners go round-robin over
+/// the `threads` workers: at 4 workers, whichever worker a connection lands
+/// on, most of these keys are forwarded to another one.
+pub fn spread_keys(prefix: &str, threads: usize, n: usize) -> Vec<Vec<u8>> {
+    let router = Router::new(threads);
+    let mut keys = Vec::with_capacity(n);
+    let mut i = 0u64;
+    while keys.len() < n {
+        let key = format!("{prefix}{i}").into_bytes();
+        if router.owner(&key) == keys.len() % threads {
+            keys.push(key);
+        }
+        i += 1;
+    }
+    keys
+}
+
 /// A small deterministic generator (xorshift64*), so every run sends the
 /// same requests and a failure can be replayed.
 pub struct Rng(u64);
 
-#[allow(dead_code)] // each test crate uses a different subset
 impl Rng {
     /// A generator for `seed`; any seed, zero included, is valid.
     pub fn new(seed: u64) -> Rng {
