@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use cafe::storage::{Partition, Policy};
+use cafe::workload::{Rng, Zipf};
 
 /// Keys the Zipf streams draw from.
 const KEYS: u32 = 1_000_000;
@@ -44,101 +45,6 @@ const QUICK_REQUESTS: usize = 4_000_000;
 const DEFAULT_SEED: u64 = 0x5EED_CAFE;
 /// A clock that stands still: nothing expires (TTL 0).
 const NOW_MS: u64 = 1_000;
-
-/// SplitMix64: deterministic, any seed valid, and independent of any
-/// crate's version so a seed names the same streams forever.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in `0..n` (the modulo bias is below 1e-12 for our `n`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// Zipf over ranks `1..=n`, P(k) ∝ k^-s, by rejection-inversion
-/// (Hörmann & Derflinger 1996, as in Apache Commons' sampler): exact, O(1)
-/// per sample, no table. Rank 1 is the most popular.
-struct Zipf {
-    n: f64,
-    s: f64,
-    h_x1: f64,
-    h_n: f64,
-    cut: f64,
-}
-
-impl Zipf {
-    fn new(n: u32, s: f64) -> Zipf {
-        let h_x1 = h_integral(1.5, s) - 1.0;
-        let h_n = h_integral(f64::from(n) + 0.5, s);
-        let cut = 2.0 - h_integral_inverse(h_integral(2.5, s) - h(2.0, s), s);
-        Zipf {
-            n: f64::from(n),
-            s,
-            h_x1,
-            h_n,
-            cut,
-        }
-    }
-
-    fn sample(&self, rng: &mut Rng) -> u32 {
-        loop {
-            let u = self.h_n + rng.unit() * (self.h_x1 - self.h_n);
-            let x = h_integral_inverse(u, self.s);
-            let k = (x + 0.5).floor().clamp(1.0, self.n);
-            if k - x <= self.cut || u >= h_integral(k + 0.5, self.s) - h(k, self.s) {
-                return k as u32;
-            }
-        }
-    }
-}
-
-/// x^-s.
-fn h(x: f64, s: f64) -> f64 {
-    (-s * x.ln()).exp()
-}
-
-/// An antiderivative of `h`: (x^(1-s) - 1) / (1-s), or ln x at s = 1.
-fn h_integral(x: f64, s: f64) -> f64 {
-    let log_x = x.ln();
-    expm1_over_x((1.0 - s) * log_x) * log_x
-}
-
-fn h_integral_inverse(x: f64, s: f64) -> f64 {
-    let t = (x * (1.0 - s)).max(-1.0);
-    (log1p_over_x(t) * x).exp()
-}
-
-/// (e^x - 1) / x, continuous at 0.
-fn expm1_over_x(x: f64) -> f64 {
-    if x.abs() > 1e-8 {
-        x.exp_m1() / x
-    } else {
-        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
-    }
-}
-
-/// ln(1 + x) / x, continuous at 0.
-fn log1p_over_x(x: f64) -> f64 {
-    if x.abs() > 1e-8 {
-        x.ln_1p() / x
-    } else {
-        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
-    }
-}
 
 /// Exact P(rank = k) for k in `1..=top`.
 fn zipf_pmf(n: u32, s: f64, top: u32) -> Vec<f64> {
@@ -406,7 +312,7 @@ fn grouped(n: u64) -> String {
 fn main() {
     let o = options();
     let total = Instant::now();
-    let mut rng = Rng(o.seed);
+    let mut rng = Rng::new(o.seed);
     let perm = permutation(KEYS, &mut rng);
     let keys = Keys::new(KEYS + SCAN);
 

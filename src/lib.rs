@@ -34,6 +34,7 @@
 //! - [`config`]: flags, defaults and validation.
 //! - [`clock`]: real and manual time sources.
 //! - [`stats`]: per-worker counters and their server-wide sum.
+//! - [`workload`]: seeded random keys and Zipf sampling for load tools.
 
 #![deny(missing_docs, missing_debug_implementations)]
 
@@ -46,3 +47,4 @@ pub mod router;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod workload;
