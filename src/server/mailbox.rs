@@ -7,6 +7,9 @@
 //! of messages to one worker costs at most one wake syscall, because only
 //! the send that flips the flag from clear to set wakes the receiver, and the
 //! receiver clears the flag before it drains.
+//!
+//! Public (and hidden from the docs) only so that `benches/micro.rs` can
+//! time the real cross-worker hop; it is not part of the crate's API.
 
 use std::io;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use crate::stats::WorkerStats;
 /// dropped rather than delivered to a new connection in the reused slot),
 /// and the sequence number of the reply slot it fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReplyTo {
+pub struct ReplyTo {
     pub worker: u32,
     pub conn: usize,
     pub generation: u32,
@@ -32,7 +35,7 @@ pub(crate) struct ReplyTo {
 
 /// A request every worker applies to itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Broadcast {
+pub enum Broadcast {
     /// Report counters; `per_worker` asks for each worker's memory
     /// counters besides the totals.
     Stats { per_worker: bool },
@@ -44,7 +47,7 @@ pub(crate) enum Broadcast {
 
 /// A message between workers.
 #[derive(Debug)]
-pub(crate) enum Message {
+pub enum Message {
     /// Run a command on the key's owner.
     Execute {
         reply_to: ReplyTo,
@@ -71,7 +74,7 @@ pub(crate) enum Message {
 
 /// The sending side of one worker's inbox.
 #[derive(Debug, Clone)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     tx: Sender<Message>,
     waker: Arc<Waker>,
     wake_pending: Arc<AtomicBool>,
@@ -79,14 +82,14 @@ pub(crate) struct Outbox {
 
 /// The receiving side, owned by the worker.
 #[derive(Debug)]
-pub(crate) struct Inbox {
+pub struct Inbox {
     rx: Receiver<Message>,
     wake_pending: Arc<AtomicBool>,
 }
 
 /// Builds a connected pair. The waker must be registered with the
 /// receiving worker's `Poll`.
-pub(crate) fn mailbox(waker: Waker) -> (Outbox, Inbox) {
+pub fn mailbox(waker: Waker) -> (Outbox, Inbox) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let wake_pending = Arc::new(AtomicBool::new(false));
     (

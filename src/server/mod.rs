@@ -10,7 +10,8 @@
 mod connection;
 mod encoder;
 mod listener;
-mod mailbox;
+#[doc(hidden)]
+pub mod mailbox;
 mod memcache;
 mod native;
 mod replies;
