@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# cafe-server against memcached, side by side, measured with cafe-bench:
+# `memcached -t 1` (binary protocol) and `cafe-server --threads 1`, both
+# pinned to the same core, the load pinned to another, runs interleaved
+# (memcached, cafe over the memcached binary protocol, cafe over its native
+# protocol, then the next step). Prints markdown tables: the maximum
+# closed-loop throughput at pipeline 8 and at pipeline 1, the server CPU
+# time per request at a fixed open-loop rate (utime + stime from
+# /proc/PID/stat over the run / requests), and an open-loop sweep at 10%,
+# 20%, ... 100% of the highest pipeline-8 maximum, with throughput, p50,
+# p99 and p99.9 side by side and as ratios cafe / memcached.
+#
+# The load, as scripts/bench-latency.sh: 16 connections, 100,000 16-byte
+# keys preloaded, 64-byte values, 90% GET, uniform keys. Ports are free ones.
+#
+# usage: scripts/bench-compare.sh [options]
+#   --out PNG            chart of all three curves (default
+#                        bench-compare.png; skipped without matplotlib);
+#                        the results, one JSON object per run, beside it
+#                        as .jsonl
+#   --connections C      connections in all (default 16)
+#   --max-rate R         100% of the sweep is R requests/s (default: the
+#                        highest pipeline-8 maximum of the three)
+#   --cpu-rate R         open-loop rate of the CPU-per-request runs
+#                        (default 40000)
+#   --duration S         seconds of each closed-loop and CPU run (default 5)
+#   --step-duration S    seconds of each open-loop step (default 4)
+#   --warmup S           seconds before measuring (default 1; the CPU runs
+#                        have none, so the CPU counted is the requests')
+#   --steps N            open-loop steps (default 10)
+#   --sweep-to PCT       the last step's rate, in % of that maximum (default
+#                        100; above it when the closed loop did not saturate
+#                        the servers, as round trips can bound it)
+#   --server-core N      the core of both servers (default 0)
+#   --load-core N        cafe-bench's core (default 1)
+#   --bench "ARGS"       more cafe-bench flags for every run
+# Environment: CAFE_BENCH / CAFE_SERVER name prebuilt binaries (no build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command_line="scripts/bench-compare.sh${*:+ $*}"
+out=bench-compare.png connections=16 max_rate="" cpu_rate=40000
+duration=5 step_duration=4 warmup=1 steps=10 sweep_to=100 server_core=0 load_core=1
+bench_extra=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=${2:?--out needs a path}; shift 2 ;;
+    --connections) connections=${2:?}; shift 2 ;;
+    --max-rate) max_rate=${2:?}; shift 2 ;;
+    --cpu-rate) cpu_rate=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --step-duration) step_duration=${2:?}; shift 2 ;;
+    --warmup) warmup=${2:?}; shift 2 ;;
+    --steps) steps=${2:?}; shift 2 ;;
+    --sweep-to) sweep_to=${2:?}; shift 2 ;;
+    --server-core) server_core=${2:?}; shift 2 ;;
+    --load-core) load_core=${2:?}; shift 2 ;;
+    --bench) bench_extra=${2?}; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
+
+missing=0
+need() {  # need TOOL HOW-TO-INSTALL
+  command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; missing=1; }
+}
+if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
+  need cargo "install Rust from https://rustup.rs"
+fi
+need python3 "apt-get install python3"
+need memcached "apt-get install memcached"
+need timeout "apt-get install coreutils"
+[ "$missing" = 0 ] || exit 1
+plot=1
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  echo "note: no matplotlib for python3 (pip install matplotlib): no chart, the tables only" >&2
+  plot=0
+fi
+server_pin=() load_pin=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  server_pin=(taskset -c "$server_core") load_pin=(taskset -c "$load_core")
+  cafe_where=(--cores "$server_core") load_where=(--cores "$load_core")
+else
+  echo "note: no taskset or fewer than 2 cores; running unpinned" >&2
+  cafe_where=(--no-pin) load_where=(--no-pin)
+fi
+memcached_user=()
+[ "$(id -u)" = 0 ] && memcached_user=(-u root)  # memcached refuses root without -u
+
+if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
+  cargo build --release --quiet --bin cafe-server --bin cafe-bench
+fi
+target=${CARGO_TARGET_DIR:-target}/release
+server_bin=${CAFE_SERVER:-$target/cafe-server}
+bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+# shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
+load_args=(--connections "$connections" --keys 100000 --key-size 16
+  --value-size 64 --get-ratio 0.9 --distribution uniform --seed 1
+  --threads 1 "${load_where[@]}" $bench_extra)
+
+work=$(mktemp -d)
+pids=() bench_pid=""
+cleanup() {
+  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$(dirname "$out")"
+results=${out%.png}.jsonl
+: >"$results"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PID PORT LOG: until PORT accepts (10 s at most) while PID lives
+wait_port() {
+  local i
+  for i in $(seq 1 200); do
+    kill -0 "$1" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "server did not start on port $2:" >&2; cat "$3" >&2; exit 1
+}
+
+cpu_ticks() {  # cpu_ticks PID: utime + stime of the whole process, in ticks
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+tick=$(getconf CLK_TCK)
+# machine_ticks: busy (user, nice, system, irq, softirq) and steal ticks of
+# all cores together, from /proc/stat; what the server and cafe-bench did
+# not use of it is other processes' (the machine is shared: say so)
+machine_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat
+}
+
+# children_cpu FILE: user + system seconds in FILE, the output of the
+# `times` builtin (which must run in this shell, not in a $(...) subshell,
+# to see the children this shell waited for, cafe-bench among them)
+children_cpu() {
+  awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); s += t[1] * 60 + t[2] }; print s }' "$1"
+}
+
+# The three targets: label, server pid, port, protocol.
+declare -A pid_of port_of protocol_of
+targets=(memcached cafe-memcache cafe-native)
+
+# bench TARGET PHASE OFFERED ARGS...: one cafe-bench run against TARGET;
+# its JSON, with the label, phase, offered rate and the CPU seconds the
+# server and cafe-bench spent, is appended to $results. Fails if the run did.
+bench() {
+  local label=$1 phase=$2 offered=$3; shift 3
+  local pid=${pid_of[$label]} tag="$label-$phase-${offered:-closed}-$RANDOM"
+  local s0 s1 c0 c1 t0 t1 m0 m1 rc=0 limit
+  limit=$(awk -v d="$duration" -v s="$step_duration" -v w="$warmup" 'BEGIN { print int((d > s ? d : s) + w + 120) }')
+  s0=$(cpu_ticks "$pid"); m0=$(machine_ticks); t0=$(date +%s.%N); times >"$work/times0"
+  "${load_pin[@]}" timeout "$limit" "$bench_bin" --server "127.0.0.1:${port_of[$label]}" \
+    --protocol "${protocol_of[$label]}" "${load_args[@]}" "$@" --json >"$work/$tag.json" 2>"$work/$tag.err" &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  bench_pid=""
+  times >"$work/times1"; t1=$(date +%s.%N); m1=$(machine_ticks)
+  c0=$(children_cpu "$work/times0"); c1=$(children_cpu "$work/times1")
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "$label's server died:" >&2; cat "$work/$label.log" >&2; exit 1
+  fi
+  s1=$(cpu_ticks "$pid")
+  if [ "$rc" != 0 ]; then
+    echo "cafe-bench failed ($rc) against $label ($phase): $*" >&2; cat "$work/$tag.err" >&2; return 1
+  fi
+  [ "$phase" != preload ] || return 0
+  python3 - "$work/$tag.json" "$results" "$label" "$phase" "$offered" \
+    "$(awk -v a="$s0" -v b="$s1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    "$(echo "$m0 $m1" | awk -v t="$tick" '{ print ($3 - $1) / t, ($4 - $2) / t }')" <<'EOF'
+import json, sys
+src, dst, label, phase, offered, server_cpu, load_cpu, wall, machine = sys.argv[1:]
+text = open(src).read()
+try:
+    r = json.loads(text)
+except ValueError:  # tolerate anything printed before the JSON line
+    r = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+r.update(label=label, phase=phase, offered_rate=float(offered) if offered else None,
+         server_cpu_s=float(server_cpu), load_cpu_s=float(load_cpu), wall_s=float(wall))
+busy, steal = map(float, machine.split())
+r.update(other_cpu_s=max(0.0, busy - r["server_cpu_s"] - r["load_cpu_s"]), steal_s=steal)
+with open(dst, "a") as f:
+    f.write(json.dumps(r) + "\n")
+EOF
+}
+
+# start NAME PORT COMMAND...: a server on the server core, up and answering
+start() {
+  local name=$1 port=$2; shift 2
+  "${server_pin[@]}" "$@" >"$work/$name.log" 2>&1 &
+  last_pid=$!
+  pids+=("$last_pid")
+  wait_port "$last_pid" "$port" "$work/$name.log"
+  echo "$name (pid $last_pid, port $port): $*" >&2
+}
+port=$(free_port)
+start memcached "$port" memcached -t 1 -m 64 -U 0 -l 127.0.0.1 -p "$port" -B binary "${memcached_user[@]}"
+pid_of[memcached]=$last_pid port_of[memcached]=$port protocol_of[memcached]=memcache
+port=$(free_port)
+start cafe "$port" "$server_bin" --threads 1 "${cafe_where[@]}" --memory 64m --listen "127.0.0.1:$port"
+for t in cafe-memcache cafe-native; do
+  pid_of[$t]=$last_pid port_of[$t]=$port
+  ln -s cafe.log "$work/$t.log"  # one server, two protocols
+done
+protocol_of[cafe-memcache]=memcache protocol_of[cafe-native]=native
+
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+began=$(date +%s)
+for t in memcached cafe-memcache; do  # cafe's two protocols share one key space
+  echo "$t: preloading 100000 keys" >&2
+  bench "$t" preload "" --preload --duration 0.001 --warmup 0
+done
+for t in "${targets[@]}"; do
+  echo "$t: closed loop, pipeline 8, ${duration}s" >&2
+  bench "$t" max8 "" --pipeline 8 --duration "$duration" --warmup "$warmup"
+done
+for t in "${targets[@]}"; do
+  echo "$t: closed loop, pipeline 1, ${duration}s" >&2
+  bench "$t" max1 "" --pipeline 1 --duration "$duration" --warmup "$warmup"
+done
+for t in "${targets[@]}"; do
+  echo "$t: open loop at $cpu_rate requests/s for ${duration}s, for CPU per request" >&2
+  bench "$t" cpu "$cpu_rate" --rate "$cpu_rate" --duration "$duration" --warmup 0 || true
+done
+if [ -z "$max_rate" ]; then
+  max_rate=$(python3 -c '
+import json, sys
+print(max(r["throughput"] for r in map(json.loads, open(sys.argv[1])) if r["phase"] == "max8"))' "$results")
+fi
+for i in $(seq 1 "$steps"); do
+  rate=$(awk -v m="$max_rate" -v i="$i" -v n="$steps" -v p="$sweep_to" 'BEGIN { printf "%.0f", m * p / 100 * i / n }')
+  for t in "${targets[@]}"; do
+    echo "step $i/$steps, $t: open loop at $rate requests/s, ${step_duration}s" >&2
+    bench "$t" sweep "$rate" --rate "$rate" --duration "$step_duration" --warmup "$warmup" || true
+  done
+done
+elapsed=$(( $(date +%s) - began ))
+
+echo
+echo "## cafe-server against memcached, one worker thread each"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "- command: \`$command_line\`"
+echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr); load average at the start: $loadavg"
+dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
+echo "- servers: cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 ${cafe_where[*]} --memory 64m\`; $(memcached -V) \`-t 1 -m 64 -U 0 -B binary\`; both ${server_pin[*]:-unpinned}"
+echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up a run; runs interleaved memcached, cafe-memcache, cafe-native; $elapsed s in all"
+echo "- cafe-memcache: cafe over the memcached binary protocol; cafe-native: over its own protocol. Ratios are cafe / memcached: above 1 is better for throughput, below 1 for latency. Latency in µs, in open loop from each request's intended send time"
+echo
+python3 - "$results" "$max_rate" "$cpu_rate" <<'EOF'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+top, cpu_rate = float(sys.argv[2]), float(sys.argv[3])
+T = ["memcached", "cafe-memcache", "cafe-native"]
+
+def one(label, phase, offered=None):
+    for r in runs:
+        if r["label"] == label and r["phase"] == phase and (offered is None or r["offered_rate"] == offered):
+            return r
+    return None
+
+def num(x):
+    return "-" if x is None else f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 1 else f"{x:.2f}"
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "-"
+    x = a / b
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+
+def row(name, values, ratios=True):
+    m, c, n = values
+    r = f"{ratio(c, m)} | {ratio(n, m)}" if ratios else "| "
+    print(f"| {name} | {num(m)} | {num(c)} | {num(n)} | {r} |")
+
+def get(phase, f, offered=None):
+    out = []
+    for t in T:
+        r = one(t, phase, offered)
+        out.append(None if r is None else f(r))
+    return out
+
+head = " memcached | cafe-memcache | cafe-native | cafe-memcache / memcached | cafe-native / memcached |"
+sep = "|---|---:|---:|---:|---:|---:|"
+lat = lambda p: (lambda r: r["latency_us"][p])
+busy = lambda k: (lambda r: 100 * r[k] / r["wall_s"] if r["wall_s"] else None)
+print(f"| closed loop |{head}\n{sep}")
+for depth in (8, 1):
+    ph = f"max{depth}"
+    row(f"**max throughput, pipeline {depth}** (req/s)", get(ph, lambda r: r["throughput"]))
+    row(f"p50 at pipeline {depth}", get(ph, lat("p50")))
+    row(f"p99 at pipeline {depth}", get(ph, lat("p99")))
+    row(f"server CPU at pipeline {depth} (% of a core)", get(ph, busy("server_cpu_s")))
+    row(f"cafe-bench CPU at pipeline {depth} (% of a core)", get(ph, busy("load_cpu_s")))
+    row(f"other processes' CPU at pipeline {depth} (% of a core)", get(ph, busy("other_cpu_s")), ratios=False)
+print()
+print(f"| open loop at {cpu_rate:,.0f} req/s |{head}\n{sep}")
+row("**server CPU per request (µs)**", get("cpu", lambda r: 1e6 * r["server_cpu_s"] / r["requests"] if r["requests"] else None))
+row("achieved (req/s)", get("cpu", lambda r: r["throughput"]))
+row("server CPU (% of a core)", get("cpu", lambda r: 100 * r["server_cpu_s"] / r["duration_s"]))
+row("p50", get("cpu", lat("p50")))
+row("p99", get("cpu", lat("p99")))
+print()
+rates = sorted({r["offered_rate"] for r in runs if r["phase"] == "sweep"})
+short = []
+for title, f in [("achieved throughput (req/s)", lambda r: r["throughput"]),
+                 ("p50 (µs)", lat("p50")), ("p99 (µs)", lat("p99")), ("p99.9 (µs)", lat("p999"))]:
+    print(f"| offered (req/s), {title} |{head}\n{sep}")
+    for rate in rates:
+        vals = get("sweep", f, rate)
+        row(f"{rate:,.0f} ({100 * rate / top:.0f}%)", vals)
+    print()
+for rate in rates:
+    for t in T:
+        r = one(t, "sweep", rate)
+        if r is None:
+            print(f"- {t} at {rate:,.0f} req/s: the run failed")
+        elif r["throughput"] < 0.95 * rate:
+            short.append(f"{t} at {rate:,.0f} ({r['throughput'] / rate:.0%})")
+        if r is not None and r["errors"] + r.get("verify_failures", 0):
+            print(f"- **{t} at {rate:,.0f} req/s: {r['errors']} errors, {r.get('verify_failures', 0)} verify failures**")
+for r in runs:
+    if r["phase"] != "sweep" and r["errors"] + r.get("verify_failures", 0):
+        print(f"- **{r['label']} {r['phase']}: {r['errors']} errors, {r.get('verify_failures', 0)} verify failures**")
+if short:
+    print("- below 95% of the offered rate (saturated: the queue, and so latency, grows for the whole run): " + ", ".join(short))
+pct = lambda r, k: 100 * r[k] / r["wall_s"] if r["wall_s"] else 0
+for t in T:
+    r = one(t, "max8")
+    if r and pct(r, "server_cpu_s") < 80:
+        print(f"- {t} at pipeline 8 was only {pct(r, 'server_cpu_s'):.0f}% busy, so that maximum is not its capacity "
+              "(round trips, cafe-bench or other processes bound it); `--sweep-to 200` sweeps further")
+    r = max((x for x in runs if x["label"] == t and x["phase"] == "sweep"), key=lambda x: x["offered_rate"], default=None)
+    if r and pct(r, "server_cpu_s") < 80:
+        print(f"- {t} was only {pct(r, 'server_cpu_s'):.0f}% busy at the highest rate: the sweep stopped short of its capacity")
+missed = [f"{r['label']} {r['phase']} {r['offered_rate'] or ''}".strip() for r in runs if r.get("misses")]
+if missed:
+    print(f"- GET misses after the preload (evictions?) in: {', '.join(missed)}")
+busy = [r for r in runs if pct(r, "other_cpu_s") > 10]
+if busy:
+    worst = max(busy, key=lambda r: pct(r, "other_cpu_s"))
+    print(f"- **other processes used more than 10% of a core in {len(busy)} of {len(runs)} runs (up to "
+          f"{pct(worst, 'other_cpu_s'):.0f}%, {worst['label']} {worst['phase']}): the machine was not quiet, "
+          "trust these figures less**")
+steal = sum(r.get("steal_s", 0) for r in runs) / max(sum(r["wall_s"] for r in runs), 1e-9)
+if steal > 0.01:
+    print(f"- the hypervisor stole {100 * steal:.1f}% of a core on average")
+EOF
+
+if [ "$plot" = 1 ]; then
+  python3 scripts/plot_latency.py "$results" --out "$out" \
+    --title "one worker thread each, $connections connections, open loop" >&2 &&
+    echo "chart: $out (results: $results)"
+fi

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Latency against throughput for one cafe-server, measured with cafe-bench:
+# finds the server's maximum closed-loop throughput (pipelined), then sweeps
+# open-loop rates at 10%, 20%, ... 100% of it (latency from each request's
+# intended send time, so queueing shows), prints a markdown table and draws
+# p50 / p99 / p99.9 against throughput with scripts/plot_latency.py.
+#
+# cafe-server gets the flags after `--` (default `--threads 1 --cores 0`;
+# the script adds `--listen` on a free port); cafe-bench runs its own pinned
+# event loop on --load-cores (default 1). The load: 16 connections, 100,000
+# 16-byte keys preloaded, 64-byte values, 90% GET, uniform keys, memcached
+# binary protocol.
+#
+# usage: scripts/bench-latency.sh [options] [-- cafe-server flags]
+#   --out PNG            the chart (default bench-latency.png); the results,
+#                        one JSON object per run, go beside it as .jsonl
+#                        (replot: scripts/plot_latency.py FILE.jsonl --out X)
+#   --protocol P         memcache (default) or native
+#   --connections C      connections in all (default 16)
+#   --pipeline D         depth of the closed-loop run that finds the maximum
+#                        (default 8)
+#   --max-rate R         skip that run: 100% is R requests/s
+#   --duration S         seconds of the closed-loop run (default 5)
+#   --step-duration S    seconds of each open-loop step (default 4)
+#   --warmup S           seconds before measuring, every run (default 1)
+#   --steps N            open-loop steps, at 100/N %, 200/N %, ... (default 10)
+#   --sweep-to PCT       the last step's rate, in % of the maximum (default
+#                        100; above it when the closed loop did not saturate
+#                        the server, as round trips can bound it)
+#   --load-cores LIST    cores for cafe-bench's threads (default 1)
+#   --load-threads N     cafe-bench threads (default 1)
+#   --bench "ARGS"       more cafe-bench flags for every run, e.g.
+#                        "--distribution zipf --value-size 16-1024"
+# Environment: CAFE_BENCH / CAFE_SERVER name prebuilt binaries (no build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command_line="scripts/bench-latency.sh${*:+ $*}"
+out=bench-latency.png protocol=memcache connections=16 pipeline=8 max_rate=""
+duration=5 step_duration=4 warmup=1 steps=10 sweep_to=100 load_cores=1 load_threads=1
+bench_extra=""
+server_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=${2:?--out needs a path}; shift 2 ;;
+    --protocol) protocol=${2:?}; shift 2 ;;
+    --connections) connections=${2:?}; shift 2 ;;
+    --pipeline) pipeline=${2:?}; shift 2 ;;
+    --max-rate) max_rate=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --step-duration) step_duration=${2:?}; shift 2 ;;
+    --warmup) warmup=${2:?}; shift 2 ;;
+    --steps) steps=${2:?}; shift 2 ;;
+    --sweep-to) sweep_to=${2:?}; shift 2 ;;
+    --load-cores) load_cores=${2:?}; shift 2 ;;
+    --load-threads) load_threads=${2:?}; shift 2 ;;
+    --bench) bench_extra=${2?}; shift 2 ;;
+    --) shift; server_args=("$@"); break ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$protocol" in memcache|native) ;; *) echo "--protocol is memcache or native" >&2; exit 2 ;; esac
+case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
+for a in "${server_args[@]}"; do
+  case "$a" in --listen|--listen=*) echo "the script picks the address; drop --listen" >&2; exit 2 ;; esac
+done
+[ ${#server_args[@]} -gt 0 ] || server_args=(--threads 1 --cores 0)
+
+missing=0
+need() {  # need TOOL HOW-TO-INSTALL
+  command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; missing=1; }
+}
+if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
+  need cargo "install Rust from https://rustup.rs"
+fi
+need python3 "apt-get install python3"
+need timeout "apt-get install coreutils"
+[ "$missing" = 0 ] || exit 1
+plot=1
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  echo "note: no matplotlib for python3 (pip install matplotlib): no chart, the table only" >&2
+  plot=0
+fi
+load_pin=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  load_pin=(taskset -c "$load_cores")
+  load_where=(--threads "$load_threads" --cores "$load_cores")
+else
+  echo "note: no taskset or fewer than 2 cores; cafe-bench runs unpinned, beside the server" >&2
+  load_where=(--threads "$load_threads" --no-pin)
+fi
+
+if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
+  cargo build --release --quiet --bin cafe-server --bin cafe-bench
+fi
+target=${CARGO_TARGET_DIR:-target}/release
+server_bin=${CAFE_SERVER:-$target/cafe-server}
+bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+# shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
+load_args=(--protocol "$protocol" --connections "$connections" --keys 100000
+  --key-size 16 --value-size 64 --get-ratio 0.9 --distribution uniform
+  --seed 1 "${load_where[@]}" $bench_extra)
+
+work=$(mktemp -d)
+pids=() bench_pid=""
+cleanup() {
+  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$(dirname "$out")"
+results=${out%.png}.jsonl
+: >"$results"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PID PORT LOG: until PORT accepts (10 s at most) while PID lives
+wait_port() {
+  local i
+  for i in $(seq 1 200); do
+    kill -0 "$1" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "server did not start on port $2:" >&2; cat "$3" >&2; exit 1
+}
+
+cpu_ticks() {  # cpu_ticks PID: utime + stime of the whole process, in ticks
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+tick=$(getconf CLK_TCK)
+# machine_ticks: busy (user, nice, system, irq, softirq) and steal ticks of
+# all cores together, from /proc/stat; what the server and cafe-bench did
+# not use of it is other processes' (the machine is shared: say so)
+machine_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat
+}
+
+# children_cpu FILE: user + system seconds in FILE, the output of the
+# `times` builtin (which must run in this shell, not in a $(...) subshell,
+# to see the children this shell waited for, cafe-bench among them)
+children_cpu() {
+  awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); s += t[1] * 60 + t[2] }; print s }' "$1"
+}
+
+# bench TAG PHASE OFFERED ARGS...: one cafe-bench run against the server;
+# its JSON, with the phase, the offered rate and the CPU seconds the
+# server and cafe-bench spent, is appended to $results. Fails if the run did.
+bench() {
+  local tag=$1 phase=$2 offered=$3; shift 3
+  local s0 s1 c0 c1 t0 t1 m0 m1 rc=0 limit
+  limit=$(awk -v d="$duration" -v s="$step_duration" -v w="$warmup" 'BEGIN { print int((d > s ? d : s) + w + 120) }')
+  s0=$(cpu_ticks "$server_pid"); m0=$(machine_ticks); t0=$(date +%s.%N); times >"$work/times0"
+  "${load_pin[@]}" timeout "$limit" "$bench_bin" --server "127.0.0.1:$port" \
+    "${load_args[@]}" "$@" --json >"$work/$tag.json" 2>"$work/$tag.err" &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  bench_pid=""
+  times >"$work/times1"; t1=$(date +%s.%N); m1=$(machine_ticks)
+  c0=$(children_cpu "$work/times0"); c1=$(children_cpu "$work/times1")
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "cafe-server died during $tag:" >&2; cat "$work/server.log" >&2; exit 1
+  fi
+  s1=$(cpu_ticks "$server_pid")
+  if [ "$rc" != 0 ]; then
+    echo "cafe-bench failed ($rc) in $tag: $*" >&2; cat "$work/$tag.err" >&2; return 1
+  fi
+  [ "$phase" != preload ] || return 0
+  python3 - "$work/$tag.json" "$results" "$phase" "$offered" \
+    "$(awk -v a="$s0" -v b="$s1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    "$(echo "$m0 $m1" | awk -v t="$tick" '{ print ($3 - $1) / t, ($4 - $2) / t }')" <<'EOF'
+import json, sys
+src, dst, phase, offered, server_cpu, load_cpu, wall, machine = sys.argv[1:]
+text = open(src).read()
+try:
+    r = json.loads(text)
+except ValueError:  # tolerate anything printed before the JSON line
+    r = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+r.update(label="cafe", phase=phase, offered_rate=float(offered) if offered else None,
+         server_cpu_s=float(server_cpu), load_cpu_s=float(load_cpu), wall_s=float(wall))
+busy, steal = map(float, machine.split())
+r.update(other_cpu_s=max(0.0, busy - r["server_cpu_s"] - r["load_cpu_s"]), steal_s=steal)
+with open(dst, "a") as f:
+    f.write(json.dumps(r) + "\n")
+EOF
+}
+
+port=$(free_port)
+"$server_bin" "${server_args[@]}" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
+wait_port "$server_pid" "$port" "$work/server.log"
+echo "cafe-server (pid $server_pid, port $port): ${server_args[*]}" >&2
+
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+began=$(date +%s)
+echo "preloading 100000 keys" >&2
+bench preload preload "" --preload --duration 0.001 --warmup 0
+if [ -z "$max_rate" ]; then
+  echo "closed loop, pipeline $pipeline, ${duration}s" >&2
+  bench max max "" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
+  max_rate=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["throughput"])' "$results")
+fi
+for i in $(seq 1 "$steps"); do
+  rate=$(awk -v m="$max_rate" -v i="$i" -v n="$steps" -v p="$sweep_to" 'BEGIN { printf "%.0f", m * p / 100 * i / n }')
+  echo "open loop, step $i/$steps: $rate requests/s, ${step_duration}s" >&2
+  bench "step$i" sweep "$rate" --rate "$rate" --duration "$step_duration" --warmup "$warmup" || true
+done
+elapsed=$(( $(date +%s) - began ))
+
+echo
+echo "## cafe-server latency against throughput"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "- command: \`$command_line\`"
+echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr); load average at the start: $loadavg"
+dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
+echo "- server: cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`cafe-server ${server_args[*]}\`"
+echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; keys preloaded; closed loop at pipeline $pipeline for ${duration}s, then open loop for ${step_duration}s a step, ${warmup}s warm-up each; $elapsed s in all"
+echo "- latency in µs, in open loop from each request's intended send time. CPU columns: share of one core over the run, warm-up included, for the server, cafe-bench (in open loop it spins between sends, so there its CPU says nothing about headroom) and every other process on the machine (noise)"
+echo
+python3 - "$results" "$max_rate" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+top = float(sys.argv[2])
+
+def us(x):
+    return "-" if x is None else f"{x:.1f}" if x < 100 else f"{x:,.0f}"
+
+def cpu(r, key):
+    return f"{100 * r[key] / r['wall_s']:.0f}%" if r.get("wall_s") else "-"
+
+print("| offered (req/s) | % of max | achieved (req/s) | p50 | p99 | p99.9 | p99.99 | max | errors "
+      "| server CPU | cafe-bench CPU | others' CPU |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+notes = []
+saturated = False
+for r in rows:
+    l = r["latency_us"]
+    if r["phase"] == "max":
+        first = f"closed loop, pipeline {r['pipeline']}"
+        pct = "(max)"
+    else:
+        first = f"{r['offered_rate']:,.0f}"
+        pct = f"{100 * r['offered_rate'] / top:.0f}%"
+        if r["throughput"] < 0.95 * r["offered_rate"]:
+            first += " ‡"
+            saturated = True
+    errors = r["errors"] + r.get("verify_failures", 0)
+    print(f"| {first} | {pct} | {r['throughput']:,.0f} | {us(l['p50'])} | {us(l['p99'])} | {us(l['p999'])} "
+          f"| {us(l['p9999'])} | {us(l['max'])} | {errors} | {cpu(r, 'server_cpu_s')} | {cpu(r, 'load_cpu_s')} "
+          f"| {cpu(r, 'other_cpu_s')} |")
+    if errors:
+        notes.append(f"- **{first}: {r['errors']} errors, {r.get('verify_failures', 0)} verify failures**")
+print()
+if saturated:
+    notes.append("- ‡ achieved less than 95% of the offered rate: past saturation, the queue grows for the whole run")
+sweep = [r for r in rows if r["phase"] == "sweep"]
+for r in rows:
+    if r["phase"] == "max" and r["wall_s"] and r["server_cpu_s"] / r["wall_s"] < 0.8:
+        notes.append(f"- the closed-loop run kept the server only {cpu(r, 'server_cpu_s')} busy, so its throughput is "
+                     "not the server's capacity (round trips, cafe-bench or other processes bound it); "
+                     "`--sweep-to 200` sweeps further")
+if sweep:
+    last = max(sweep, key=lambda r: r["offered_rate"])
+    if last["wall_s"] and last["server_cpu_s"] / last["wall_s"] < 0.8:
+        notes.append(f"- at the highest rate the server was only {cpu(last, 'server_cpu_s')} busy: "
+                     "the sweep stopped short of its capacity")
+missed = [r["phase"] + (f" {r['offered_rate']:,.0f}" if r["offered_rate"] else "") for r in rows if r.get("misses")]
+if missed:
+    notes.append(f"- GET misses after the preload (evictions?) in: {', '.join(missed)}")
+busy = [r for r in rows if r["wall_s"] and r["other_cpu_s"] / r["wall_s"] > 0.1]
+if busy:
+    worst = max(busy, key=lambda r: r["other_cpu_s"] / r["wall_s"])
+    notes.append(f"- **other processes used more than 10% of a core in {len(busy)} of {len(rows)} runs "
+                 f"(up to {cpu(worst, 'other_cpu_s')}): the machine was not quiet, trust these figures less**")
+steal = sum(r.get("steal_s", 0) for r in rows) / max(sum(r["wall_s"] for r in rows), 1e-9)
+if steal > 0.01:
+    notes.append(f"- the hypervisor stole {100 * steal:.1f}% of a core on average")
+print("\n".join(notes))
+EOF
+
+if [ "$plot" = 1 ]; then
+  python3 scripts/plot_latency.py "$results" --out "$out" \
+    --title "cafe-server ${server_args[*]}: $protocol, $connections connections" >&2 &&
+    echo "chart: $out (results: $results)"
+fi
