@@ -273,7 +273,11 @@ struct Conn {
     sock: TcpStream,
     out: Vec<u8>,
     sent: usize,
+    /// Received bytes are `inbuf[start..end]`; the vector stays zeroed to
+    /// its full length so reads go straight into it, without clearing it
+    /// again per read.
     inbuf: Vec<u8>,
+    end: usize,
     start: usize,
     queue: VecDeque<InFlight>,
     /// Open loop: when the next request is due.
@@ -360,7 +364,8 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
             sock,
             out: Vec::with_capacity(4096),
             sent: 0,
-            inbuf: Vec::with_capacity(64 << 10),
+            inbuf: vec![0; 64 << 10],
+            end: 0,
             start: 0,
             queue: VecDeque::new(),
             next_due: start + offset,
@@ -440,7 +445,7 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
             while let Some(front) = conn.queue.front().copied() {
                 let decoded = plan
                     .codec
-                    .decode(&conn.inbuf[conn.start..], front.get)
+                    .decode(&conn.inbuf[conn.start..conn.end], front.get)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 let Some((answer, consumed)) = decoded else {
                     break;
@@ -481,36 +486,41 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
 /// Reads what the socket has into the connection's buffer.
 fn fill(conn: &mut Conn) -> io::Result<()> {
     loop {
-        if conn.start > 0 && conn.start == conn.inbuf.len() {
-            conn.start = 0;
-        }
-        let filled = conn.inbuf.len();
-        let cap = conn.inbuf.capacity();
-        if filled == cap {
-            conn.inbuf.reserve(cap);
-        }
-        let cap = conn.inbuf.capacity();
-        conn.inbuf.resize(cap, 0);
-        match conn.sock.read(&mut conn.inbuf[filled..]) {
-            Ok(0) => {
-                conn.inbuf.truncate(filled);
-                return Err(io::ErrorKind::UnexpectedEof.into());
+        if conn.end == conn.inbuf.len() {
+            if conn.start > 0 {
+                compact(conn);
+            } else {
+                // A response larger than the buffer: grow, zeroing once.
+                let len = conn.inbuf.len() * 2;
+                conn.inbuf.resize(len, 0);
             }
-            Ok(n) => conn.inbuf.truncate(filled + n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.inbuf.truncate(filled);
-                return Ok(());
+        }
+        let want = conn.inbuf.len() - conn.end;
+        match conn.sock.read(&mut conn.inbuf[conn.end..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                conn.end += n;
+                // A short read emptied the socket; edge-triggered epoll
+                // reports whatever arrives next.
+                if n < want {
+                    return Ok(());
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => conn.inbuf.truncate(filled),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Drops consumed bytes from the front of the input buffer.
+/// Moves unconsumed bytes to the front of the input buffer.
 fn compact(conn: &mut Conn) {
-    if conn.start > 0 {
-        conn.inbuf.drain(..conn.start);
+    if conn.start == conn.end {
+        conn.start = 0;
+        conn.end = 0;
+    } else if conn.start > 0 {
+        conn.inbuf.copy_within(conn.start..conn.end, 0);
+        conn.end -= conn.start;
         conn.start = 0;
     }
 }
