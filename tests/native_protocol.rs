@@ -78,6 +78,14 @@ fn start_default(threads: usize) -> ServerHandle {
     start(Config::ephemeral(threads))
 }
 
+/// A server whose time moves only when the test advances the clock.
+fn start_with_manual_clock(threads: usize) -> (ServerHandle, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new());
+    let mut config = Config::ephemeral(threads);
+    config.clock = clock.clone();
+    (start(config), clock)
+}
+
 fn start_with_limits(threads: usize, limits: Limits) -> ServerHandle {
     let mut config = Config::ephemeral(threads);
     config.limits = limits;
@@ -515,10 +523,7 @@ fn default_limits_accept_the_maximum_and_refuse_one_more() {
 #[test]
 fn set_ttl_expires_with_the_clock_and_ttl_zero_or_a_later_set_never_expire() {
     for_each_worker_count(|threads| {
-        let clock = Arc::new(ManualClock::new());
-        let mut config = Config::ephemeral(threads);
-        config.clock = clock.clone();
-        let server = start(config);
+        let (server, clock) = start_with_manual_clock(threads);
         let mut c = Conn::open(&server);
 
         let short = spread_keys("short", threads, 4);
@@ -592,6 +597,37 @@ fn set_ttl_expires_with_the_clock_and_ttl_zero_or_a_later_set_never_expire() {
         }
         for key in &huge {
             assert_eq!(c.call(&req::get(key)), hit(0x44, b"huge"));
+        }
+    });
+}
+
+#[test]
+fn the_background_sweep_reclaims_expired_items_nobody_asks_for() {
+    for_each_worker_count(|threads| {
+        let (server, clock) = start_with_manual_clock(threads);
+        let mut c = Conn::open(&server);
+        let short = spread_keys("swept", threads, 8);
+        let kept = spread_keys("kept", threads, 8);
+        for key in &short {
+            assert_eq!(c.call(&req::set_ttl(key, b"short", 1, 5)), ok());
+        }
+        for key in &kept {
+            assert_eq!(c.call(&req::set(key, b"kept", 2)), ok());
+        }
+        let before = c.stats();
+        assert_eq!(before.get("curr_items"), (short.len() + kept.len()) as u64);
+
+        clock.advance_ms(5_000);
+        // Each STATS gives every worker a loop turn with the new time; a
+        // worker sweeps at the end of a turn, after answering, so the
+        // first STATS may still count the dead items and the second may not.
+        c.stats();
+        let after = c.stats();
+        assert_eq!(after.get("curr_items"), kept.len() as u64);
+        assert_eq!(after.delta(&before, "reclaimed"), short.len() as u64);
+        assert_eq!(after.delta(&before, "get_expired"), 0, "no GET found them");
+        for key in &kept {
+            assert_eq!(c.call(&req::get(key)), hit(2, b"kept"));
         }
     });
 }

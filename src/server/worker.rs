@@ -34,13 +34,13 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 /// Poll interval while shutting down, to notice the other workers finish.
 const SHUTDOWN_TICK: Duration = Duration::from_millis(5);
-/// Slab slots the expiry sweep looks at per busy loop turn: a bounded few
-/// microseconds, so reclaiming dead items never makes a latency spike.
-const SWEEP_PER_TURN: usize = 64;
-/// Slots swept per idle tick, when nothing else is waiting.
+/// Slab slots the expiry sweep looks at per tick: tens of microseconds,
+/// so reclaiming dead items never makes a latency spike.
 const SWEEP_PER_TICK: usize = 4096;
-/// How often an idle worker wakes to sweep while it holds items.
-const SWEEP_TICK: Duration = Duration::from_millis(100);
+/// Clock milliseconds between sweeps, busy or idle: the sweep's cost is
+/// paced by time, not by loop turns (a turn per request at low load would
+/// otherwise pay a sweep per request). 200,000 slots a second.
+const SWEEP_TICK_MS: u64 = 20;
 
 /// State every worker can see: how many have finished shutting down.
 #[derive(Debug, Default)]
@@ -72,6 +72,8 @@ pub(crate) struct Worker {
     lingering: Vec<ConnRef>,
     shutdown_deadline: Option<Instant>,
     reported_finished: bool,
+    /// Clock millisecond of the next expiry sweep.
+    next_sweep_ms: u64,
 }
 
 impl Worker {
@@ -99,6 +101,7 @@ impl Worker {
             lingering: Vec::new(),
             shutdown_deadline: None,
             reported_finished: false,
+            next_sweep_ms: 0,
         }
     }
 
@@ -119,7 +122,6 @@ impl Worker {
                 return Err(e);
             }
             self.shard.now_ms = self.clock.now_ms();
-            let idle = events.is_empty() && self.to_run.is_empty();
             let mut pending_runs = std::mem::take(&mut self.to_run);
             for event in events.iter() {
                 match event.token() {
@@ -150,8 +152,7 @@ impl Worker {
             }
             self.flush_all();
             self.shard.flush_wakes();
-            let slots = if idle { SWEEP_PER_TICK } else { SWEEP_PER_TURN };
-            self.shard.partition.sweep(self.shard.now_ms, slots);
+            self.sweep_if_due();
             self.expire_lingering();
             if self.shutdown_deadline.is_some() && self.shutdown_step() {
                 return Ok(());
@@ -159,6 +160,17 @@ impl Worker {
         }
     }
 
+    fn sweep_if_due(&mut self) {
+        let now_ms = self.shard.now_ms;
+        if now_ms >= self.next_sweep_ms && self.shard.partition.has_sweep_work() {
+            self.shard.partition.sweep(now_ms, SWEEP_PER_TICK);
+            self.next_sweep_ms = now_ms.saturating_add(SWEEP_TICK_MS);
+        }
+    }
+
+    /// How long the next poll may sleep: forever unless a run, shutdown,
+    /// sweep or lingering connection needs a turn. A finite timeout arms a
+    /// kernel timer on every sleep, so it is only asked for when needed.
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.to_run.is_empty() {
             return Some(Duration::ZERO);
@@ -166,7 +178,13 @@ impl Worker {
         if self.shutdown_deadline.is_some() {
             return Some(SHUTDOWN_TICK);
         }
-        let sweep = (!self.shard.partition.is_empty()).then_some(SWEEP_TICK);
+        let sweep = self.shard.partition.has_sweep_work().then(|| {
+            let wait = self.next_sweep_ms.saturating_sub(self.shard.now_ms);
+            Duration::from_millis(wait.clamp(1, SWEEP_TICK_MS))
+        });
+        if self.lingering.is_empty() {
+            return sweep;
+        }
         let now = Instant::now();
         let linger = self
             .lingering

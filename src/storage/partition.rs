@@ -255,6 +255,13 @@ pub struct Partition {
     hand: u32,
     /// Slab slot the expiry sweep looks at next.
     sweep_cursor: usize,
+    /// Items with a deadline (not `NEVER`): while none are, and nothing
+    /// is `stale`, no item can die of time and the sweep has no work.
+    expiring: usize,
+    /// Items at or below `flushed_through` still in the table. No CAS at
+    /// or below the watermark is handed out after a flush, so this only
+    /// falls until the next one.
+    stale: usize,
     /// Bytes of item allocations (key+value, malloc-rounded).
     data_bytes: u64,
     budget: u64,
@@ -337,6 +344,8 @@ impl Partition {
             tail: NIL,
             hand: NIL,
             sweep_cursor: 0,
+            expiring: 0,
+            stale: 0,
             data_bytes: 0,
             budget,
             stats: PartitionStats {
@@ -412,9 +421,26 @@ impl Partition {
         if delay_secs == 0 {
             self.flushed_through = self.next_cas - 1;
             self.flush_at = None;
+            self.stale = self.items.len();
         } else {
             self.flush_at = Some(now_ms.saturating_add(u64::from(delay_secs) * 1000));
         }
+    }
+
+    /// Whether anything can die without being touched: an item with a
+    /// deadline, a flushed item not yet reclaimed, or a delayed FLUSH. The
+    /// worker sweeps, and wakes to sweep, only then: a cache whose items
+    /// never expire pays nothing for the sweeper.
+    pub fn has_sweep_work(&self) -> bool {
+        self.expiring > 0 || self.stale > 0 || self.flush_at.is_some()
+    }
+
+    /// Gives item `idx` a new deadline, keeping `expiring` true.
+    fn set_deadline(&mut self, idx: u32, expires_at: u32) {
+        let item = &mut self.items[idx as usize];
+        self.expiring -= usize::from(item.expires_at != NEVER);
+        self.expiring += usize::from(expires_at != NEVER);
+        item.expires_at = expires_at;
     }
 
     fn apply_due_flush(&mut self, now_ms: u64) {
@@ -480,6 +506,8 @@ impl Partition {
         }
         let item = self.items.remove(idx as usize);
         self.data_bytes -= malloc_size(item.len());
+        self.expiring -= usize::from(item.expires_at != NEVER);
+        self.stale -= usize::from(item.cas <= self.flushed_through);
         let unfetched = item.bits & FETCHED == 0;
         match why {
             Removal::Deleted => {}
@@ -663,6 +691,7 @@ impl Partition {
             flags,
         )) as u32;
         self.data_bytes += malloc_size(data_len);
+        self.expiring += usize::from(expires_at != NEVER);
         let hash = self.hasher.hash_one(key);
         let items = &self.items;
         let hasher = &self.hasher;
@@ -695,10 +724,9 @@ impl Partition {
                 at += p.len();
             }
             item.flags = flags;
-            item.expires_at = expires_at;
             item.cas = cas;
+            self.set_deadline(idx, expires_at);
             // A new value, not yet read; a write is an access for eviction.
-            item.bits &= !FETCHED;
             self.touch_for_policy(idx);
             self.items[idx as usize].bits &= !FETCHED;
             return Some(cas);
@@ -747,8 +775,8 @@ impl Partition {
             Op::GetAndTouch { expiry } => self.read(key, now_ms, Some(expiry)),
             Op::Touch { expiry } => match self.find_live(key, now_ms, false) {
                 Some(idx) => {
-                    let item = &mut self.items[idx as usize];
-                    item.expires_at = deadline(expiry, now_ms);
+                    self.set_deadline(idx, deadline(expiry, now_ms));
+                    let item = &self.items[idx as usize];
                     Outcome::Touched {
                         flags: item.flags,
                         cas: item.cas,
@@ -786,10 +814,10 @@ impl Partition {
             return Outcome::Miss;
         };
         self.touch_for_policy(idx);
-        let item = &mut self.items[idx as usize];
         if let Some(expiry) = touch {
-            item.expires_at = deadline(expiry, now_ms);
+            self.set_deadline(idx, deadline(expiry, now_ms));
         }
+        let item = &self.items[idx as usize];
         Outcome::Hit {
             flags: item.flags,
             cas: item.cas,
@@ -985,6 +1013,18 @@ mod tests {
         assert_eq!(p.table.len(), p.items.len());
         assert_eq!(keys_oldest_first(p).len(), p.items.len());
         assert!(p.bytes() <= p.budget, "{} > {}", p.bytes(), p.budget);
+        let expiring = p
+            .items
+            .iter()
+            .filter(|(_, it)| it.expires_at != NEVER)
+            .count();
+        assert_eq!(p.expiring, expiring, "items with a deadline");
+        let stale = p
+            .items
+            .iter()
+            .filter(|(_, it)| it.cas <= p.flushed_through)
+            .count();
+        assert_eq!(p.stale, stale, "flushed items");
     }
 
     #[test]
