@@ -133,13 +133,26 @@ struct Workload {
 }
 
 impl Workload {
+    /// `key:` then `id` in decimal, zero-padded to `key_size`. Written by
+    /// hand: this runs once per request, and `format!` allocates.
     fn key(&self, id: u32, out: &mut Vec<u8>) {
-        out.clear();
-        let digits = format!("{id}");
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut n = id;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[at..];
         let width = self.key_size.max(digits.len() + 4);
+        out.clear();
         out.extend_from_slice(b"key:");
         out.resize(width - digits.len(), b'0');
-        out.extend_from_slice(digits.as_bytes());
+        out.extend_from_slice(digits);
     }
 
     /// The value stored under key `id`: its length and bytes depend on the
@@ -167,8 +180,9 @@ struct Codec(Protocol);
 
 /// What one response said.
 #[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Hit(Vec<u8>),
+enum Answer<'a> {
+    /// The value, borrowed from the input buffer.
+    Hit(&'a [u8]),
     Miss,
     Stored,
     Error,
@@ -225,12 +239,12 @@ impl Codec {
 
     /// The next response in `buf`: `Ok(None)` if incomplete, `Err` if the
     /// stream is broken.
-    fn decode(self, buf: &[u8], get: bool) -> Result<Option<(Answer, usize)>, String> {
+    fn decode(self, buf: &[u8], get: bool) -> Result<Option<(Answer<'_>, usize)>, String> {
         match self.0 {
             Protocol::Native => match native::decode_response(buf, MAX_RESPONSE) {
                 Ok(Decoded::Complete { frame, consumed }) => {
                     let answer = match (frame.status, get) {
-                        (native::Status::Ok, true) => Answer::Hit(frame.value.to_vec()),
+                        (native::Status::Ok, true) => Answer::Hit(frame.value),
                         (native::Status::NotFound, true) => Answer::Miss,
                         (native::Status::Ok, false) => Answer::Stored,
                         _ => Answer::Error,
@@ -244,7 +258,7 @@ impl Codec {
             Protocol::Memcache => match memcache::decode_response(buf, MAX_RESPONSE) {
                 Ok(Decoded::Complete { frame, consumed }) => {
                     let answer = match (frame.status, get) {
-                        (memcache::status::NO_ERROR, true) => Answer::Hit(frame.value.to_vec()),
+                        (memcache::status::NO_ERROR, true) => Answer::Hit(frame.value),
                         (memcache::status::KEY_ENOENT, true) => Answer::Miss,
                         (memcache::status::NO_ERROR, false) => Answer::Stored,
                         _ => Answer::Error,
@@ -442,6 +456,9 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                 continue;
             }
             fill(conn)?;
+            // Everything this read brought arrived together: one clock
+            // reading serves every reply in it.
+            let done = Instant::now();
             while let Some(front) = conn.queue.front().copied() {
                 let decoded = plan
                     .codec
@@ -450,9 +467,6 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                 let Some((answer, consumed)) = decoded else {
                     break;
                 };
-                conn.start += consumed;
-                conn.queue.pop_front();
-                let done = Instant::now();
                 if front.intended >= measure_from && done < end {
                     tally.requests += 1;
                     let ns = done.duration_since(front.intended).as_nanos() as u64;
@@ -462,7 +476,7 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                             tally.hits += 1;
                             if plan.verify {
                                 plan.workload.value(front.key, &mut expected);
-                                if *got != expected {
+                                if *got != expected.as_slice() {
                                     tally.verify_failures += 1;
                                 }
                             }
@@ -472,6 +486,8 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                         Answer::Error => tally.errors += 1,
                     }
                 }
+                conn.start += consumed;
+                conn.queue.pop_front();
                 if plan.interval.is_none() {
                     enqueue(conn, done, &mut rng);
                 }
