@@ -269,17 +269,26 @@ impl Header {
         })
     }
 
-    /// Appends the header to `out`.
+    /// The header's wire bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0] = self.magic;
+        h[1] = self.opcode;
+        h[2..4].copy_from_slice(&self.key_len.to_be_bytes());
+        h[4] = self.extras_len;
+        h[5] = self.data_type;
+        h[6..8].copy_from_slice(&self.vbucket_or_status.to_be_bytes());
+        h[8..12].copy_from_slice(&self.body_len.to_be_bytes());
+        h[12..16].copy_from_slice(&self.opaque.to_be_bytes());
+        h[16..24].copy_from_slice(&self.cas.to_be_bytes());
+        h
+    }
+
+    /// Appends the header to `out`: built on the stack and copied once,
+    /// as one capacity check instead of one per field (this runs for
+    /// every reply).
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.push(self.magic);
-        out.push(self.opcode);
-        out.extend_from_slice(&self.key_len.to_be_bytes());
-        out.push(self.extras_len);
-        out.push(self.data_type);
-        out.extend_from_slice(&self.vbucket_or_status.to_be_bytes());
-        out.extend_from_slice(&self.body_len.to_be_bytes());
-        out.extend_from_slice(&self.opaque.to_be_bytes());
-        out.extend_from_slice(&self.cas.to_be_bytes());
+        out.extend_from_slice(&self.to_bytes());
     }
 
     /// Header plus body, as a u64 so a hostile `body_len` cannot overflow.
@@ -911,6 +920,7 @@ pub fn encode_response(resp: &Response<'_>, out: &mut Vec<u8>) {
     debug_assert!(resp.extras.len() <= usize::from(u8::MAX));
     debug_assert!(resp.key.len() <= usize::from(u16::MAX));
     debug_assert!(u32::try_from(body).is_ok());
+    out.reserve(HEADER_LEN + body);
     Header {
         magic: RESPONSE_MAGIC,
         opcode: resp.opcode,

@@ -113,14 +113,23 @@ impl Header {
         })
     }
 
-    /// Appends the header to `out`.
+    /// The header's wire bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..2].copy_from_slice(&self.magic.to_be_bytes());
+        h[2] = self.version;
+        h[3] = self.opcode;
+        h[4..6].copy_from_slice(&self.flags.to_be_bytes());
+        h[6..8].copy_from_slice(&self.key_len.to_be_bytes());
+        h[8..12].copy_from_slice(&self.value_len.to_be_bytes());
+        h
+    }
+
+    /// Appends the header to `out`: built on the stack and copied once,
+    /// as one capacity check instead of one per field (this runs for
+    /// every reply).
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.magic.to_be_bytes());
-        out.push(self.version);
-        out.push(self.opcode);
-        out.extend_from_slice(&self.flags.to_be_bytes());
-        out.extend_from_slice(&self.key_len.to_be_bytes());
-        out.extend_from_slice(&self.value_len.to_be_bytes());
+        out.extend_from_slice(&self.to_bytes());
     }
 
     /// Header plus body, as a u64 so a hostile `value_len` cannot overflow.
