@@ -55,3 +55,32 @@ fn cafe_bench_runs_both_protocols_and_both_loops_without_errors() {
         }
     }
 }
+
+/// Coordinated omission, end to end: against a server that accepts
+/// connections and never answers, an open-loop run must not look like a
+/// short quiet run. Every request it sent is unanswered, and each one's age
+/// at the end is in the latency, so the median is about half the run.
+#[test]
+fn an_open_loop_run_against_a_silent_server_reports_every_request_unanswered() {
+    // The kernel completes the handshakes on its own; nothing reads.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("local addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_cafe-bench"))
+        .args(["--server", &addr, "--no-pin", "--connections", "2"])
+        .args(["--rate", "1000", "--duration", "0.6", "--warmup", "0"])
+        .arg("--json")
+        .output()
+        .expect("cafe-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(field(&stdout, "requests"), 0.0, "{stdout}");
+    let unanswered = field(&stdout, "unanswered");
+    // 1000 req/s for 0.6 s, give or take the first and last interval.
+    assert!((590.0..=610.0).contains(&unanswered), "{stdout}");
+    let p50 = field(&stdout, "p50");
+    assert!((200_000.0..=400_000.0).contains(&p50), "{stdout}");
+}

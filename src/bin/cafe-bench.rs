@@ -6,6 +6,9 @@
 //! sends on a fixed schedule and measures each latency from the request's
 //! intended send time, so a stalled server shows in the tail instead of
 //! slowing the load down (coordinated omission, as wrk2 corrects it).
+//! Requests still unanswered when an open-loop run ends count at their age
+//! then, and the loader's own lateness (send lag) is reported beside the
+//! latency, so a run the loader could not keep up with says so.
 //! Latencies go into HDR histograms, merged at the end.
 //!
 //! Values are a function of their key (length and bytes), so `--verify`
@@ -51,7 +54,7 @@ enum Distribution {
 /// Load generator for cafe-server (native or memcached binary protocol)
 /// and memcached.
 #[derive(Debug, Parser)]
-#[command(name = "cafe-bench", version, about)]
+#[command(name = "cafe-bench", version)]
 struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
@@ -303,6 +306,14 @@ struct Conn {
 #[derive(Debug)]
 struct Tally {
     latency_ns: Histogram<u64>,
+    /// Open loop: how late, after its intended time, the loader queued each
+    /// request for sending. Near the latency itself, the loader and not
+    /// the server is what the run measured.
+    send_lag_ns: Histogram<u64>,
+    /// Open loop: requests sent but unanswered when the run ended. Their
+    /// age at the end is in `latency_ns` (a lower bound), so a server that
+    /// stops answering shows in the tail, not as a short run.
+    unanswered: u64,
     requests: u64,
     errors: u64,
     verify_failures: u64,
@@ -312,10 +323,13 @@ struct Tally {
 
 impl Tally {
     fn new() -> Tally {
+        // 1 ns to 60 s at 3 significant digits.
+        let histogram =
+            || Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds are valid");
         Tally {
-            // 1 ns to 60 s at 3 significant digits.
-            latency_ns: Histogram::new_with_bounds(1, 60_000_000_000, 3)
-                .expect("constant bounds are valid"),
+            latency_ns: histogram(),
+            send_lag_ns: histogram(),
+            unanswered: 0,
             requests: 0,
             errors: 0,
             verify_failures: 0,
@@ -326,6 +340,8 @@ impl Tally {
 
     fn merge(&mut self, other: &Tally) {
         let _ = self.latency_ns.add(&other.latency_ns);
+        let _ = self.send_lag_ns.add(&other.send_lag_ns);
+        self.unanswered += other.unanswered;
         self.requests += other.requests;
         self.errors += other.errors;
         self.verify_failures += other.verify_failures;
@@ -424,6 +440,10 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                     let due = conn.next_due;
                     enqueue(conn, due, &mut rng);
                     conn.next_due += interval;
+                    if due >= measure_from && due < end {
+                        let lag = now.duration_since(due).as_nanos() as u64;
+                        let _ = tally.send_lag_ns.record(lag.max(1));
+                    }
                 }
             }
         }
@@ -494,6 +514,15 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
             }
             compact(conn);
             flush(conn, &poll, i)?;
+        }
+    }
+    if plan.interval.is_some() {
+        for front in conns.iter().flat_map(|c| &c.queue) {
+            if front.intended >= measure_from && front.intended < end {
+                tally.unanswered += 1;
+                let age = end.duration_since(front.intended).as_nanos() as u64;
+                let _ = tally.latency_ns.record(age.max(1));
+            }
         }
     }
     Ok(tally)
@@ -746,9 +775,22 @@ fn report(args: &Args, plan: &Plan, t: &Tally) {
         Protocol::Native => "native",
         Protocol::Memcache => "memcache",
     };
+    let lag = &t.send_lag_ns;
+    let lag_q = |p: f64| us(lag.value_at_quantile(p));
     if args.json {
+        let send_lag = if plan.interval.is_some() {
+            format!(
+                "{{\"p50\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}}",
+                lag_q(0.5),
+                lag_q(0.99),
+                lag_q(0.999),
+                us(lag.max())
+            )
+        } else {
+            "null".into()
+        };
         println!(
-            "{{\"protocol\":\"{protocol}\",\"mode\":\"{mode}\",\"connections\":{},\"pipeline\":{},\"rate\":{},\"duration_s\":{secs},\"requests\":{},\"errors\":{},\"verify_failures\":{},\"hits\":{},\"misses\":{},\"throughput\":{throughput:.1},\"latency_us\":{{\"mean\":{:.2},\"p50\":{:.2},\"p90\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"p9999\":{:.2},\"max\":{:.2}}}}}",
+            "{{\"protocol\":\"{protocol}\",\"mode\":\"{mode}\",\"connections\":{},\"pipeline\":{},\"rate\":{},\"duration_s\":{secs},\"requests\":{},\"errors\":{},\"verify_failures\":{},\"hits\":{},\"misses\":{},\"unanswered\":{},\"throughput\":{throughput:.1},\"latency_us\":{{\"mean\":{:.2},\"p50\":{:.2},\"p90\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"p9999\":{:.2},\"max\":{:.2}}},\"send_lag_us\":{send_lag}}}",
             args.connections,
             args.pipeline,
             args.rate
@@ -759,6 +801,7 @@ fn report(args: &Args, plan: &Plan, t: &Tally) {
             t.verify_failures,
             t.hits,
             t.misses,
+            t.unanswered,
             h.mean() / 1000.0,
             q(0.5),
             q(0.9),
@@ -800,4 +843,15 @@ fn report(args: &Args, plan: &Plan, t: &Tally) {
         q(0.9999),
         us(h.max())
     );
+    if plan.interval.is_some() {
+        println!();
+        println!(
+            "send lag (µs, the loader's own lateness): p50 {:.1}, p99 {:.1}, p99.9 {:.1}, max {:.1}; {} unanswered at the end (in the latency, at their age then)",
+            lag_q(0.5),
+            lag_q(0.99),
+            lag_q(0.999),
+            us(lag.max()),
+            t.unanswered
+        );
+    }
 }
