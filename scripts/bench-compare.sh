@@ -61,10 +61,9 @@ while [ $# -gt 0 ]; do
 done
 case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
 
-missing=0
-need() {  # need TOOL HOW-TO-INSTALL
-  command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; missing=1; }
-}
+# need, free_port, wait_port, cpu_ticks, machine_ticks, start_work, bench_run
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh  # the scripts run from the repository root
 if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
   need cargo "install Rust from https://rustup.rs"
 fi
@@ -99,71 +98,18 @@ load_args=(--connections "$connections" --keys 100000 --key-size 16
   --value-size 64 --get-ratio 0.9 --distribution uniform --seed 1
   --threads 1 "${load_where[@]}" $bench_extra)
 
-work=$(mktemp -d)
-pids=() bench_pid=""
-cleanup() {
-  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; fi
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$(dirname "$out")"
-results=${out%.png}.jsonl
-: >"$results"
-
-# free_port, wait_port, cpu_ticks, tick, machine_ticks, children_cpu
-# shellcheck source=scripts/bench-lib.sh
-. scripts/bench-lib.sh  # the scripts run from the repository root
+start_work "${out%.png}.jsonl"
 
 # The three targets: label, server pid, port, protocol.
 declare -A pid_of port_of protocol_of
 targets=(memcached cafe-memcache cafe-native)
 
-# bench TARGET PHASE OFFERED ARGS...: one cafe-bench run against TARGET;
-# its JSON, with the label, phase, offered rate and the CPU seconds the
-# server and cafe-bench spent, is appended to $results. Fails if the run did.
+# bench TARGET PHASE OFFERED ARGS...: one recorded cafe-bench run against
+# TARGET (see bench_run in bench-lib.sh)
 bench() {
   local label=$1 phase=$2 offered=$3; shift 3
-  local pid=${pid_of[$label]} tag="$label-$phase-${offered:-closed}-$RANDOM"
-  local s0 s1 c0 c1 t0 t1 m0 m1 rc=0 limit
-  limit=$(awk -v d="$duration" -v s="$step_duration" -v w="$warmup" 'BEGIN { print int((d > s ? d : s) + w + 120) }')
-  s0=$(cpu_ticks "$pid"); m0=$(machine_ticks); t0=$(date +%s.%N); times >"$work/times0"
-  "${load_pin[@]}" timeout "$limit" "$bench_bin" --server "127.0.0.1:${port_of[$label]}" \
-    --protocol "${protocol_of[$label]}" "${load_args[@]}" "$@" --json >"$work/$tag.json" 2>"$work/$tag.err" &
-  bench_pid=$!
-  wait "$bench_pid" || rc=$?
-  bench_pid=""
-  times >"$work/times1"; t1=$(date +%s.%N); m1=$(machine_ticks)
-  c0=$(children_cpu "$work/times0"); c1=$(children_cpu "$work/times1")
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "$label's server died:" >&2; cat "$work/$label.log" >&2; exit 1
-  fi
-  s1=$(cpu_ticks "$pid")
-  if [ "$rc" != 0 ]; then
-    echo "cafe-bench failed ($rc) against $label ($phase): $*" >&2; cat "$work/$tag.err" >&2; return 1
-  fi
-  [ "$phase" != preload ] || return 0
-  python3 - "$work/$tag.json" "$results" "$label" "$phase" "$offered" \
-    "$(awk -v a="$s0" -v b="$s1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
-    "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
-    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
-    "$(echo "$m0 $m1" | awk -v t="$tick" '{ print ($3 - $1) / t, ($4 - $2) / t }')" <<'EOF'
-import json, sys
-src, dst, label, phase, offered, server_cpu, load_cpu, wall, machine = sys.argv[1:]
-text = open(src).read()
-try:
-    r = json.loads(text)
-except ValueError:  # tolerate anything printed before the JSON line
-    r = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
-r.update(label=label, phase=phase, offered_rate=float(offered) if offered else None,
-         server_cpu_s=float(server_cpu), load_cpu_s=float(load_cpu), wall_s=float(wall))
-busy, steal = map(float, machine.split())
-r.update(other_cpu_s=max(0.0, busy - r["server_cpu_s"] - r["load_cpu_s"]), steal_s=steal)
-with open(dst, "a") as f:
-    f.write(json.dumps(r) + "\n")
-EOF
+  bench_run "$label" "$phase" "$offered" "${pid_of[$label]}" "$work/$label.log" \
+    --server "127.0.0.1:${port_of[$label]}" --protocol "${protocol_of[$label]}" "${load_args[@]}" "$@"
 }
 
 # start NAME PORT COMMAND...: a server on the server core, up and answering
@@ -266,6 +212,8 @@ head = " memcached | cafe-memcache | cafe-native | cafe-memcache / memcached | c
 sep = "|---|---:|---:|---:|---:|---:|"
 lat = lambda p: (lambda r: r["latency_us"][p])
 busy = lambda k: (lambda r: 100 * r[k] / r["wall_s"] if r["wall_s"] else None)
+# the server's share of a core over the run (warm-up included) per request
+per_request = lambda r: 1e6 * r["server_cpu_s"] / r["wall_s"] / r["throughput"] if r["wall_s"] and r["throughput"] else None
 print(f"| closed loop |{head}\n{sep}")
 for depth in (8, 1):
     ph = f"max{depth}"
@@ -273,6 +221,7 @@ for depth in (8, 1):
     row(f"p50 at pipeline {depth}", get(ph, lat("p50")))
     row(f"p99 at pipeline {depth}", get(ph, lat("p99")))
     row(f"server CPU at pipeline {depth} (% of a core)", get(ph, busy("server_cpu_s")))
+    row(f"server CPU per request at pipeline {depth} (µs)", get(ph, per_request))
     row(f"cafe-bench CPU at pipeline {depth} (% of a core)", get(ph, busy("load_cpu_s")))
     row(f"other processes' CPU at pipeline {depth} (% of a core)", get(ph, busy("other_cpu_s")), ratios=False)
 print()
@@ -282,11 +231,15 @@ row("achieved (req/s)", get("cpu", lambda r: r["throughput"]))
 row("server CPU (% of a core)", get("cpu", lambda r: 100 * r["server_cpu_s"] / r["duration_s"]))
 row("p50", get("cpu", lat("p50")))
 row("p99", get("cpu", lat("p99")))
+row("p99.9", get("cpu", lat("p999")))
+row("cafe-bench send lag p50 (µs)", get("cpu", lambda r: (r.get("send_lag_us") or {}).get("p50")), ratios=False)
 print()
 rates = sorted({r["offered_rate"] for r in runs if r["phase"] == "sweep"})
 short = []
 for title, f in [("achieved throughput (req/s)", lambda r: r["throughput"]),
-                 ("p50 (µs)", lat("p50")), ("p99 (µs)", lat("p99")), ("p99.9 (µs)", lat("p999"))]:
+                 ("p50 (µs)", lat("p50")), ("p99 (µs)", lat("p99")), ("p99.9 (µs)", lat("p999")),
+                 ("cafe-bench send lag p50 (µs; the loader's own lateness, part of the latency)",
+                  lambda r: (r.get("send_lag_us") or {}).get("p50"))]:
     print(f"| offered (req/s), {title} |{head}\n{sep}")
     for rate in rates:
         vals = get("sweep", f, rate)
@@ -304,6 +257,14 @@ for rate in rates:
 for r in runs:
     if r["phase"] != "sweep" and r["errors"] + r.get("verify_failures", 0):
         print(f"- **{r['label']} {r['phase']}: {r['errors']} errors, {r.get('verify_failures', 0)} verify failures**")
+lagging = [f"{r['label']} at {r['offered_rate']:,.0f}" for r in runs if r["phase"] == "sweep"
+           and (r.get("send_lag_us") or {}).get("p50", 0) > 0.5 * r["latency_us"]["p50"]]
+if lagging:
+    print("- cafe-bench's own send lag was over half the p50 latency (the loader, one thread on one core, "
+          "bounded these runs; compare the servers there by p99 and above, and by CPU): " + ", ".join(lagging))
+unanswered = [f"{r['label']} {r['offered_rate']:,.0f}: {r['unanswered']}" for r in runs if r.get("unanswered", 0) > 1000]
+if unanswered:
+    print("- requests unanswered at the end of a run (counted in the latency at their age): " + ", ".join(unanswered))
 if short:
     print("- below 95% of the offered rate (saturated: the queue, and so latency, grows for the whole run): " + ", ".join(short))
 pct = lambda r, k: 100 * r[k] / r["wall_s"] if r["wall_s"] else 0

@@ -66,10 +66,9 @@ for a in "${server_args[@]}"; do
 done
 [ ${#server_args[@]} -gt 0 ] || server_args=(--threads 1 --cores 0)
 
-missing=0
-need() {  # need TOOL HOW-TO-INSTALL
-  command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; missing=1; }
-}
+# need, free_port, wait_port, cpu_ticks, machine_ticks, start_work, bench_run
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh  # the scripts run from the repository root
 if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
   need cargo "install Rust from https://rustup.rs"
 fi
@@ -101,66 +100,14 @@ load_args=(--protocol "$protocol" --connections "$connections" --keys 100000
   --key-size 16 --value-size 64 --get-ratio 0.9 --distribution uniform
   --seed 1 "${load_where[@]}" $bench_extra)
 
-work=$(mktemp -d)
-pids=() bench_pid=""
-cleanup() {
-  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; fi
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$(dirname "$out")"
-results=${out%.png}.jsonl
-: >"$results"
+start_work "${out%.png}.jsonl"
 
-# free_port, wait_port, cpu_ticks, tick, machine_ticks, children_cpu
-# shellcheck source=scripts/bench-lib.sh
-. scripts/bench-lib.sh  # the scripts run from the repository root
-
-# bench TAG PHASE OFFERED ARGS...: one cafe-bench run against the server;
-# its JSON, with the phase, the offered rate and the CPU seconds the
-# server and cafe-bench spent, is appended to $results. Fails if the run did.
+# bench PHASE OFFERED ARGS...: one recorded cafe-bench run against the
+# server (see bench_run in bench-lib.sh)
 bench() {
-  local tag=$1 phase=$2 offered=$3; shift 3
-  local s0 s1 c0 c1 t0 t1 m0 m1 rc=0 limit
-  limit=$(awk -v d="$duration" -v s="$step_duration" -v w="$warmup" 'BEGIN { print int((d > s ? d : s) + w + 120) }')
-  s0=$(cpu_ticks "$server_pid"); m0=$(machine_ticks); t0=$(date +%s.%N); times >"$work/times0"
-  "${load_pin[@]}" timeout "$limit" "$bench_bin" --server "127.0.0.1:$port" \
-    "${load_args[@]}" "$@" --json >"$work/$tag.json" 2>"$work/$tag.err" &
-  bench_pid=$!
-  wait "$bench_pid" || rc=$?
-  bench_pid=""
-  times >"$work/times1"; t1=$(date +%s.%N); m1=$(machine_ticks)
-  c0=$(children_cpu "$work/times0"); c1=$(children_cpu "$work/times1")
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "cafe-server died during $tag:" >&2; cat "$work/server.log" >&2; exit 1
-  fi
-  s1=$(cpu_ticks "$server_pid")
-  if [ "$rc" != 0 ]; then
-    echo "cafe-bench failed ($rc) in $tag: $*" >&2; cat "$work/$tag.err" >&2; return 1
-  fi
-  [ "$phase" != preload ] || return 0
-  python3 - "$work/$tag.json" "$results" "$phase" "$offered" \
-    "$(awk -v a="$s0" -v b="$s1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
-    "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
-    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
-    "$(echo "$m0 $m1" | awk -v t="$tick" '{ print ($3 - $1) / t, ($4 - $2) / t }')" <<'EOF'
-import json, sys
-src, dst, phase, offered, server_cpu, load_cpu, wall, machine = sys.argv[1:]
-text = open(src).read()
-try:
-    r = json.loads(text)
-except ValueError:  # tolerate anything printed before the JSON line
-    r = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
-r.update(label="cafe", phase=phase, offered_rate=float(offered) if offered else None,
-         server_cpu_s=float(server_cpu), load_cpu_s=float(load_cpu), wall_s=float(wall))
-busy, steal = map(float, machine.split())
-r.update(other_cpu_s=max(0.0, busy - r["server_cpu_s"] - r["load_cpu_s"]), steal_s=steal)
-with open(dst, "a") as f:
-    f.write(json.dumps(r) + "\n")
-EOF
+  local phase=$1 offered=$2; shift 2
+  bench_run cafe "$phase" "$offered" "$server_pid" "$work/server.log" \
+    --server "127.0.0.1:$port" "${load_args[@]}" "$@"
 }
 
 port=$(free_port)
@@ -173,16 +120,16 @@ echo "cafe-server (pid $server_pid, port $port): ${server_args[*]}" >&2
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 began=$(date +%s)
 echo "preloading 100000 keys" >&2
-bench preload preload "" --preload --duration 0.001 --warmup 0
+bench preload "" --preload --duration 0.001 --warmup 0
 if [ -z "$max_rate" ]; then
   echo "closed loop, pipeline $pipeline, ${duration}s" >&2
-  bench max max "" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
+  bench max "" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
   max_rate=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["throughput"])' "$results")
 fi
 for i in $(seq 1 "$steps"); do
   rate=$(awk -v m="$max_rate" -v i="$i" -v n="$steps" -v p="$sweep_to" 'BEGIN { printf "%.0f", m * p / 100 * i / n }')
   echo "open loop, step $i/$steps: $rate requests/s, ${step_duration}s" >&2
-  bench "step$i" sweep "$rate" --rate "$rate" --duration "$step_duration" --warmup "$warmup" || true
+  bench sweep "$rate" --rate "$rate" --duration "$step_duration" --warmup "$warmup" || true
 done
 elapsed=$(( $(date +%s) - began ))
 
@@ -195,7 +142,7 @@ echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /
 dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
 echo "- server: cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`cafe-server ${server_args[*]}\`"
 echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; keys preloaded; closed loop at pipeline $pipeline for ${duration}s, then open loop for ${step_duration}s a step, ${warmup}s warm-up each; $elapsed s in all"
-echo "- latency in µs, in open loop from each request's intended send time. CPU columns: share of one core over the run, warm-up included, for the server, cafe-bench (in open loop it spins between sends, so there its CPU says nothing about headroom) and every other process on the machine (noise)"
+echo "- latency in µs, in open loop from each request's intended send time (requests unanswered at the end count at their age then); send lag: how late cafe-bench sent, part of that latency. CPU columns: share of one core over the run, warm-up included, for the server, cafe-bench (in open loop it spins between sends, so there its CPU says nothing about headroom) and every other process on the machine (noise)"
 echo
 python3 - "$results" "$max_rate" <<'EOF'
 import json, sys
@@ -208,11 +155,11 @@ def us(x):
 def cpu(r, key):
     return f"{100 * r[key] / r['wall_s']:.0f}%" if r.get("wall_s") else "-"
 
-print("| offered (req/s) | % of max | achieved (req/s) | p50 | p99 | p99.9 | p99.99 | max | errors "
+print("| offered (req/s) | % of max | achieved (req/s) | p50 | p99 | p99.9 | p99.99 | max | send lag p50 | errors "
       "| server CPU | cafe-bench CPU | others' CPU |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 notes = []
-saturated = False
+saturated = loader_bound = False
 for r in rows:
     l = r["latency_us"]
     if r["phase"] == "max":
@@ -225,12 +172,19 @@ for r in rows:
             first += " ‡"
             saturated = True
     errors = r["errors"] + r.get("verify_failures", 0)
+    lag = (r.get("send_lag_us") or {}).get("p50")
+    if lag is not None and lag > 0.5 * l["p50"]:
+        first += " §"
+        loader_bound = True
     print(f"| {first} | {pct} | {r['throughput']:,.0f} | {us(l['p50'])} | {us(l['p99'])} | {us(l['p999'])} "
-          f"| {us(l['p9999'])} | {us(l['max'])} | {errors} | {cpu(r, 'server_cpu_s')} | {cpu(r, 'load_cpu_s')} "
+          f"| {us(l['p9999'])} | {us(l['max'])} | {us(lag)} | {errors} | {cpu(r, 'server_cpu_s')} | {cpu(r, 'load_cpu_s')} "
           f"| {cpu(r, 'other_cpu_s')} |")
     if errors:
         notes.append(f"- **{first}: {r['errors']} errors, {r.get('verify_failures', 0)} verify failures**")
 print()
+if loader_bound:
+    notes.append("- § cafe-bench's own send lag (how late it sent, after each request's intended time) was over "
+                 "half the p50: the loader, not the server, bounded that step")
 if saturated:
     notes.append("- ‡ achieved less than 95% of the offered rate: past saturation, the queue grows for the whole run")
 sweep = [r for r in rows if r["phase"] == "sweep"]

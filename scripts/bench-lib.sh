@@ -1,5 +1,11 @@
 # Shell helpers shared by scripts/bench-latency.sh and bench-compare.sh:
-# ports, readiness, and CPU accounting from /proc. Sourced, not run.
+# prerequisites, ports, readiness, CPU accounting from /proc, clean-up and
+# one recorded cafe-bench run. Sourced, not run.
+
+missing=0
+need() {  # need TOOL HOW-TO-INSTALL: notes a missing tool in $missing
+  command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; missing=1; }
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -32,4 +38,71 @@ machine_ticks() {
 # to see the children this shell waited for, cafe-bench among them)
 children_cpu() {
   awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); s += t[1] * 60 + t[2] }; print s }' "$1"
+}
+
+# start_work RESULTS: a scratch directory ($work) and the results file,
+# emptied; on exit, every process in $pids (and a running cafe-bench) is
+# killed and waited for, and the scratch directory removed
+start_work() {
+  work=$(mktemp -d)
+  pids=() bench_pid=""
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  results=$1
+  mkdir -p "$(dirname "$results")"
+  : >"$results"
+}
+cleanup() {
+  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+
+# bench_run LABEL PHASE OFFERED SERVER_PID SERVER_LOG CAFE-BENCH-ARGS...:
+# one cafe-bench run (under $load_pin, with $bench_bin) against the server
+# SERVER_PID; unless PHASE is preload, its JSON with the label, phase,
+# offered rate, wall time and the CPU seconds the server, cafe-bench and
+# every other process spent is appended to $results. Fails if the run did;
+# exits if the server died. Uses $duration, $step_duration and $warmup
+# for its time limit.
+bench_run() {
+  local label=$1 phase=$2 offered=$3 server_pid=$4 server_log=$5; shift 5
+  local tag="$label-$phase-${offered:-closed}-$RANDOM"
+  local s0 s1 c0 c1 t0 t1 m0 m1 rc=0 limit
+  limit=$(awk -v d="$duration" -v s="$step_duration" -v w="$warmup" 'BEGIN { print int((d > s ? d : s) + w + 120) }')
+  s0=$(cpu_ticks "$server_pid"); m0=$(machine_ticks); t0=$(date +%s.%N); times >"$work/times0"
+  "${load_pin[@]}" timeout "$limit" "$bench_bin" "$@" --json >"$work/$tag.json" 2>"$work/$tag.err" &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  bench_pid=""
+  times >"$work/times1"; t1=$(date +%s.%N); m1=$(machine_ticks)
+  c0=$(children_cpu "$work/times0"); c1=$(children_cpu "$work/times1")
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "$label's server died:" >&2; cat "$server_log" >&2; exit 1
+  fi
+  s1=$(cpu_ticks "$server_pid")
+  if [ "$rc" != 0 ]; then
+    echo "cafe-bench failed ($rc) against $label ($phase): $*" >&2; cat "$work/$tag.err" >&2; return 1
+  fi
+  [ "$phase" != preload ] || return 0
+  python3 - "$work/$tag.json" "$results" "$label" "$phase" "$offered" \
+    "$(awk -v a="$s0" -v b="$s1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
+    "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    "$(echo "$m0 $m1" | awk -v t="$tick" '{ print ($3 - $1) / t, ($4 - $2) / t }')" <<'EOF'
+import json, sys
+src, dst, label, phase, offered, server_cpu, load_cpu, wall, machine = sys.argv[1:]
+text = open(src).read()
+try:
+    r = json.loads(text)
+except ValueError:  # tolerate anything printed before the JSON line
+    r = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+r.update(label=label, phase=phase, offered_rate=float(offered) if offered else None,
+         server_cpu_s=float(server_cpu), load_cpu_s=float(load_cpu), wall_s=float(wall))
+busy, steal = map(float, machine.split())
+r.update(other_cpu_s=max(0.0, busy - r["server_cpu_s"] - r["load_cpu_s"]), steal_s=steal)
+with open(dst, "a") as f:
+    f.write(json.dumps(r) + "\n")
+EOF
 }
