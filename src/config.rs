@@ -205,7 +205,7 @@ pub fn parse_core_list(s: &str) -> Result<Vec<usize>, ConfigError> {
 }
 
 /// `cafe-server`: a thread-per-core in-memory cache speaking the native
-/// 0xCAFE protocol.
+/// 0xCAFE protocol and the memcached binary protocol on one port.
 #[derive(Debug, Parser)]
 #[command(name = "cafe-server", version, about, long_about = None)]
 pub struct Cli {
