@@ -5,9 +5,10 @@
 //!   libmemcached-tools), whose 27 binary tests must all pass;
 //! - the `memcache` crate (rust-memcache), a synchronous client that speaks
 //!   the binary protocol unless its URL says `?protocol=ascii`;
-//! - a few raw frames built here, for what that client cannot express:
-//!   opaque echo, a pipeline of quiet commands across workers, INCR with an
-//!   initial value, GAT, and a first byte that arrives alone.
+//! - a few raw frames built by hand (`common::memcache`), for what that
+//!   client cannot express: opaque echo, a pipeline of quiet commands
+//!   across workers, INCR with an initial value, GAT, and a first byte that
+//!   arrives alone.
 //!
 //! Every test starts its own server in-process on 127.0.0.1 port 0 and runs
 //! at 1 worker and at 4 workers, with keys chosen by the crate's public
@@ -18,33 +19,18 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cafe::clock::ManualClock;
-use cafe::config::Config;
 use cafe::router::Router;
-use cafe::server::{Server, ServerHandle};
+use cafe::server::ServerHandle;
 use memcache::{CommandError, MemcacheError, ToMemcacheValue};
 
 mod common;
-use common::{IO_TIMEOUT, for_each_worker_count};
-
-fn start(threads: usize) -> ServerHandle {
-    Server::start(Config::ephemeral(threads)).expect("server starts")
-}
-
-/// A server whose expiry clock moves only when the test says so.
-fn start_with_clock(threads: usize) -> (ServerHandle, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new());
-    let mut config = Config::ephemeral(threads);
-    config.clock = clock.clone();
-    (Server::start(config).expect("server starts"), clock)
-}
+use common::memcache::{Conn, Resp, op, req, status};
+use common::{IO_TIMEOUT, for_each_worker_count, start, start_with_clock};
 
 /// `per_worker` keys owned by each of the `threads` workers, interleaved in
 /// generation order.
@@ -557,120 +543,6 @@ fn native_clients_see_memcache_writes_and_back() {
 // ---------------------------------------------------------------------------
 // Raw frames
 
-mod op {
-    pub const GET: u8 = 0x00;
-    pub const SET: u8 = 0x01;
-    pub const INCREMENT: u8 = 0x05;
-    pub const DECREMENT: u8 = 0x06;
-    pub const NOOP: u8 = 0x0a;
-    pub const VERSION: u8 = 0x0b;
-    pub const PREPEND: u8 = 0x0f;
-    pub const SETQ: u8 = 0x11;
-    pub const GETKQ: u8 = 0x0d;
-    pub const GAT: u8 = 0x1d;
-}
-
-mod status {
-    pub const SUCCESS: u16 = 0x0000;
-    pub const KEY_ENOENT: u16 = 0x0001;
-    pub const NOT_STORED: u16 = 0x0005;
-}
-
-/// One request frame: a 24-byte header, then extras, key and value.
-fn frame(opcode: u8, opaque: u32, cas: u64, extras: &[u8], key: &[u8], value: &[u8]) -> Vec<u8> {
-    let body = extras.len() + key.len() + value.len();
-    let mut f = Vec::with_capacity(24 + body);
-    f.push(0x80);
-    f.push(opcode);
-    f.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    f.push(extras.len() as u8);
-    f.push(0); // data type: raw bytes
-    f.extend_from_slice(&0u16.to_be_bytes()); // vbucket
-    f.extend_from_slice(&(body as u32).to_be_bytes());
-    f.extend_from_slice(&opaque.to_be_bytes());
-    f.extend_from_slice(&cas.to_be_bytes());
-    f.extend_from_slice(extras);
-    f.extend_from_slice(key);
-    f.extend_from_slice(value);
-    f
-}
-
-fn store_extras(flags: u32, exptime: u32) -> Vec<u8> {
-    [flags.to_be_bytes(), exptime.to_be_bytes()].concat()
-}
-
-fn arith_extras(delta: u64, initial: u64, exptime: u32) -> Vec<u8> {
-    let mut e = Vec::with_capacity(20);
-    e.extend_from_slice(&delta.to_be_bytes());
-    e.extend_from_slice(&initial.to_be_bytes());
-    e.extend_from_slice(&exptime.to_be_bytes());
-    e
-}
-
-/// One response as read off the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Resp {
-    opcode: u8,
-    status: u16,
-    opaque: u32,
-    cas: u64,
-    extras: Vec<u8>,
-    key: Vec<u8>,
-    value: Vec<u8>,
-}
-
-struct Raw {
-    stream: TcpStream,
-}
-
-impl Raw {
-    fn open(server: &ServerHandle) -> Raw {
-        Raw {
-            stream: common::connect(server),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-    }
-
-    /// Reads one response, checking what every response must be: magic
-    /// 0x81, raw data type, a body that holds its extras and key.
-    fn recv(&mut self) -> Resp {
-        let mut h = [0u8; 24];
-        if let Err(e) = self.stream.read_exact(&mut h) {
-            panic!("reading a response header: {e} ({:?})", e.kind());
-        }
-        assert_eq!(h[0], 0x81, "response magic in {h:02x?}");
-        assert_eq!(h[5], 0, "data type in {h:02x?}");
-        let key_len = u16::from_be_bytes([h[2], h[3]]) as usize;
-        let extras_len = h[4] as usize;
-        let body_len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
-        assert!(
-            body_len >= key_len + extras_len && body_len <= 1 << 21,
-            "body length {body_len} in {h:02x?}"
-        );
-        let mut body = vec![0u8; body_len];
-        self.stream.read_exact(&mut body).expect("response body");
-        let value = body.split_off(extras_len + key_len);
-        let key = body.split_off(extras_len);
-        Resp {
-            opcode: h[1],
-            status: u16::from_be_bytes([h[6], h[7]]),
-            opaque: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
-            cas: u64::from_be_bytes(h[16..24].try_into().expect("8 bytes")),
-            extras: body,
-            key,
-            value,
-        }
-    }
-
-    fn call(&mut self, request: &[u8]) -> Resp {
-        self.send(request);
-        self.recv()
-    }
-}
-
 /// Checks a response's opcode, status and opaque, and that an error
 /// response carries CAS 0 and no extras (as memcapable requires).
 fn assert_reply(r: &Resp, opcode: u8, status: u16, opaque: u32) {
@@ -679,7 +551,7 @@ fn assert_reply(r: &Resp, opcode: u8, status: u16, opaque: u32) {
         (opcode, status, opaque),
         "{r:?}"
     );
-    if status != status::SUCCESS {
+    if status != status::NO_ERROR {
         assert_eq!(r.cas, 0, "an error carries CAS 0: {r:?}");
         assert!(r.extras.is_empty(), "an error carries no extras: {r:?}");
     }
@@ -690,8 +562,8 @@ fn first_byte_alone_selects_the_protocol_per_connection() {
     for_each_worker_count(|threads| {
         let server = start(threads);
         // A memcache connection whose first byte arrives on its own.
-        let mut mc_conn = Raw::open(&server);
-        let noop = frame(op::NOOP, 0x0102_0304, 0, &[], &[], &[]);
+        let mut mc_conn = Conn::open(&server);
+        let noop = req::bare(op::NOOP, 0x0102_0304);
         mc_conn.send(&noop[..1]);
         // Meanwhile a native connection works as before.
         let mut native = cafe::client::Client::connect(server.local_addr()).expect("connect");
@@ -700,18 +572,16 @@ fn first_byte_alone_selects_the_protocol_per_connection() {
             .set_read_timeout(Some(IO_TIMEOUT))
             .expect("timeout");
         native.noop().expect("native NOOP");
-        for b in &noop[1..] {
-            mc_conn.send(std::slice::from_ref(b));
-        }
+        mc_conn.dribble(&noop[1..]);
         let r = mc_conn.recv();
-        assert_reply(&r, op::NOOP, status::SUCCESS, 0x0102_0304);
+        assert_reply(&r, op::NOOP, status::NO_ERROR, 0x0102_0304);
         assert_eq!(
             (r.cas, r.key.len(), r.extras.len(), r.value.len()),
             (0, 0, 0, 0)
         );
 
-        let r = mc_conn.call(&frame(op::VERSION, 7, 0, &[], &[], &[]));
-        assert_reply(&r, op::VERSION, status::SUCCESS, 7);
+        let r = mc_conn.call(&req::bare(op::VERSION, 7));
+        assert_reply(&r, op::VERSION, status::NO_ERROR, 7);
         assert!(!r.value.is_empty(), "VERSION has a body");
         native.noop().expect("native NOOP");
     });
@@ -721,7 +591,7 @@ fn first_byte_alone_selects_the_protocol_per_connection() {
 fn quiet_pipeline_across_workers_keeps_request_order_and_opaques() {
     for_each_worker_count(|threads| {
         let server = start(threads);
-        let mut conn = Raw::open(&server);
+        let mut conn = Conn::open(&server);
         let keys = keys_on_every_worker(threads, "pipe", 6);
         let missing = keys_on_every_worker(threads, "pipe-missing", 2);
         let value = |i: usize| format!("{i}:").repeat(i + 1).into_bytes();
@@ -730,45 +600,38 @@ fn quiet_pipeline_across_workers_keeps_request_order_and_opaques() {
         // key with misses in between (silent on a miss), then a NOOP.
         let mut batch = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let extras = store_extras(i as u32 + 1, 0);
-            batch.extend(frame(
+            batch.extend(req::store(
                 op::SETQ,
                 1000 + i as u32,
                 0,
-                &extras,
                 key.as_bytes(),
                 &value(i),
+                i as u32 + 1,
+                0,
             ));
         }
         for (i, key) in keys.iter().enumerate() {
-            batch.extend(frame(
-                op::GETKQ,
-                2000 + i as u32,
-                0,
-                &[],
-                key.as_bytes(),
-                &[],
-            ));
+            batch.extend(req::get(op::GETKQ, 2000 + i as u32, key.as_bytes()));
             if let Some(m) = missing.get(i) {
-                batch.extend(frame(op::GETKQ, 3000 + i as u32, 0, &[], m.as_bytes(), &[]));
+                batch.extend(req::get(op::GETKQ, 3000 + i as u32, m.as_bytes()));
             }
         }
-        batch.extend(frame(op::NOOP, 0xFEED, 0, &[], &[], &[]));
+        batch.extend(req::bare(op::NOOP, 0xFEED));
         conn.send(&batch);
 
         for (i, key) in keys.iter().enumerate() {
             let r = conn.recv();
-            assert_reply(&r, op::GETKQ, status::SUCCESS, 2000 + i as u32);
+            assert_reply(&r, op::GETKQ, status::NO_ERROR, 2000 + i as u32);
             assert_eq!(r.key, key.as_bytes(), "hits come in request order");
             assert_eq!(r.extras, (i as u32 + 1).to_be_bytes(), "flags of {key}");
             assert_eq!(r.value, value(i), "{key}");
             assert_ne!(r.cas, 0, "{key}");
         }
         let r = conn.recv();
-        assert_reply(&r, op::NOOP, status::SUCCESS, 0xFEED);
+        assert_reply(&r, op::NOOP, status::NO_ERROR, 0xFEED);
         // Nothing else was owed: the next reply is the next request's.
-        let r = conn.call(&frame(op::VERSION, 0xABCD, 0, &[], &[], &[]));
-        assert_reply(&r, op::VERSION, status::SUCCESS, 0xABCD);
+        let r = conn.call(&req::bare(op::VERSION, 0xABCD));
+        assert_reply(&r, op::VERSION, status::NO_ERROR, 0xABCD);
     });
 }
 
@@ -776,7 +639,7 @@ fn quiet_pipeline_across_workers_keeps_request_order_and_opaques() {
 fn incr_with_initial_value_prepend_status_and_gat() {
     for_each_worker_count(|threads| {
         let (server, clock) = start_with_clock(threads);
-        let mut conn = Raw::open(&server);
+        let mut conn = Conn::open(&server);
         for (i, key) in keys_on_every_worker(threads, "raw", 2).iter().enumerate() {
             let k = key.as_bytes();
             let opaque = i as u32;
@@ -786,85 +649,51 @@ fn incr_with_initial_value_prepend_status_and_gat() {
             };
 
             // Expiration 0xFFFFFFFF: never create, a miss is KEY_ENOENT.
-            let r = conn.call(&frame(
-                op::INCREMENT,
-                opaque,
-                0,
-                &arith_extras(3, 10, u32::MAX),
-                k,
-                &[],
-            ));
+            let r = conn.call(&req::arith(op::INCREMENT, opaque, 0, k, 3, 10, u32::MAX));
             assert_reply(&r, op::INCREMENT, status::KEY_ENOENT, opaque);
             // Otherwise a miss creates the counter at the initial value.
-            let r = conn.call(&frame(
-                op::INCREMENT,
-                opaque,
-                0,
-                &arith_extras(3, 10, 0),
-                k,
-                &[],
-            ));
-            assert_reply(&r, op::INCREMENT, status::SUCCESS, opaque);
+            let r = conn.call(&req::arith(op::INCREMENT, opaque, 0, k, 3, 10, 0));
+            assert_reply(&r, op::INCREMENT, status::NO_ERROR, opaque);
             assert_eq!(counter(&r), 10);
             assert_ne!(r.cas, 0);
-            let r = conn.call(&frame(
-                op::INCREMENT,
-                opaque,
-                0,
-                &arith_extras(3, 10, 0),
-                k,
-                &[],
-            ));
+            let r = conn.call(&req::arith(op::INCREMENT, opaque, 0, k, 3, 10, 0));
             assert_eq!(counter(&r), 13);
-            let r = conn.call(&frame(
-                op::DECREMENT,
-                opaque,
-                0,
-                &arith_extras(20, 10, 0),
-                k,
-                &[],
-            ));
-            assert_reply(&r, op::DECREMENT, status::SUCCESS, opaque);
+            let r = conn.call(&req::arith(op::DECREMENT, opaque, 0, k, 20, 10, 0));
+            assert_reply(&r, op::DECREMENT, status::NO_ERROR, opaque);
             assert_eq!(counter(&r), 0);
             let dkey = format!("{key}-d");
-            let r = conn.call(&frame(
+            let r = conn.call(&req::arith(
                 op::DECREMENT,
                 opaque,
                 0,
-                &arith_extras(1, 7, 0),
                 dkey.as_bytes(),
-                &[],
+                1,
+                7,
+                0,
             ));
             assert_eq!(counter(&r), 7, "DECR creates at the initial value");
 
             // PREPEND to a missing key: NOT_STORED.
             let pkey = format!("{key}-p");
-            let r = conn.call(&frame(op::PREPEND, opaque, 0, &[], pkey.as_bytes(), b"x"));
+            let r = conn.call(&req::concat(op::PREPEND, opaque, 0, pkey.as_bytes(), b"x"));
             assert_reply(&r, op::PREPEND, status::NOT_STORED, opaque);
-            let r = conn.call(&frame(op::GET, opaque, 0, &[], pkey.as_bytes(), &[]));
+            let r = conn.call(&req::get(op::GET, opaque, pkey.as_bytes()));
             assert_reply(&r, op::GET, status::KEY_ENOENT, opaque);
 
             // GAT returns the item and gives it a new expiry.
             let gkey = format!("{key}-g");
             let g = gkey.as_bytes();
-            let r = conn.call(&frame(op::SET, opaque, 0, &store_extras(9, 10), g, b"gat"));
-            assert_reply(&r, op::SET, status::SUCCESS, opaque);
-            let r = conn.call(&frame(op::GAT, opaque, 0, &100u32.to_be_bytes(), g, &[]));
-            assert_reply(&r, op::GAT, status::SUCCESS, opaque);
+            let r = conn.call(&req::store(op::SET, opaque, 0, g, b"gat", 9, 10));
+            assert_reply(&r, op::SET, status::NO_ERROR, opaque);
+            let r = conn.call(&req::touch(op::GAT, opaque, g, 100));
+            assert_reply(&r, op::GAT, status::NO_ERROR, opaque);
             assert_eq!(
                 (r.extras.as_slice(), r.value.as_slice()),
                 (&9u32.to_be_bytes()[..], &b"gat"[..])
             );
             assert_ne!(r.cas, 0);
             let missing = format!("{key}-never");
-            let r = conn.call(&frame(
-                op::GAT,
-                opaque,
-                0,
-                &100u32.to_be_bytes(),
-                missing.as_bytes(),
-                &[],
-            ));
+            let r = conn.call(&req::touch(op::GAT, opaque, missing.as_bytes(), 100));
             assert_reply(&r, op::GAT, status::KEY_ENOENT, opaque);
         }
         // Every GAT'ed item outlives its SET's 10 s, up to GAT's 100 s.
@@ -874,13 +703,13 @@ fn incr_with_initial_value_prepend_status_and_gat() {
             .collect();
         clock.advance_ms(99_999);
         for key in &gat_keys {
-            let r = conn.call(&frame(op::GET, 1, 0, &[], key.as_bytes(), &[]));
-            assert_reply(&r, op::GET, status::SUCCESS, 1);
+            let r = conn.call(&req::get(op::GET, 1, key.as_bytes()));
+            assert_reply(&r, op::GET, status::NO_ERROR, 1);
             assert_eq!(r.value, b"gat", "{key}");
         }
         clock.advance_ms(1);
         for key in &gat_keys {
-            let r = conn.call(&frame(op::GET, 1, 0, &[], key.as_bytes(), &[]));
+            let r = conn.call(&req::get(op::GET, 1, key.as_bytes()));
             assert_reply(&r, op::GET, status::KEY_ENOENT, 1);
         }
     });

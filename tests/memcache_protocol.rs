@@ -7,12 +7,12 @@
 //! keys are chosen (with the crate's public, fixed [`Router`]) so that every
 //! worker owns some, and most requests are forwarded to another worker.
 //!
-//! Requests are built byte by byte here (24-byte header, then extras, key
-//! and value, big-endian), and responses are read and taken apart byte by
-//! byte here, independently of `cafe::protocol::memcache`, so a bug the
-//! codec's encoder and decoder share cannot hide. Opcodes, statuses and the
-//! error texts are written out from memcached's `protocol_binary.h` and
-//! `write_bin_error`.
+//! Requests are built byte by byte (24-byte header, then extras, key and
+//! value, big-endian), and responses are read and taken apart byte by byte,
+//! by `common::memcache`, independently of `cafe::protocol::memcache`, so a
+//! bug the codec's encoder and decoder share cannot hide. Opcodes and
+//! statuses there, and the error texts here, are written out from
+//! memcached's `protocol_binary.h` and `write_bin_error`.
 //!
 //! Nothing here sleeps: `Server::start` returns once the server listens,
 //! expiry is driven by a `ManualClock`, and every socket has a read timeout
@@ -22,24 +22,18 @@
 //! server does not have; it says what memcached does.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cafe::client::{Client, Value};
 use cafe::clock::ManualClock;
-use cafe::config::Config;
 use cafe::protocol::native::Limits;
-use cafe::server::{Server, ServerHandle};
 
 mod common;
-use common::{IO_TIMEOUT, Rng, for_each_worker_count, spread_keys};
-
-/// Largest response body this file is willing to allocate for.
-const MAX_RESPONSE: usize = 4 << 20;
+use common::memcache::{Conn, Resp, empty, op, req, status};
+use common::{
+    IO_TIMEOUT, Rng, fill, for_each_worker_count, spread_keys, start, start_with_clock,
+    start_with_limits,
+};
 
 /// memcached reads an expiry above this many seconds (30 days) as a Unix
 /// time (`REALTIME_MAXDELTA`).
@@ -47,55 +41,6 @@ const THIRTY_DAYS: u32 = 60 * 60 * 24 * 30;
 
 /// The INCR/DECR expiry that says "do not create a missing counter".
 const NO_CREATE: u32 = 0xffff_ffff;
-
-/// Opcodes, from memcached's `protocol_binary.h`.
-mod op {
-    pub const GET: u8 = 0x00;
-    pub const SET: u8 = 0x01;
-    pub const ADD: u8 = 0x02;
-    pub const REPLACE: u8 = 0x03;
-    pub const DELETE: u8 = 0x04;
-    pub const INCREMENT: u8 = 0x05;
-    pub const DECREMENT: u8 = 0x06;
-    pub const QUIT: u8 = 0x07;
-    pub const FLUSH: u8 = 0x08;
-    pub const GETQ: u8 = 0x09;
-    pub const NOOP: u8 = 0x0a;
-    pub const VERSION: u8 = 0x0b;
-    pub const GETK: u8 = 0x0c;
-    pub const GETKQ: u8 = 0x0d;
-    pub const APPEND: u8 = 0x0e;
-    pub const PREPEND: u8 = 0x0f;
-    pub const STAT: u8 = 0x10;
-    pub const SETQ: u8 = 0x11;
-    pub const ADDQ: u8 = 0x12;
-    pub const REPLACEQ: u8 = 0x13;
-    pub const DELETEQ: u8 = 0x14;
-    pub const INCREMENTQ: u8 = 0x15;
-    pub const DECREMENTQ: u8 = 0x16;
-    pub const QUITQ: u8 = 0x17;
-    pub const FLUSHQ: u8 = 0x18;
-    pub const APPENDQ: u8 = 0x19;
-    pub const PREPENDQ: u8 = 0x1a;
-    pub const VERBOSITY: u8 = 0x1b;
-    pub const TOUCH: u8 = 0x1c;
-    pub const GAT: u8 = 0x1d;
-    pub const GATQ: u8 = 0x1e;
-    pub const GATK: u8 = 0x23;
-    pub const GATKQ: u8 = 0x24;
-}
-
-/// Response statuses, from memcached's `protocol_binary.h`.
-mod status {
-    pub const NO_ERROR: u16 = 0x00;
-    pub const KEY_ENOENT: u16 = 0x01;
-    pub const KEY_EEXISTS: u16 = 0x02;
-    pub const E2BIG: u16 = 0x03;
-    pub const EINVAL: u16 = 0x04;
-    pub const NOT_STORED: u16 = 0x05;
-    pub const DELTA_BADVAL: u16 = 0x06;
-    pub const UNKNOWN_COMMAND: u16 = 0x81;
-}
 
 /// The value of an error response: the text memcached's `write_bin_error`
 /// sends for the status.
@@ -113,86 +58,7 @@ fn error_text(code: u16) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------
-// Servers and connections
-
-fn start(config: Config) -> ServerHandle {
-    Server::start(config).expect("server starts")
-}
-
-fn start_default(threads: usize) -> ServerHandle {
-    start(Config::ephemeral(threads))
-}
-
-/// A server whose expiry clock moves only when the test says so.
-fn start_with_clock(threads: usize) -> (ServerHandle, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new());
-    let mut config = Config::ephemeral(threads);
-    config.clock = clock.clone();
-    (start(config), clock)
-}
-
-fn start_with_limits(threads: usize, limits: Limits) -> ServerHandle {
-    let mut config = Config::ephemeral(threads);
-    config.limits = limits;
-    start(config)
-}
-
-/// One response as read off the wire. Reading it checks the parts every
-/// response shares: magic 0x81, data type 0, extras and key within the body.
-#[derive(Clone, PartialEq, Eq)]
-struct Resp {
-    opcode: u8,
-    status: u16,
-    opaque: u32,
-    cas: u64,
-    extras: Vec<u8>,
-    key: Vec<u8>,
-    value: Vec<u8>,
-}
-
-impl fmt::Debug for Resp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 80;
-        let shown = &self.value[..self.value.len().min(SHOWN)];
-        let more = if self.value.len() > SHOWN { "..." } else { "" };
-        write!(
-            f,
-            "op=0x{:02x} status=0x{:02x} opaque=0x{:08x} cas={} extras={:02x?} key=\"{}\" value[{}]=\"{}{more}\"",
-            self.opcode,
-            self.status,
-            self.opaque,
-            self.cas,
-            self.extras,
-            self.key.escape_ascii(),
-            self.value.len(),
-            shown.escape_ascii()
-        )
-    }
-}
-
-impl Resp {
-    /// The same response with another cas, to compare all but the cas.
-    fn with_cas(&self, cas: u64) -> Resp {
-        Resp {
-            cas,
-            ..self.clone()
-        }
-    }
-}
-
-/// A success with no extras, key or value, and cas 0: NOOP, VERBOSITY,
-/// QUIT, FLUSH, DELETE.
-fn empty(opcode: u8, opaque: u32) -> Resp {
-    Resp {
-        opcode,
-        status: status::NO_ERROR,
-        opaque,
-        cas: 0,
-        extras: Vec::new(),
-        key: Vec::new(),
-        value: Vec::new(),
-    }
-}
+// Expected responses
 
 /// An error as `write_bin_error` writes it: no extras or key, cas 0, the
 /// status text as value.
@@ -248,294 +114,6 @@ fn counter_cas(r: &Resp, opcode: u8, opaque: u32, value: u64) -> u64 {
     r.cas
 }
 
-/// A client connection with timeouts and TCP_NODELAY, so that every write is
-/// sent at once as its own segment.
-struct Conn {
-    stream: TcpStream,
-}
-
-impl Conn {
-    fn open(server: &ServerHandle) -> Conn {
-        Conn {
-            stream: common::connect(server),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-        self.stream.flush().expect("flush");
-    }
-
-    /// Sends `bytes` one byte per write.
-    fn dribble(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.send(std::slice::from_ref(b));
-        }
-    }
-
-    /// Sends `bytes` in chunks of the given sizes, cycled.
-    fn send_in_chunks(&mut self, bytes: &[u8], sizes: &[usize]) {
-        let mut rest = bytes;
-        for &size in sizes.iter().cycle() {
-            if rest.is_empty() {
-                break;
-            }
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
-            self.send(chunk);
-            rest = tail;
-        }
-    }
-
-    /// Writes `bytes` from another thread, so that a long pipeline cannot
-    /// deadlock with replies nobody reads yet.
-    fn send_in_background(&self, bytes: Vec<u8>) -> JoinHandle<()> {
-        let mut stream = self.stream.try_clone().expect("clone the socket");
-        std::thread::spawn(move || stream.write_all(&bytes).expect("pipeline write"))
-    }
-
-    fn read_exact(&mut self, buf: &mut [u8], what: &str) {
-        if let Err(e) = self.stream.read_exact(buf) {
-            panic!("reading {what}: {e} ({:?})", e.kind());
-        }
-    }
-
-    fn recv(&mut self) -> Resp {
-        let mut h = [0u8; 24];
-        self.read_exact(&mut h, "a response header");
-        assert_eq!(h[0], 0x81, "response magic of {h:02x?}");
-        assert_eq!(h[5], 0, "data type of {h:02x?}");
-        let key_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        let extras_len = usize::from(h[4]);
-        let body_len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
-        assert!(body_len <= MAX_RESPONSE, "response too long: {h:02x?}");
-        assert!(
-            extras_len + key_len <= body_len,
-            "extras and key overflow the body: {h:02x?}"
-        );
-        let mut body = vec![0; body_len];
-        self.read_exact(&mut body, "a response body");
-        let value = body.split_off(extras_len + key_len);
-        let key = body.split_off(extras_len);
-        Resp {
-            opcode: h[1],
-            status: u16::from_be_bytes([h[6], h[7]]),
-            opaque: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
-            cas: u64::from_be_bytes(h[16..24].try_into().expect("8 bytes")),
-            extras: body,
-            key,
-            value,
-        }
-    }
-
-    fn call(&mut self, bytes: &[u8]) -> Resp {
-        self.send(bytes);
-        self.recv()
-    }
-
-    /// Sends a NOOP and checks that the next reply is its answer: whatever
-    /// was sent before it and owed no reply really sent none.
-    fn fence(&mut self, opaque: u32) {
-        assert_eq!(
-            self.call(&req::bare(op::NOOP, opaque)),
-            empty(op::NOOP, opaque)
-        );
-    }
-
-    /// The server closed gracefully: a read returns end of stream, not a
-    /// reset and not more bytes.
-    fn expect_eof(&mut self) {
-        common::expect_eof(&mut self.stream);
-    }
-
-    /// Reads a STAT reply (frames up to the empty one) and checks every
-    /// frame's shape.
-    fn recv_stats(&mut self, opaque: u32) -> Stats {
-        let mut stats = Stats::default();
-        loop {
-            let r = self.recv();
-            let shape = (r.opcode, r.status, r.opaque, r.cas, r.extras.len());
-            assert_eq!(shape, (op::STAT, status::NO_ERROR, opaque, 0, 0), "{r:?}");
-            if r.key.is_empty() {
-                assert!(r.value.is_empty(), "the terminator is empty: {r:?}");
-                return stats;
-            }
-            let name = String::from_utf8(r.key).expect("stat names are UTF-8");
-            let value = String::from_utf8(r.value).expect("stat values are UTF-8");
-            assert!(!value.is_empty(), "stat {name} has no value");
-            let previous = stats.values.insert(name.clone(), value);
-            assert!(previous.is_none(), "stat {name} appears twice");
-            stats.names.push(name);
-        }
-    }
-
-    fn stats(&mut self, group: &[u8], opaque: u32) -> Stats {
-        self.send(&req::stat(group, opaque));
-        self.recv_stats(opaque)
-    }
-
-    /// The server's Unix time, from STAT `time`.
-    fn server_time(&mut self) -> u32 {
-        let t = self.stats(b"", 0x7147).get("time");
-        u32::try_from(t).expect("a Unix time that fits the wire's u32")
-    }
-}
-
-/// A STAT reply: names in order, and their values.
-#[derive(Default)]
-struct Stats {
-    names: Vec<String>,
-    values: HashMap<String, String>,
-}
-
-impl Stats {
-    fn text(&self, name: &str) -> &str {
-        self.values
-            .get(name)
-            .unwrap_or_else(|| panic!("no stat {name} among {:?}", self.names))
-    }
-
-    fn get(&self, name: &str) -> u64 {
-        let text = self.text(name);
-        text.parse()
-            .unwrap_or_else(|_| panic!("stat {name} is not an unsigned integer: {text:?}"))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Requests, built by hand
-
-/// Request frames, written out from the header layout of
-/// `protocol_binary.h`: magic, opcode, key length (u16), extras length (u8),
-/// data type, vbucket (u16), body length (u32), opaque (u32), cas (u64),
-/// then extras, key and value.
-mod req {
-    use super::op;
-
-    /// A 24-byte header with arbitrary lengths, for frames that break the
-    /// rules (the caller sends whatever body it announced).
-    pub fn header(
-        opcode: u8,
-        key_len: u16,
-        extras_len: u8,
-        body_len: u32,
-        opaque: u32,
-        cas: u64,
-    ) -> Vec<u8> {
-        let mut h = Vec::with_capacity(24);
-        h.extend_from_slice(&[0x80, opcode]);
-        h.extend_from_slice(&key_len.to_be_bytes());
-        h.extend_from_slice(&[extras_len, 0, 0, 0]);
-        h.extend_from_slice(&body_len.to_be_bytes());
-        h.extend_from_slice(&opaque.to_be_bytes());
-        h.extend_from_slice(&cas.to_be_bytes());
-        h
-    }
-
-    /// A whole frame whose lengths match its parts.
-    pub fn frame(
-        opcode: u8,
-        opaque: u32,
-        cas: u64,
-        extras: &[u8],
-        key: &[u8],
-        value: &[u8],
-    ) -> Vec<u8> {
-        let key_len = u16::try_from(key.len()).expect("key fits u16");
-        let extras_len = u8::try_from(extras.len()).expect("extras fit u8");
-        let body = extras.len() + key.len() + value.len();
-        let body_len = u32::try_from(body).expect("body fits u32");
-        let mut f = header(opcode, key_len, extras_len, body_len, opaque, cas);
-        f.extend_from_slice(extras);
-        f.extend_from_slice(key);
-        f.extend_from_slice(value);
-        f
-    }
-
-    /// GET, GETQ, GETK or GETKQ.
-    pub fn get(opcode: u8, opaque: u32, key: &[u8]) -> Vec<u8> {
-        frame(opcode, opaque, 0, &[], key, &[])
-    }
-
-    /// SET, ADD, REPLACE or a quiet form: extras are flags and expiry.
-    pub fn store(
-        opcode: u8,
-        opaque: u32,
-        cas: u64,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        exptime: u32,
-    ) -> Vec<u8> {
-        let mut extras = flags.to_be_bytes().to_vec();
-        extras.extend_from_slice(&exptime.to_be_bytes());
-        frame(opcode, opaque, cas, &extras, key, value)
-    }
-
-    /// A plain SET: no cas, never expires.
-    pub fn set(opaque: u32, key: &[u8], value: &[u8], flags: u32) -> Vec<u8> {
-        store(op::SET, opaque, 0, key, value, flags, 0)
-    }
-
-    /// APPEND, PREPEND or a quiet form: no extras.
-    pub fn concat(opcode: u8, opaque: u32, cas: u64, key: &[u8], value: &[u8]) -> Vec<u8> {
-        frame(opcode, opaque, cas, &[], key, value)
-    }
-
-    /// DELETE or DELETEQ.
-    pub fn delete(opcode: u8, opaque: u32, cas: u64, key: &[u8]) -> Vec<u8> {
-        frame(opcode, opaque, cas, &[], key, &[])
-    }
-
-    /// INCREMENT, DECREMENT or a quiet form: extras are delta, initial and
-    /// expiry.
-    pub fn arith(
-        opcode: u8,
-        opaque: u32,
-        cas: u64,
-        key: &[u8],
-        delta: u64,
-        initial: u64,
-        exptime: u32,
-    ) -> Vec<u8> {
-        let mut extras = delta.to_be_bytes().to_vec();
-        extras.extend_from_slice(&initial.to_be_bytes());
-        extras.extend_from_slice(&exptime.to_be_bytes());
-        frame(opcode, opaque, cas, &extras, key, &[])
-    }
-
-    /// TOUCH or a GAT form: extras are the new expiry.
-    pub fn touch(opcode: u8, opaque: u32, key: &[u8], exptime: u32) -> Vec<u8> {
-        frame(opcode, opaque, 0, &exptime.to_be_bytes(), key, &[])
-    }
-
-    /// FLUSH or FLUSHQ, with or without the optional delay.
-    pub fn flush(opcode: u8, opaque: u32, delay: Option<u32>) -> Vec<u8> {
-        match delay {
-            Some(d) => frame(opcode, opaque, 0, &d.to_be_bytes(), &[], &[]),
-            None => frame(opcode, opaque, 0, &[], &[], &[]),
-        }
-    }
-
-    /// NOOP, VERSION, QUIT or QUITQ: a header alone.
-    pub fn bare(opcode: u8, opaque: u32) -> Vec<u8> {
-        frame(opcode, opaque, 0, &[], &[], &[])
-    }
-
-    pub fn verbosity(opaque: u32, level: u32) -> Vec<u8> {
-        frame(op::VERBOSITY, opaque, 0, &level.to_be_bytes(), &[], &[])
-    }
-
-    /// STAT; an empty group asks for the general statistics.
-    pub fn stat(group: &[u8], opaque: u32) -> Vec<u8> {
-        frame(op::STAT, opaque, 0, &[], group, &[])
-    }
-}
-
-/// `pattern` repeated (and cut) to exactly `len` bytes.
-fn fill(pattern: &[u8], len: usize) -> Vec<u8> {
-    pattern.iter().copied().cycle().take(len).collect()
-}
-
 /// Moves the server's clock forward by whole seconds.
 fn advance(clock: &ManualClock, secs: u64) {
     clock.advance_ms(secs * 1000);
@@ -547,7 +125,7 @@ fn advance(clock: &ManualClock, secs: u64) {
 #[test]
 fn get_forms_hit_with_32_bit_flags_and_cas() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let flags = [
             0u32,
@@ -591,7 +169,7 @@ fn get_forms_hit_with_32_bit_flags_and_cas() {
 #[test]
 fn get_forms_miss_and_quiet_misses_send_nothing() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("absent", threads, 8).iter().enumerate() {
             let o = 0xABC0_0000 + 0x10 * i as u32;
@@ -618,7 +196,7 @@ fn get_forms_miss_and_quiet_misses_send_nothing() {
 #[test]
 fn add_and_replace_are_conditional_and_quiet_forms_answer_only_failures() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("cond", threads, 8);
         for (i, key) in keys.iter().enumerate() {
@@ -696,7 +274,7 @@ fn add_and_replace_are_conditional_and_quiet_forms_answer_only_failures() {
 #[test]
 fn every_modification_gets_a_new_cas_unique_across_workers() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("cas", threads, 4 * threads);
         let mut seen = HashSet::new();
@@ -776,7 +354,7 @@ fn every_modification_gets_a_new_cas_unique_across_workers() {
 #[test]
 fn cas_guards_every_modification() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("guard", threads, 2 * threads)
             .iter()
@@ -924,7 +502,7 @@ fn cas_guards_every_modification() {
 #[test]
 fn delete_and_deleteq() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("del", threads, 8).iter().enumerate() {
             let o = 0x100 * i as u32;
@@ -959,7 +537,7 @@ fn delete_and_deleteq() {
 #[test]
 fn incr_and_decr_create_wrap_stop_at_zero_and_refuse_text() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("ctr", threads, 2 * threads).iter().enumerate() {
             let o = 0x1000 * i as u32;
@@ -1061,7 +639,7 @@ fn incr_and_decr_create_wrap_stop_at_zero_and_refuse_text() {
 #[test]
 fn append_and_prepend_need_an_item_and_keep_its_flags() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("cat", threads, 2 * threads).iter().enumerate() {
             let o = 0x100 * i as u32;
@@ -1340,7 +918,7 @@ fn an_absolute_time_in_the_past_is_stored_but_never_returned() {
 #[test]
 fn flush_and_flushq_invalidate_every_worker_at_once() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("flush", threads, 4 * threads);
         for (round, opcode) in [op::FLUSH, op::FLUSHQ].into_iter().enumerate() {
@@ -1472,7 +1050,7 @@ fn a_flush_delay_beyond_thirty_days_is_a_unix_time() {
 #[test]
 fn noop_version_and_verbosity() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         assert_eq!(
             c.call(&req::bare(op::NOOP, 0xDEAD_BEEF)),
@@ -1511,7 +1089,7 @@ fn noop_version_and_verbosity() {
 #[test]
 fn quit_answers_then_closes_and_quitq_closes_silently() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let keys = spread_keys("quit", threads, 2 * threads);
         for (opcode, answered) in [(op::QUIT, true), (op::QUITQ, false)] {
             let mut c = Conn::open(&server);
@@ -1603,7 +1181,7 @@ const RESET_COUNTERS: [&str; 19] = [
 #[test]
 fn stat_reports_the_server_and_counts_summed_over_workers() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("st", threads, 8);
         let absent = spread_keys("st-absent", threads, 3);
@@ -1769,7 +1347,7 @@ fn stat_groups_settings_items_slabs_and_unknown() {
 #[test]
 fn unknown_opcodes_are_answered_and_their_body_skipped() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         // The body is valid frames: a SET that must never run and a NOOP
         // that would draw an extra reply.
@@ -1933,7 +1511,7 @@ fn malformed_frames() -> Vec<(&'static str, u8, u32, Vec<u8>)> {
 #[test]
 fn malformed_frames_answer_einval_after_earlier_replies_then_close() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let keys = spread_keys("mal", threads, 2 * threads);
         for (what, opcode, opaque, bad) in malformed_frames() {
             let mut c = Conn::open(&server);
@@ -2046,7 +1624,7 @@ fn oversize_values_answer_e2big_and_their_body_is_swallowed() {
 #[test]
 fn a_four_gib_body_claim_is_answered_from_the_header_alone() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         // A SET claiming a 4 GiB body: E2BIG at once (memcached would first
         // wait for the extras and key; the answer is the same). The server
         // then swallows what comes, for ever.
@@ -2086,7 +1664,7 @@ fn a_four_gib_body_claim_is_answered_from_the_header_alone() {
 #[test]
 fn bad_magic_after_valid_frames_closes_after_their_replies() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let keys = spread_keys("magic", threads, 2 * threads);
         // A response's magic, the native protocol's, text, zero.
         for first in [0x81u8, 0xCA, b'g', 0x00] {
@@ -2133,7 +1711,7 @@ fn bad_magic_after_valid_frames_closes_after_their_replies() {
 #[test]
 fn thousands_of_getkq_return_exactly_the_hits_in_order_then_the_noop() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let n = 4000;
         let keys = spread_keys("kq", threads, n);
@@ -2441,7 +2019,7 @@ fn mixed_script(keys: &[Vec<u8>], n: usize, seed: u64) -> (Vec<u8>, Vec<Expect>)
 #[test]
 fn a_long_mixed_pipeline_of_quiet_and_loud_requests_matches_a_model() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("mix", threads, 24);
         let (bytes, script) = mixed_script(&keys, 3000, 0x313C_0000 + threads as u64);
@@ -2480,7 +2058,7 @@ fn a_long_mixed_pipeline_of_quiet_and_loud_requests_matches_a_model() {
 #[test]
 fn flush_and_stat_mid_pipeline_are_answered_in_place_and_see_earlier_writes() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("mid", threads, 40);
         let half = keys.len() / 2;
@@ -2546,7 +2124,7 @@ fn flush_and_stat_mid_pipeline_are_answered_in_place_and_see_earlier_writes() {
 #[test]
 fn items_cross_between_memcached_and_native_connections() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let mut native = Client::connect(server.local_addr()).expect("native connect");
         native
@@ -2601,7 +2179,7 @@ fn items_cross_between_memcached_and_native_connections() {
 #[test]
 fn every_kind_of_frame_sent_one_byte_at_a_time() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("byte", threads, 2 * threads).iter().enumerate() {
             let o = 0x100 * i as u32;

@@ -5,12 +5,18 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod memcache;
+
 use std::io::Read;
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
+use cafe::clock::ManualClock;
+use cafe::config::Config;
+use cafe::protocol::native::Limits;
 use cafe::router::Router;
-use cafe::server::ServerHandle;
+use cafe::server::{Server, ServerHandle};
 
 /// Long enough for a loaded CI machine, short enough that a server bug
 /// fails a test instead of hanging it.
@@ -27,6 +33,29 @@ pub fn for_each_worker_count(test: impl Fn(usize)) {
         eprintln!("--- {threads} worker(s)");
         test(threads);
     }
+}
+
+/// A server with the default configuration on 127.0.0.1 port 0.
+pub fn start(threads: usize) -> ServerHandle {
+    start_config(Config::ephemeral(threads))
+}
+
+/// A server whose expiry clock moves only when the test says so.
+pub fn start_with_clock(threads: usize) -> (ServerHandle, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new());
+    let mut config = Config::ephemeral(threads);
+    config.clock = clock.clone();
+    (start_config(config), clock)
+}
+
+pub fn start_with_limits(threads: usize, limits: Limits) -> ServerHandle {
+    let mut config = Config::ephemeral(threads);
+    config.limits = limits;
+    start_config(config)
+}
+
+fn start_config(config: Config) -> ServerHandle {
+    Server::start(config).expect("server starts")
 }
 
 /// A raw connection to the server: no delay, read and write timeouts.
@@ -53,6 +82,11 @@ pub fn expect_eof(stream: &mut TcpStream) {
             e.kind()
         ),
     }
+}
+
+/// `pattern` repeated (and cut) to exactly `len` bytes.
+pub fn fill(pattern: &[u8], len: usize) -> Vec<u8> {
+    pattern.iter().copied().cycle().take(len).collect()
 }
 
 /// `n` keys `{prefix}{i}`, chosen so that their owners go round-robin over
