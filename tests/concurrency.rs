@@ -19,13 +19,11 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use cafe::client::{Client, ClientError, OwnedResponse};
-use cafe::config::Config;
 use cafe::protocol::native::{Request, Status, encode_request};
 use cafe::router::Router;
-use cafe::server::{Server, ServerHandle};
 
 mod common;
-use common::Rng;
+use common::{Rng, start};
 
 /// Read and write timeout of every test socket: far above any honest wait
 /// on a loaded 2-core machine, far below a hung CI job.
@@ -40,10 +38,6 @@ const MAX_BUFFERED_OUT: usize = 1 << 20;
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn start(threads: usize) -> ServerHandle {
-    Server::start(Config::ephemeral(threads)).expect("server starts")
-}
 
 fn set_timeouts(stream: &TcpStream) {
     stream

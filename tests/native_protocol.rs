@@ -20,17 +20,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use cafe::clock::ManualClock;
-use cafe::config::Config;
 use cafe::protocol::native::{FrameError, Limits, RequestError, opcode};
 use cafe::router::Router;
-use cafe::server::{Server, ServerHandle};
+use cafe::server::ServerHandle;
 
 mod common;
-use common::{Rng, for_each_worker_count, spread_keys};
+use common::{
+    Rng, fill, for_each_worker_count, spread_keys, start, start_with_clock, start_with_limits,
+};
 
 /// Largest response value this file is willing to allocate for.
 const MAX_RESPONSE: usize = 4 << 20;
@@ -68,29 +67,7 @@ const SPEC_STATS: [&str; 22] = [
 ];
 
 // ---------------------------------------------------------------------------
-// Servers and connections
-
-fn start(config: Config) -> ServerHandle {
-    Server::start(config).expect("server starts")
-}
-
-fn start_default(threads: usize) -> ServerHandle {
-    start(Config::ephemeral(threads))
-}
-
-/// A server whose time moves only when the test advances the clock.
-fn start_with_manual_clock(threads: usize) -> (ServerHandle, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new());
-    let mut config = Config::ephemeral(threads);
-    config.clock = clock.clone();
-    (start(config), clock)
-}
-
-fn start_with_limits(threads: usize, limits: Limits) -> ServerHandle {
-    let mut config = Config::ephemeral(threads);
-    config.limits = limits;
-    start(config)
-}
+// Responses and connections
 
 /// One response as read off the wire. Reading it checks that the header is
 /// a well-formed v1 response header.
@@ -281,11 +258,6 @@ mod req {
     }
 }
 
-/// `pattern` repeated (and cut) to exactly `len` bytes.
-fn fill(pattern: &[u8], len: usize) -> Vec<u8> {
-    pattern.iter().copied().cycle().take(len).collect()
-}
-
 /// Parses spec-style hex ("ca fe 01 ..."); `│` and other separators are
 /// ignored.
 fn hex(s: &str) -> Vec<u8> {
@@ -361,7 +333,7 @@ impl Stats {
 #[test]
 fn set_then_get_returns_the_value_and_flags_and_overwrite_replaces_both() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let flags = [0u16, 1, 0x8000, 0xFFFF, 0xBEEF, 0x00FF, 0x0100, 0x1234];
         let keys = spread_keys("k", threads, flags.len());
@@ -392,7 +364,7 @@ fn set_then_get_returns_the_value_and_flags_and_overwrite_replaces_both() {
 #[test]
 fn get_miss_and_delete_hit_and_miss() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         for key in spread_keys("d", threads, 8) {
             assert_eq!(c.call(&req::get(&key)), not_found());
@@ -408,7 +380,7 @@ fn get_miss_and_delete_hit_and_miss() {
 #[test]
 fn empty_and_binary_keys_and_values_round_trip() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("b", threads, 4);
 
@@ -448,7 +420,7 @@ fn empty_and_binary_keys_and_values_round_trip() {
 #[test]
 fn default_limits_accept_the_maximum_and_refuse_one_more() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let limits = Limits::default();
         let mut c = Conn::open(&server);
         let smuggle = req::set(b"smuggled", b"!", 0);
@@ -523,7 +495,7 @@ fn default_limits_accept_the_maximum_and_refuse_one_more() {
 #[test]
 fn set_ttl_expires_with_the_clock_and_ttl_zero_or_a_later_set_never_expire() {
     for_each_worker_count(|threads| {
-        let (server, clock) = start_with_manual_clock(threads);
+        let (server, clock) = start_with_clock(threads);
         let mut c = Conn::open(&server);
 
         let short = spread_keys("short", threads, 4);
@@ -604,7 +576,7 @@ fn set_ttl_expires_with_the_clock_and_ttl_zero_or_a_later_set_never_expire() {
 #[test]
 fn the_background_sweep_reclaims_expired_items_nobody_asks_for() {
     for_each_worker_count(|threads| {
-        let (server, clock) = start_with_manual_clock(threads);
+        let (server, clock) = start_with_clock(threads);
         let mut c = Conn::open(&server);
         let short = spread_keys("swept", threads, 8);
         let kept = spread_keys("kept", threads, 8);
@@ -638,7 +610,7 @@ fn the_background_sweep_reclaims_expired_items_nobody_asks_for() {
 #[test]
 fn noop_answers_ok_after_every_earlier_pipelined_reply() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("fence", threads, 32);
         assert_eq!(c.call(&req::noop()), ok());
@@ -687,7 +659,7 @@ fn noop_answers_ok_after_every_earlier_pipelined_reply() {
 fn stats_describe_the_server_and_count_what_the_test_did() {
     for_each_worker_count(|threads| {
         let started = Instant::now();
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let mut idle = [Conn::open(&server), Conn::open(&server)];
         // A NOOP answered proves its connection was accepted.
@@ -1226,7 +1198,7 @@ fn oversize_body_sent_in_chunks_is_skipped_not_parsed() {
 #[test]
 fn a_four_gib_value_claim_is_refused_from_the_header_alone() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let max = Limits::default().max_value_len;
         let mut hostile = Vec::new();
         for (op, data_len) in [
@@ -1269,7 +1241,7 @@ fn a_four_gib_value_claim_is_refused_from_the_header_alone() {
 #[test]
 fn bad_magic_or_version_answers_earlier_requests_then_the_error_then_closes() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let keys = spread_keys("kept", threads, 8);
         let mut bad_frames: Vec<(Vec<u8>, FrameError)> = vec![
             (
@@ -1322,7 +1294,7 @@ fn bad_magic_or_version_answers_earlier_requests_then_the_error_then_closes() {
 #[test]
 fn bad_magic_is_refused_after_two_bytes_and_bad_version_after_three() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let cases: [(&[u8], FrameError); 2] = [
             (&[0xCA, 0xFF], FrameError::BadMagic(0xCAFF)),
             (&[0xCA, 0xFE, 0x02], FrameError::UnsupportedVersion(2)),
@@ -1350,7 +1322,7 @@ fn bad_magic_is_refused_after_two_bytes_and_bad_version_after_three() {
 #[test]
 fn the_framing_error_reply_survives_a_client_that_keeps_sending() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let key = spread_keys("g", threads, 2).remove(1);
         c.send(&req::set(&key, b"before", 6));
@@ -1375,7 +1347,7 @@ fn the_framing_error_reply_survives_a_client_that_keeps_sending() {
 #[test]
 fn every_opcode_sent_one_byte_at_a_time() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("byte", threads, 4);
         for key in &keys {
@@ -1412,7 +1384,7 @@ fn every_opcode_sent_one_byte_at_a_time() {
 #[test]
 fn a_request_split_at_every_point_is_answered_once_and_correctly() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let key = spread_keys("split", threads, threads).pop().expect("a key");
         let split = |c: &mut Conn, frame: &[u8], cut: usize| {
@@ -1556,7 +1528,7 @@ fn check_script_replies(c: &mut Conn, expect: &[Expect]) {
 #[test]
 fn many_requests_of_every_kind_in_one_write() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("m", threads, 12);
         let (bytes, expect) = script(&keys, 300, 0x5EED_0001);
@@ -1569,7 +1541,7 @@ fn many_requests_of_every_kind_in_one_write() {
 #[test]
 fn many_requests_in_uneven_chunks() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("u", threads, 12);
         let (bytes, expect) = script(&keys, 300, 0x5EED_0002);
@@ -1592,7 +1564,7 @@ fn many_requests_in_uneven_chunks() {
 #[test]
 fn half_close_still_gets_every_reply_then_end_of_stream() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let keys = spread_keys("h", threads, 8);
         let mut c = Conn::open(&server);
         let mut bytes = Vec::new();
@@ -1639,7 +1611,7 @@ fn half_close_still_gets_every_reply_then_end_of_stream() {
 #[test]
 fn spec_examples_byte_for_byte() {
     for_each_worker_count(|threads| {
-        let server = start_default(threads);
+        let server = start(threads);
         let mut c = Conn::open(&server);
 
         // §4, the pipelined exchange.
