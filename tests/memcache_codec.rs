@@ -15,7 +15,10 @@ use cafe::protocol::memcache::{
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::sample::{Index, select};
+use proptest::sample::select;
+
+mod common;
+use common::codec::{chunks, config, noisy, splits};
 
 /// Limits for the stream tests: below the largest generated key (12) and
 /// value (40), so that refusals are reached by valid frames too, not only by
@@ -524,41 +527,6 @@ fn hand_made_frame(magic: u8, max_key: u16, max_value: u32) -> impl Strategy<Val
         )
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Xor(Index, u8),
-    Insert(Index, u8),
-    Remove(Index),
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<Index>(), 1u8..=255).prop_map(|(i, b)| Mutation::Xor(i, b)),
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
-        any::<Index>().prop_map(Mutation::Remove),
-    ]
-}
-
-fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation], truncate: Option<Index>) -> Vec<u8> {
-    for m in mutations {
-        match *m {
-            Mutation::Xor(ref i, b) if !bytes.is_empty() => {
-                let at = i.index(bytes.len());
-                bytes[at] ^= b;
-            }
-            Mutation::Insert(ref i, b) => bytes.insert(i.index(bytes.len() + 1), b),
-            Mutation::Remove(ref i) if !bytes.is_empty() => {
-                bytes.remove(i.index(bytes.len()));
-            }
-            _ => {}
-        }
-    }
-    if let Some(i) = truncate {
-        bytes.truncate(i.index(bytes.len() + 1));
-    }
-    bytes
-}
-
 /// Streams a server might read: random bytes, random bytes after a good
 /// magic, and valid or hand-made frames with a few mutations.
 fn request_stream() -> impl Strategy<Value = Vec<u8>> {
@@ -569,7 +537,7 @@ fn request_stream() -> impl Strategy<Value = Vec<u8>> {
         ],
         0..8,
     );
-    noisy(REQUEST_MAGIC, frames.prop_map(|f| f.concat()))
+    noisy(vec![REQUEST_MAGIC], frames.prop_map(|f| f.concat()))
 }
 
 /// As [`request_stream`], for the client's side.
@@ -581,38 +549,7 @@ fn response_stream() -> impl Strategy<Value = Vec<u8>> {
         ],
         0..8,
     );
-    noisy(RESPONSE_MAGIC, frames.prop_map(|f| f.concat()))
-}
-
-fn noisy(
-    magic: u8,
-    valid: impl Strategy<Value = Vec<u8>> + Clone,
-) -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        1 => vec(any::<u8>(), 0..256),
-        1 => vec(any::<u8>(), 0..64).prop_map(move |tail| {
-            let mut out = vec![magic];
-            out.extend_from_slice(&tail);
-            out
-        }),
-        2 => valid.clone(),
-        4 => (valid, vec(mutation(), 0..4), proptest::option::of(any::<Index>()))
-            .prop_map(|(bytes, muts, cut)| mutate(bytes, &muts, cut)),
-    ]
-}
-
-/// Where to cut a stream into reads.
-fn splits() -> impl Strategy<Value = Vec<Index>> {
-    vec(any::<Index>(), 0..16)
-}
-
-fn chunks<'a>(bytes: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
-    let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
-    at.push(0);
-    at.push(bytes.len());
-    at.sort_unstable();
-    at.dedup();
-    at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+    noisy(vec![RESPONSE_MAGIC], frames.prop_map(|f| f.concat()))
 }
 
 // ---------------------------------------------------------------------------
@@ -970,13 +907,6 @@ fn expected_command(h: &Header, body: &[u8]) -> OwnedCommand {
     } else {
         assert_eq!(op, opcode::STAT);
         OwnedCommand::Stat(key)
-    }
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
     }
 }
 

@@ -5,6 +5,7 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod codec;
 pub mod memcache;
 
 use std::io::Read;
