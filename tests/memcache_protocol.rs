@@ -119,6 +119,45 @@ fn advance(clock: &ManualClock, secs: u64) {
     clock.advance_ms(secs * 1000);
 }
 
+// The expiry tests store a set of keys, move the clock, and read them all
+// back; these do it with opaque = the key's index, so a reply out of place
+// shows.
+
+/// SETs every key to `value` with `flags` and `exptime`, and checks each is
+/// stored.
+fn store_all(c: &mut Conn, keys: &[Vec<u8>], value: &[u8], flags: u32, exptime: u32) {
+    for (i, key) in keys.iter().enumerate() {
+        let o = i as u32;
+        let r = c.call(&req::store(op::SET, o, 0, key, value, flags, exptime));
+        stored_cas(&r, op::SET, o);
+    }
+}
+
+/// Reads every key with GET or GETK and checks it holds `value` with
+/// `flags` (whatever its cas).
+fn expect_all_hit(c: &mut Conn, opcode: u8, keys: &[Vec<u8>], flags: u32, value: &[u8]) {
+    for (i, key) in keys.iter().enumerate() {
+        let o = i as u32;
+        let echoed: &[u8] = if opcode == op::GETK { key } else { b"" };
+        let r = c.call(&req::get(opcode, o, key));
+        assert_eq!(r.with_cas(0), hit(opcode, o, 0, flags, echoed, value));
+    }
+}
+
+/// Reads every key with GET or GETK and checks it is gone: KEY_ENOENT,
+/// with the key for GETK.
+fn expect_all_gone(c: &mut Conn, opcode: u8, keys: &[Vec<u8>], when: &str) {
+    for (i, key) in keys.iter().enumerate() {
+        let o = i as u32;
+        let want = if opcode == op::GETK {
+            key_miss(op::GETK, o, key)
+        } else {
+            error(opcode, o, status::KEY_ENOENT)
+        };
+        assert_eq!(c.call(&req::get(opcode, o, key)), want, "{when}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Reads
 
@@ -747,14 +786,7 @@ fn touch_and_gat_forms_answer_like_gets_and_set_a_new_expiry() {
             assert_eq!(r.status, status::NO_ERROR, "at 9 s: {r:?}");
         }
         advance(&clock, 2);
-        for (i, key) in keys.iter().enumerate() {
-            let o = i as u32;
-            assert_eq!(
-                c.call(&req::get(op::GET, o, key)),
-                error(op::GET, o, status::KEY_ENOENT),
-                "at 11 s"
-            );
-        }
+        expect_all_gone(&mut c, op::GET, &keys, "at 11 s");
 
         // Each form sets the expiry it carries: half the keys are made to
         // live for ever, half to die in 3 s.
@@ -807,16 +839,9 @@ fn relative_expiry_counts_seconds_up_to_thirty_days() {
         let (server, clock) = start_with_clock(threads);
         let mut c = Conn::open(&server);
         let keys = spread_keys("rel", threads, 2 * threads);
-        for (i, key) in keys.iter().enumerate() {
-            let o = i as u32;
-            let r = c.call(&req::store(op::SET, o, 0, key, b"short", 2, 10));
-            stored_cas(&r, op::SET, o);
-        }
+        store_all(&mut c, &keys, b"short", 2, 10);
         advance(&clock, 9);
-        for (i, key) in keys.iter().enumerate() {
-            let r = c.call(&req::get(op::GET, i as u32, key));
-            assert_eq!(r.with_cas(0), hit(op::GET, i as u32, 0, 2, b"", b"short"));
-        }
+        expect_all_hit(&mut c, op::GET, &keys, 2, b"short");
         advance(&clock, 2);
         for (i, key) in keys.iter().enumerate() {
             let o = 0x100 + i as u32;
@@ -830,18 +855,9 @@ fn relative_expiry_counts_seconds_up_to_thirty_days() {
         }
         // Exactly 30 days is still a number of seconds.
         advance(&clock, u64::from(THIRTY_DAYS) - 1);
-        for (i, key) in keys.iter().enumerate() {
-            let r = c.call(&req::get(op::GET, i as u32, key));
-            assert_eq!(r.with_cas(0), hit(op::GET, i as u32, 0, 3, b"", b"long"));
-        }
+        expect_all_hit(&mut c, op::GET, &keys, 3, b"long");
         advance(&clock, 2);
-        for (i, key) in keys.iter().enumerate() {
-            let o = i as u32;
-            assert_eq!(
-                c.call(&req::get(op::GET, o, key)),
-                error(op::GET, o, status::KEY_ENOENT)
-            );
-        }
+        expect_all_gone(&mut c, op::GET, &keys, "a second past 30 days");
     });
 }
 
@@ -853,24 +869,11 @@ fn expiry_beyond_thirty_days_is_a_unix_time() {
         let now = c.server_time();
         assert!(now > THIRTY_DAYS, "the server's time {now} is a Unix time");
         let keys = spread_keys("abs", threads, 2 * threads);
-        for (i, key) in keys.iter().enumerate() {
-            let o = i as u32;
-            let r = c.call(&req::store(op::SET, o, 0, key, b"dated", 4, now + 100));
-            stored_cas(&r, op::SET, o);
-        }
+        store_all(&mut c, &keys, b"dated", 4, now + 100);
         advance(&clock, 99);
-        for (i, key) in keys.iter().enumerate() {
-            let r = c.call(&req::get(op::GET, i as u32, key));
-            assert_eq!(r.with_cas(0), hit(op::GET, i as u32, 0, 4, b"", b"dated"));
-        }
+        expect_all_hit(&mut c, op::GET, &keys, 4, b"dated");
         advance(&clock, 2);
-        for (i, key) in keys.iter().enumerate() {
-            let o = i as u32;
-            assert_eq!(
-                c.call(&req::get(op::GET, o, key)),
-                error(op::GET, o, status::KEY_ENOENT)
-            );
-        }
+        expect_all_gone(&mut c, op::GET, &keys, "a second past the Unix time");
     });
 }
 
@@ -1017,30 +1020,15 @@ fn a_flush_delay_beyond_thirty_days_is_a_unix_time() {
         let mut c = Conn::open(&server);
         let now = c.server_time();
         let keys = spread_keys("absflush", threads, 2 * threads);
-        for (i, key) in keys.iter().enumerate() {
-            stored_cas(
-                &c.call(&req::set(i as u32, key, b"v", 0)),
-                op::SET,
-                i as u32,
-            );
-        }
+        store_all(&mut c, &keys, b"v", 0, 0);
         assert_eq!(
             c.call(&req::flush(op::FLUSH, 1, Some(now + 10))),
             empty(op::FLUSH, 1)
         );
         advance(&clock, 8);
-        for (i, key) in keys.iter().enumerate() {
-            let r = c.call(&req::get(op::GETK, i as u32, key));
-            assert_eq!(r.with_cas(0), hit(op::GETK, i as u32, 0, 0, key, b"v"));
-        }
+        expect_all_hit(&mut c, op::GETK, &keys, 0, b"v");
         advance(&clock, 3);
-        for (i, key) in keys.iter().enumerate() {
-            let o = i as u32;
-            assert_eq!(
-                c.call(&req::get(op::GETK, o, key)),
-                key_miss(op::GETK, o, key)
-            );
-        }
+        expect_all_gone(&mut c, op::GETK, &keys, "past the flush's Unix time");
     });
 }
 
