@@ -86,16 +86,13 @@ impl fmt::Debug for Resp {
             opcode::RESP_NOT_FOUND => "RESP_NOT_FOUND",
             _ => "UNKNOWN",
         };
-        const SHOWN: usize = 100;
-        let shown = &self.value[..self.value.len().min(SHOWN)];
-        let more = if self.value.len() > SHOWN { "..." } else { "" };
         write!(
             f,
-            "{name}({}) flags=0x{:04x} value[{}]=\"{}{more}\"",
+            "{name}({}) flags=0x{:04x} value[{}]=\"{}\"",
             self.opcode,
             self.flags,
             self.value.len(),
-            shown.escape_ascii()
+            common::escape_cut(&self.value, 100)
         )
     }
 }

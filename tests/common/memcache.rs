@@ -83,12 +83,9 @@ pub struct Resp {
 
 impl fmt::Debug for Resp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 80;
-        let shown = &self.value[..self.value.len().min(SHOWN)];
-        let more = if self.value.len() > SHOWN { "..." } else { "" };
         write!(
             f,
-            "op=0x{:02x} status=0x{:02x} opaque=0x{:08x} cas={} extras={:02x?} key=\"{}\" value[{}]=\"{}{more}\"",
+            "op=0x{:02x} status=0x{:02x} opaque=0x{:08x} cas={} extras={:02x?} key=\"{}\" value[{}]=\"{}\"",
             self.opcode,
             self.status,
             self.opaque,
@@ -96,7 +93,7 @@ impl fmt::Debug for Resp {
             self.extras,
             self.key.escape_ascii(),
             self.value.len(),
-            shown.escape_ascii()
+            super::escape_cut(&self.value, 80)
         )
     }
 }

@@ -85,6 +85,14 @@ pub fn expect_eof(stream: &mut TcpStream) {
     }
 }
 
+/// `bytes` escaped for a failure message, cut after `limit` bytes (then
+/// "...") so that a large value does not drown the message.
+pub fn escape_cut(bytes: &[u8], limit: usize) -> String {
+    let shown = &bytes[..bytes.len().min(limit)];
+    let more = if bytes.len() > limit { "..." } else { "" };
+    format!("{}{more}", shown.escape_ascii())
+}
+
 /// `pattern` repeated (and cut) to exactly `len` bytes.
 pub fn fill(pattern: &[u8], len: usize) -> Vec<u8> {
     pattern.iter().copied().cycle().take(len).collect()
