@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 mod common;
-use common::codec::{chunks, config, noisy, splits};
+use common::codec::{Input, chunks, config, noisy, splits};
 
 /// Limits for the stream tests: below the largest generated key (12) and
 /// value (40), so that refusals are reached by valid frames too, not only by
@@ -604,50 +604,36 @@ enum RequestEvent {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct RequestReader {
-    /// Bytes received and not yet consumed.
-    pending: Vec<u8>,
-    /// Stream offset of `pending[0]`.
-    offset: usize,
-    /// Bytes of a rejected frame still to be discarded as they arrive.
-    skipping: u64,
-    dead: bool,
+    input: Input,
     events: Vec<RequestEvent>,
 }
 
 impl RequestReader {
-    fn push(&mut self, mut chunk: &[u8], limits: &Limits) {
-        if self.dead {
-            return;
-        }
-        if self.skipping > 0 {
-            let n = chunk
-                .len()
-                .min(usize::try_from(self.skipping).unwrap_or(usize::MAX));
-            chunk = &chunk[n..];
-            self.skipping -= n as u64;
-            self.offset += n;
-        }
-        self.pending.extend_from_slice(chunk);
-        while self.skipping == 0 && !self.dead {
-            match decode_request(&self.pending, limits) {
+    fn push(&mut self, chunk: &[u8], limits: &Limits) {
+        self.input.receive(chunk);
+        while self.input.ready() {
+            match decode_request(&self.input.pending, limits) {
                 Ok(Decoded::Complete { frame, consumed }) => {
-                    assert!(consumed >= HEADER_LEN && consumed <= self.pending.len());
+                    assert!(consumed >= HEADER_LEN && consumed <= self.input.pending.len());
                     let mut again = Vec::new();
                     encode_request(&frame, &mut again).expect("decoded frames fit");
                     assert_eq!(
                         again,
-                        canonical_request(&self.pending[..consumed]),
+                        canonical_request(&self.input.pending[..consumed]),
                         "frame re-encodes to other bytes than it was decoded from"
                     );
                     self.events.push(RequestEvent::Frame {
-                        at: self.offset,
+                        at: self.input.offset,
                         req: OwnedRequest::from_request(&frame),
                     });
-                    self.consume(consumed);
+                    self.input.consume(consumed);
                 }
                 Ok(Decoded::Incomplete { needed }) => {
-                    assert!(needed > self.pending.len(), "needed {needed} is available");
-                    if let Some(h) = Header::parse(&self.pending) {
+                    assert!(
+                        needed > self.input.pending.len(),
+                        "needed {needed} is available"
+                    );
+                    if let Some(h) = Header::parse(&self.input.pending) {
                         assert_eq!(needed as u64, h.frame_len(), "needed is not exact");
                     } else {
                         assert_eq!(needed, HEADER_LEN);
@@ -655,44 +641,34 @@ impl RequestReader {
                     return;
                 }
                 Ok(Decoded::Rejected { error, skip }) => {
-                    let h = Header::parse(&self.pending).expect("rejected before a whole header");
+                    let h =
+                        Header::parse(&self.input.pending).expect("rejected before a whole header");
                     assert_eq!(h.magic, REQUEST_MAGIC);
                     assert_eq!(skip, HEADER_LEN as u64 + u64::from(h.body_len));
                     assert_eq!((error.opcode, error.opaque), (h.opcode, h.opaque));
                     assert_eq!(Some((error.status, error.kind)), verdict(&h, limits));
                     self.events.push(RequestEvent::Rejected {
-                        at: self.offset,
+                        at: self.input.offset,
                         error,
                         skip,
                     });
                     // A server closes after a Malformed refusal; reading on
                     // with `skip` tests more of the stream, and `skip` must
                     // be right either way.
-                    let here = usize::try_from(skip)
-                        .unwrap_or(usize::MAX)
-                        .min(self.pending.len());
-                    self.consume(here);
-                    self.skipping = skip - here as u64;
+                    self.input.skip(skip);
                 }
                 Err(error) => {
                     let FrameError::BadMagic(m) = error;
-                    assert_eq!(Some(&m), self.pending.first());
+                    assert_eq!(Some(&m), self.input.pending.first());
                     assert_ne!(m, REQUEST_MAGIC);
                     self.events.push(RequestEvent::Fatal {
-                        at: self.offset,
+                        at: self.input.offset,
                         error,
                     });
-                    // The connection closes here: what follows is never read.
-                    self.pending.clear();
-                    self.dead = true;
+                    self.input.close();
                 }
             }
         }
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pending.drain(..n);
-        self.offset += n;
     }
 }
 
@@ -704,51 +680,49 @@ enum ResponseEvent {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct ResponseReader {
-    pending: Vec<u8>,
-    offset: usize,
-    dead: bool,
+    input: Input,
     events: Vec<ResponseEvent>,
 }
 
 impl ResponseReader {
     fn push(&mut self, chunk: &[u8], max: usize) {
-        if self.dead {
-            return;
-        }
-        self.pending.extend_from_slice(chunk);
-        while !self.dead {
-            match decode_response(&self.pending, max) {
+        self.input.receive(chunk);
+        while self.input.ready() {
+            match decode_response(&self.input.pending, max) {
                 Ok(Decoded::Complete { frame, consumed }) => {
-                    assert!(consumed >= HEADER_LEN && consumed <= self.pending.len());
+                    assert!(consumed >= HEADER_LEN && consumed <= self.input.pending.len());
                     assert!(consumed - HEADER_LEN <= max);
                     let mut again = Vec::new();
                     encode_response(&frame, &mut again);
                     assert_eq!(
                         again,
-                        canonical_response(&self.pending[..consumed]),
+                        canonical_response(&self.input.pending[..consumed]),
                         "frame re-encodes to other bytes than it was decoded from"
                     );
                     self.events.push(ResponseEvent::Frame {
-                        at: self.offset,
+                        at: self.input.offset,
                         resp: OwnedResponse::from_response(&frame),
                     });
-                    self.pending.drain(..consumed);
-                    self.offset += consumed;
+                    self.input.consume(consumed);
                 }
                 Ok(Decoded::Incomplete { needed }) => {
-                    assert!(needed > self.pending.len(), "needed {needed} is available");
-                    if let Some(h) = Header::parse(&self.pending) {
+                    assert!(
+                        needed > self.input.pending.len(),
+                        "needed {needed} is available"
+                    );
+                    if let Some(h) = Header::parse(&self.input.pending) {
                         assert_eq!(needed as u64, h.frame_len(), "needed is not exact");
                     }
                     return;
                 }
                 Ok(Decoded::Rejected { .. }) => panic!("a response was rejected like a request"),
                 Err(error) => {
-                    let header =
-                        || Header::parse(&self.pending).expect("response error before a header");
+                    let header = || {
+                        Header::parse(&self.input.pending).expect("response error before a header")
+                    };
                     match error {
                         ResponseError::BadMagic(m) => {
-                            assert_eq!(Some(&m), self.pending.first());
+                            assert_eq!(Some(&m), self.input.pending.first());
                             assert_ne!(m, RESPONSE_MAGIC);
                         }
                         ResponseError::TooLarge { len, max: m } => {
@@ -761,12 +735,10 @@ impl ResponseReader {
                         }
                     }
                     self.events.push(ResponseEvent::Fatal {
-                        at: self.offset,
+                        at: self.input.offset,
                         error,
                     });
-                    // The connection closes here: what follows is never read.
-                    self.pending.clear();
-                    self.dead = true;
+                    self.input.close();
                 }
             }
         }
@@ -1045,9 +1017,9 @@ proptest! {
         prop_assert_eq!(&whole, &split);
         // Every byte is accounted for: consumed, being skipped, pending, or
         // after a fatal error.
-        prop_assert!(whole.offset + whole.pending.len() <= bytes.len());
-        if !whole.dead {
-            prop_assert_eq!(whole.offset + whole.pending.len(), bytes.len());
+        prop_assert!(whole.input.offset + whole.input.pending.len() <= bytes.len());
+        if !whole.input.dead {
+            prop_assert_eq!(whole.input.offset + whole.input.pending.len(), bytes.len());
         }
     }
 
@@ -1059,8 +1031,8 @@ proptest! {
         let whole = read_responses([bytes.as_slice()], STREAM_MAX_RESPONSE);
         let split = read_responses(chunks(&bytes, &cuts), STREAM_MAX_RESPONSE);
         prop_assert_eq!(&whole, &split);
-        if !whole.dead {
-            prop_assert_eq!(whole.offset + whole.pending.len(), bytes.len());
+        if !whole.input.dead {
+            prop_assert_eq!(whole.input.offset + whole.input.pending.len(), bytes.len());
         }
     }
 
@@ -1068,9 +1040,9 @@ proptest! {
     fn decoders_survive_any_bytes(bytes in vec(any::<u8>(), 0..512), max in 0usize..64) {
         let limits = Limits { max_key_len: max, max_value_len: max };
         let r = read_requests([bytes.as_slice()], &limits);
-        prop_assert!(r.offset <= bytes.len());
+        prop_assert!(r.input.offset <= bytes.len());
         let r = read_responses([bytes.as_slice()], max);
-        prop_assert!(r.offset <= bytes.len());
+        prop_assert!(r.input.offset <= bytes.len());
         // And with a good magic in front, so the header is read.
         let mut framed = vec![REQUEST_MAGIC];
         framed.extend_from_slice(&bytes);
@@ -1303,7 +1275,7 @@ fn requests_one_byte_at_a_time() {
         whole.events[whole.events.len() - 2],
         RequestEvent::Frame { at, .. } if at == noop_at
     ));
-    assert_eq!(whole.offset, garbage_at);
+    assert_eq!(whole.input.offset, garbage_at);
 }
 
 #[test]

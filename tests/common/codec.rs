@@ -86,3 +86,65 @@ pub fn chunks<'a>(bytes: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
     at.dedup();
     at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
 }
+
+/// A decoder's input kept the way a connection keeps it: what arrived and
+/// is not yet consumed, where that starts in the stream, what a refused
+/// frame still owes to be skipped, and whether a fatal error closed it.
+/// Each codec's reader drives its own decoder over this.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Input {
+    /// Bytes received and not yet consumed.
+    pub pending: Vec<u8>,
+    /// Stream offset of `pending[0]`.
+    pub offset: usize,
+    /// Bytes of a rejected frame still to be discarded as they arrive.
+    pub skipping: u64,
+    pub dead: bool,
+}
+
+impl Input {
+    /// Takes in a read, less what a rejected frame still owes; a closed
+    /// stream takes in nothing.
+    pub fn receive(&mut self, mut chunk: &[u8]) {
+        if self.dead {
+            return;
+        }
+        if self.skipping > 0 {
+            let n = chunk
+                .len()
+                .min(usize::try_from(self.skipping).unwrap_or(usize::MAX));
+            chunk = &chunk[n..];
+            self.skipping -= n as u64;
+            self.offset += n;
+        }
+        self.pending.extend_from_slice(chunk);
+    }
+
+    /// Whether the decoder is to run on `pending`: the stream is open and
+    /// owes no skipped bytes.
+    pub fn ready(&self) -> bool {
+        self.skipping == 0 && !self.dead
+    }
+
+    /// Drops the first `n` pending bytes, a frame the decoder consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.pending.drain(..n);
+        self.offset += n;
+    }
+
+    /// Drops a rejected frame of `skip` bytes: what has arrived now, the
+    /// rest as it arrives.
+    pub fn skip(&mut self, skip: u64) {
+        let here = usize::try_from(skip)
+            .unwrap_or(usize::MAX)
+            .min(self.pending.len());
+        self.consume(here);
+        self.skipping = skip - here as u64;
+    }
+
+    /// The connection closes here: what follows is never read.
+    pub fn close(&mut self) {
+        self.pending.clear();
+        self.dead = true;
+    }
+}
