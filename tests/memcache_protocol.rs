@@ -27,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cafe::client::{Client, Value};
 use cafe::clock::ManualClock;
 use cafe::protocol::native::Limits;
+use cafe::server::ServerHandle;
 
 mod common;
 use common::memcache::{Conn, Resp, empty, op, req, status};
@@ -41,6 +42,13 @@ const THIRTY_DAYS: u32 = 60 * 60 * 24 * 30;
 
 /// The INCR/DECR expiry that says "do not create a missing counter".
 const NO_CREATE: u32 = 0xffff_ffff;
+
+/// memcached's key limit, and a value limit small enough that a value over
+/// it is cheap to send.
+const SMALL_VALUES: Limits = Limits {
+    max_key_len: 250,
+    max_value_len: 64,
+};
 
 /// The value of an error response: the text memcached's `write_bin_error`
 /// sends for the status.
@@ -156,6 +164,41 @@ fn expect_all_gone(c: &mut Conn, opcode: u8, keys: &[Vec<u8>], when: &str) {
         };
         assert_eq!(c.call(&req::get(opcode, o, key)), want, "{when}");
     }
+}
+
+// The closing tests (QUIT, malformed frames, bad magic) send a batch that
+// stores and reads every key before the frame that ends the connection, so
+// that the replies owed before it are seen to come.
+
+/// A SET of every key (opaque `i`) and a GETK of it (opaque `0x100 + i`).
+fn set_and_getk_all(keys: &[Vec<u8>], value: &[u8], flags: u32) -> Vec<u8> {
+    let mut batch = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        batch.extend(req::set(i as u32, key, value, flags));
+        batch.extend(req::get(op::GETK, 0x100 + i as u32, key));
+    }
+    batch
+}
+
+/// Reads the replies to [`set_and_getk_all`]: every SET stored, every GETK
+/// a hit on what that SET stored.
+fn expect_set_and_getk_all(c: &mut Conn, keys: &[Vec<u8>], value: &[u8], flags: u32, when: &str) {
+    for (i, key) in keys.iter().enumerate() {
+        let cas = stored_cas(&c.recv(), op::SET, i as u32);
+        let o = 0x100 + i as u32;
+        assert_eq!(c.recv(), hit(op::GETK, o, cas, flags, key, value), "{when}");
+    }
+}
+
+/// Checks from a new connection that `key`, stored only after a frame that
+/// closed the connection, was never stored.
+fn expect_never_stored(server: &ServerHandle, key: &[u8], when: &str) {
+    let mut other = Conn::open(server);
+    assert_eq!(
+        other.call(&req::get(op::GETK, 1, key)),
+        key_miss(op::GETK, 1, key),
+        "{when}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1082,31 +1125,17 @@ fn quit_answers_then_closes_and_quitq_closes_silently() {
         for (opcode, answered) in [(op::QUIT, true), (op::QUITQ, false)] {
             let mut c = Conn::open(&server);
             // Earlier requests are answered, what follows the QUIT is not run.
-            let mut batch = Vec::new();
-            for (i, key) in keys.iter().enumerate() {
-                batch.extend(req::set(i as u32, key, b"before quit", 1));
-                batch.extend(req::get(op::GETK, 0x100 + i as u32, key));
-            }
+            let mut batch = set_and_getk_all(&keys, b"before quit", 1);
             batch.extend(req::bare(opcode, 0xC105E));
             batch.extend(req::set(0xAF7E, b"after-quit", b"never", 0));
             batch.extend(req::bare(op::NOOP, 0xAF7F));
             c.send(&batch);
-            for (i, key) in keys.iter().enumerate() {
-                let cas = stored_cas(&c.recv(), op::SET, i as u32);
-                assert_eq!(
-                    c.recv(),
-                    hit(op::GETK, 0x100 + i as u32, cas, 1, key, b"before quit")
-                );
-            }
+            expect_set_and_getk_all(&mut c, &keys, b"before quit", 1, "before the QUIT");
             if answered {
                 assert_eq!(c.recv(), empty(op::QUIT, 0xC105E));
             }
             c.expect_eof();
-            let mut other = Conn::open(&server);
-            assert_eq!(
-                other.call(&req::get(op::GETK, 1, b"after-quit")),
-                key_miss(op::GETK, 1, b"after-quit")
-            );
+            expect_never_stored(&server, b"after-quit", "nothing after the QUIT ran");
         }
     });
 }
@@ -1503,31 +1532,16 @@ fn malformed_frames_answer_einval_after_earlier_replies_then_close() {
         let keys = spread_keys("mal", threads, 2 * threads);
         for (what, opcode, opaque, bad) in malformed_frames() {
             let mut c = Conn::open(&server);
-            let mut batch = Vec::new();
-            for (i, key) in keys.iter().enumerate() {
-                batch.extend(req::set(i as u32, key, what.as_bytes(), 7));
-                batch.extend(req::get(op::GETK, 0x100 + i as u32, key));
-            }
+            let mut batch = set_and_getk_all(&keys, what.as_bytes(), 7);
             batch.extend(&bad);
             batch.extend(req::set(0xAF7E, b"after-bad", b"never", 0));
             batch.extend(req::bare(op::NOOP, 0xAF7F));
             c.send(&batch);
-            for (i, key) in keys.iter().enumerate() {
-                let cas = stored_cas(&c.recv(), op::SET, i as u32);
-                assert_eq!(
-                    c.recv(),
-                    hit(op::GETK, 0x100 + i as u32, cas, 7, key, what.as_bytes()),
-                    "before {what}"
-                );
-            }
+            let before = format!("before {what}");
+            expect_set_and_getk_all(&mut c, &keys, what.as_bytes(), 7, &before);
             assert_eq!(c.recv(), error(opcode, opaque, status::EINVAL), "{what}");
             c.expect_eof();
-            let mut other = Conn::open(&server);
-            assert_eq!(
-                other.call(&req::get(op::GETK, 1, b"after-bad")),
-                key_miss(op::GETK, 1, b"after-bad"),
-                "nothing after {what} ran"
-            );
+            expect_never_stored(&server, b"after-bad", &format!("nothing after {what} ran"));
         }
     });
 }
@@ -1535,11 +1549,7 @@ fn malformed_frames_answer_einval_after_earlier_replies_then_close() {
 #[test]
 fn oversize_values_answer_e2big_and_their_body_is_swallowed() {
     for_each_worker_count(|threads| {
-        let limits = Limits {
-            max_key_len: 250,
-            max_value_len: 64,
-        };
-        let server = start_with_limits(threads, limits);
+        let server = start_with_limits(threads, SMALL_VALUES);
         let mut c = Conn::open(&server);
         let keys = spread_keys("big", threads, 2 * threads);
         for (i, key) in keys.iter().enumerate() {
@@ -1657,32 +1667,19 @@ fn bad_magic_after_valid_frames_closes_after_their_replies() {
         // A response's magic, the native protocol's, text, zero.
         for first in [0x81u8, 0xCA, b'g', 0x00] {
             let mut c = Conn::open(&server);
-            let mut batch = Vec::new();
-            for (i, key) in keys.iter().enumerate() {
-                batch.extend(req::set(i as u32, key, b"kept", u32::from(first)));
-                batch.extend(req::get(op::GETK, 0x100 + i as u32, key));
-            }
+            let flags = u32::from(first);
+            let mut batch = set_and_getk_all(&keys, b"kept", flags);
             batch.extend(req::bare(op::NOOP, 0xAAAA));
             let mut bad = req::set(0xBAD, b"after-magic", b"never", 0);
             bad[0] = first;
             batch.extend(bad);
             batch.extend(req::set(0xBAE, b"after-magic", b"never", 0));
             c.send(&batch);
-            for (i, key) in keys.iter().enumerate() {
-                let cas = stored_cas(&c.recv(), op::SET, i as u32);
-                let o = 0x100 + i as u32;
-                assert_eq!(
-                    c.recv(),
-                    hit(op::GETK, o, cas, u32::from(first), key, b"kept")
-                );
-            }
+            let before = format!("before first byte 0x{first:02x}");
+            expect_set_and_getk_all(&mut c, &keys, b"kept", flags, &before);
             assert_eq!(c.recv(), empty(op::NOOP, 0xAAAA));
             c.expect_eof();
-            let mut other = Conn::open(&server);
-            assert_eq!(
-                other.call(&req::get(op::GETK, 1, b"after-magic")),
-                key_miss(op::GETK, 1, b"after-magic")
-            );
+            expect_never_stored(&server, b"after-magic", "nothing after the bad magic ran");
         }
         // A first byte that starts no protocol: closed, nothing answered.
         for bytes in [&b"version\r\n"[..], &[0x81, 0x0a, 0, 0]] {
@@ -2224,11 +2221,7 @@ fn a_set_refused_as_too_large_keeps_the_old_value() {
     // cafe keeps it: bad input never loses what was stored (PROTOCOL.md
     // §M8). The refusal itself is the same.
     for_each_worker_count(|threads| {
-        let limits = Limits {
-            max_key_len: 250,
-            max_value_len: 64,
-        };
-        let server = start_with_limits(threads, limits);
+        let server = start_with_limits(threads, SMALL_VALUES);
         let mut c = Conn::open(&server);
         for (i, key) in spread_keys("stale", threads, 2 * threads)
             .iter()
