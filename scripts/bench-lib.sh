@@ -40,15 +40,15 @@ children_cpu() {
   awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); s += t[1] * 60 + t[2] }; print s }' "$1"
 }
 
-# start_work RESULTS: a scratch directory ($work) and the results file,
-# emptied; on exit, every process in $pids (and a running cafe-bench) is
+# start_work [RESULTS]: a scratch directory ($work) and the results file
+# (default: in the scratch directory), emptied; on exit, every process in $pids (and a running cafe-bench) is
 # killed and waited for, and the scratch directory removed
 start_work() {
   work=$(mktemp -d)
   pids=() bench_pid=""
   trap cleanup EXIT
   trap 'exit 130' INT TERM
-  results=$1
+  results=${1:-$work/results.jsonl}
   mkdir -p "$(dirname "$results")"
   : >"$results"
 }
