@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
 done
 case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
 
-# need, free_port, wait_port, cpu_ticks, machine_ticks, start_work, bench_run
+# need, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
 if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then

@@ -66,7 +66,7 @@ for a in "${server_args[@]}"; do
 done
 [ ${#server_args[@]} -gt 0 ] || server_args=(--threads 1 --cores 0)
 
-# need, free_port, wait_port, cpu_ticks, machine_ticks, start_work, bench_run
+# need, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
 if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then

@@ -26,11 +26,26 @@ cpu_ticks() {  # cpu_ticks PID: utime + stime of the whole process, in ticks
   sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 tick=$(getconf CLK_TCK)
-# machine_ticks: busy (user, nice, system, irq, softirq) and steal ticks of
-# all cores together, from /proc/stat; what the server and cafe-bench did
-# not use of it is other processes' (the machine is shared: say so)
-machine_ticks() {
-  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat
+# process_ticks: "PID TICKS" (utime + stime) for every process now. The
+# CPU of other processes over a run is what the processes present at both
+# ends spent between them: per-process counters are exact, while /proc/stat's
+# per-CPU busy time is credited late on a tickless kernel (an idle core's
+# time can land in the next run's window, which once read as 55% "other
+# processes" on a quiet machine).
+process_ticks() {
+  python3 -c '
+import glob
+for f in glob.glob("/proc/[0-9]*/stat"):
+    try:
+        s = open(f).read()
+    except OSError:
+        continue  # exited meanwhile
+    rest = s[s.rindex(")") + 2:].split()
+    print(s.split(" ", 1)[0], int(rest[11]) + int(rest[12]))'
+}
+# steal_ticks: ticks the hypervisor took from all cores together
+steal_ticks() {
+  awk '$1 == "cpu" { print $9 }' /proc/stat
 }
 
 # children_cpu FILE: user + system seconds in FILE, the output of the
@@ -71,17 +86,18 @@ bench_run() {
   local tag="$label-$phase-${offered:-closed}-$RANDOM"
   local s0 s1 c0 c1 t0 t1 m0 m1 rc=0 limit
   limit=$(awk -v d="$duration" -v s="$step_duration" -v w="$warmup" 'BEGIN { print int((d > s ? d : s) + w + 120) }')
-  s0=$(cpu_ticks "$server_pid"); m0=$(machine_ticks); t0=$(date +%s.%N); times >"$work/times0"
+  process_ticks >"$work/procs0"; m0=$(steal_ticks)
+  s0=$(cpu_ticks "$server_pid"); t0=$(date +%s.%N); times >"$work/times0"
   "${load_pin[@]}" timeout "$limit" "$bench_bin" "$@" --json >"$work/$tag.json" 2>"$work/$tag.err" &
   bench_pid=$!
   wait "$bench_pid" || rc=$?
   bench_pid=""
-  times >"$work/times1"; t1=$(date +%s.%N); m1=$(machine_ticks)
+  times >"$work/times1"; t1=$(date +%s.%N)
   c0=$(children_cpu "$work/times0"); c1=$(children_cpu "$work/times1")
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "$label's server died:" >&2; cat "$server_log" >&2; exit 1
   fi
-  s1=$(cpu_ticks "$server_pid")
+  s1=$(cpu_ticks "$server_pid"); m1=$(steal_ticks); process_ticks >"$work/procs1"
   if [ "$rc" != 0 ]; then
     echo "cafe-bench failed ($rc) against $label ($phase): $*" >&2; cat "$work/$tag.err" >&2; return 1
   fi
@@ -90,9 +106,14 @@ bench_run() {
     "$(awk -v a="$s0" -v b="$s1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
     "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
-    "$(echo "$m0 $m1" | awk -v t="$tick" '{ print ($3 - $1) / t, ($4 - $2) / t }')" <<'EOF'
+    "$(awk -v a="$m0" -v b="$m1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
+    "$work/procs0" "$work/procs1" "$server_pid" "$tick" <<'EOF'
 import json, sys
-src, dst, label, phase, offered, server_cpu, load_cpu, wall, machine = sys.argv[1:]
+(src, dst, label, phase, offered, server_cpu, load_cpu, wall, steal,
+ procs0, procs1, server_pid, tick) = sys.argv[1:]
+before = dict(l.split() for l in open(procs0))
+after = dict(l.split() for l in open(procs1))
+others = sum(int(t) - int(before[p]) for p, t in after.items() if p in before and p != server_pid)
 text = open(src).read()
 try:
     r = json.loads(text)
@@ -100,8 +121,7 @@ except ValueError:  # tolerate anything printed before the JSON line
     r = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
 r.update(label=label, phase=phase, offered_rate=float(offered) if offered else None,
          server_cpu_s=float(server_cpu), load_cpu_s=float(load_cpu), wall_s=float(wall))
-busy, steal = map(float, machine.split())
-r.update(other_cpu_s=max(0.0, busy - r["server_cpu_s"] - r["load_cpu_s"]), steal_s=steal)
+r.update(other_cpu_s=max(0, others) / int(tick), steal_s=float(steal))
 with open(dst, "a") as f:
     f.write(json.dumps(r) + "\n")
 EOF

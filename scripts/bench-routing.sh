@@ -57,7 +57,7 @@ for c in "${configs[@]}"; do
   case " $c " in *" --listen"*) echo "the script picks the address; drop --listen" >&2; exit 2 ;; esac
 done
 
-# need, free_port, wait_port, cpu_ticks, machine_ticks, start_work, bench_run
+# need, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
 if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
