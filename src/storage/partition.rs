@@ -435,7 +435,7 @@ impl Partition {
         self.expiring > 0 || self.stale > 0 || self.flush_at.is_some()
     }
 
-    /// Gives item `idx` a new deadline, keeping `expiring` true.
+    /// Gives item `idx` a new deadline, keeping the `expiring` count exact.
     fn set_deadline(&mut self, idx: u32, expires_at: u32) {
         let item = &mut self.items[idx as usize];
         self.expiring -= usize::from(item.expires_at != NEVER);
@@ -1459,7 +1459,7 @@ mod tests {
 
         #[test]
         fn semantics_match_a_hashmap_model_with_room_to_spare(
-            ops in proptest::collection::vec((0u8..6, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
+            ops in proptest::collection::vec((0u8..10, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
         ) {
             let mut p = Partition::for_worker(0, 1, 64, u64::MAX);
             let mut model: HashMap<Vec<u8>, (Vec<u8>, u64)> = HashMap::new();
@@ -1516,8 +1516,35 @@ mod tests {
                             },
                         }
                     }
+                    // TOUCH (or GAT, on odd n) to a TTL of 0-3 s, 0 meaning never.
+                    6 => {
+                        let ttl = u32::from(n % 4);
+                        let expiry = if ttl == 0 { Expiry::Never } else { Expiry::After(ttl) };
+                        let op = if n % 2 == 0 { Op::Touch { expiry } } else { Op::GetAndTouch { expiry } };
+                        let out = run(&mut p, op, &key, b"", now);
+                        match live(&model, &key, now) {
+                            None => prop_assert!(matches!(out, Outcome::NotFound | Outcome::Miss), "{:?}", out),
+                            Some(_) => {
+                                prop_assert!(matches!(out, Outcome::Touched { .. } | Outcome::Hit { .. }), "{:?}", out);
+                                let exp = if ttl == 0 { u64::MAX } else { (now / 1000 + u64::from(ttl)) * 1000 };
+                                if let Some(entry) = model.get_mut(&key) {
+                                    entry.1 = exp;
+                                }
+                            }
+                        }
+                    }
+                    7 => {
+                        p.flush(now, 0);
+                        model.clear();
+                    }
+                    8 => {
+                        p.sweep(now, usize::from(n % 64));
+                    }
                     _ => now += u64::from(n),
                 }
+                // The sweep is skipped exactly when no held item can die untouched.
+                let can_die = p.items.iter().any(|(_, it)| it.expires_at != NEVER || it.cas <= p.flushed_through);
+                prop_assert_eq!(p.has_sweep_work(), can_die || p.flush_at.is_some());
                 check_accounting(&p);
             }
         }
