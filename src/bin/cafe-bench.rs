@@ -310,7 +310,8 @@ struct Tally {
     /// request for sending. Near the latency itself, the loader and not
     /// the server is what the run measured.
     send_lag_ns: Histogram<u64>,
-    /// Open loop: requests sent but unanswered when the run ended. Their
+    /// Open loop: requests issued (sent, or still waiting for the socket to
+    /// take them) but unanswered when the run ended. Their
     /// age at the end is in `latency_ns` (a lower bound), so a server that
     /// stops answering shows in the tail, not as a short run.
     unanswered: u64,
