@@ -66,7 +66,9 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Cores to pin load threads to, e.g. `1` or `2-3` (thread i on the
-    /// i-th listed core, wrapping). Default: thread i on core i.
+    /// i-th listed core, wrapping). Default: from the last core this
+    /// process may use down (thread 0 on the last), so that the load stays
+    /// off cafe-server's default cores, which count up from core 0.
     #[arg(long, value_name = "LIST")]
     cores: Option<String>,
     /// Do not pin load threads.
@@ -726,7 +728,15 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         match &args.cores {
             Some(list) => Some(parse_core_list(list).map_err(|e| e.to_string())?),
-            None => Some((0..args.threads).collect()),
+            // The cores this process may run on, last first.
+            None => match core_affinity::get_core_ids() {
+                Some(ids) if !ids.is_empty() => Some(
+                    (0..args.threads)
+                        .map(|t| ids[ids.len() - 1 - t % ids.len()].id)
+                        .collect(),
+                ),
+                _ => None,
+            },
         }
     };
     let results: Vec<Result<Tally, String>> = std::thread::scope(|scope| {
