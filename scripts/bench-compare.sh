@@ -238,6 +238,7 @@ rates = sorted({r["offered_rate"] for r in runs if r["phase"] == "sweep"})
 short = []
 for title, f in [("achieved throughput (req/s)", lambda r: r["throughput"]),
                  ("p50 (µs)", lat("p50")), ("p99 (µs)", lat("p99")), ("p99.9 (µs)", lat("p999")),
+                 ("server CPU (% of a core)", busy("server_cpu_s")),
                  ("cafe-bench send lag p50 (µs; the loader's own lateness, part of the latency)",
                   lambda r: (r.get("send_lag_us") or {}).get("p50"))]:
     print(f"| offered (req/s), {title} |{head}\n{sep}")
