@@ -61,12 +61,10 @@ while [ $# -gt 0 ]; do
 done
 case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
 
-# need, free_port, wait_port, cpu_ticks, start_work, bench_run
+# need, need_build, binaries, pin_load, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  need cargo "install Rust from https://rustup.rs"
-fi
+need_build
 need python3 "apt-get install python3"
 need memcached "apt-get install memcached"
 need timeout "apt-get install coreutils"
@@ -87,12 +85,7 @@ fi
 memcached_user=()
 [ "$(id -u)" = 0 ] && memcached_user=(-u root)  # memcached refuses root without -u
 
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  cargo build --release --quiet --bin cafe-server --bin cafe-bench
-fi
-target=${CARGO_TARGET_DIR:-target}/release
-server_bin=${CAFE_SERVER:-$target/cafe-server}
-bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+binaries
 # shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
 load_args=(--connections "$connections" --keys 100000 --key-size 16
   --value-size 64 --get-ratio 0.9 --distribution uniform --seed 1

@@ -66,12 +66,10 @@ for a in "${server_args[@]}"; do
 done
 [ ${#server_args[@]} -gt 0 ] || server_args=(--threads 1 --cores 0)
 
-# need, free_port, wait_port, cpu_ticks, start_work, bench_run
+# need, need_build, binaries, pin_load, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  need cargo "install Rust from https://rustup.rs"
-fi
+need_build
 need python3 "apt-get install python3"
 need timeout "apt-get install coreutils"
 [ "$missing" = 0 ] || exit 1
@@ -80,21 +78,9 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
   echo "note: no matplotlib for python3 (pip install matplotlib): no chart, the table only" >&2
   plot=0
 fi
-load_pin=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  load_pin=(taskset -c "$load_cores")
-  load_where=(--threads "$load_threads" --cores "$load_cores")
-else
-  echo "note: no taskset or fewer than 2 cores; cafe-bench runs unpinned, beside the server" >&2
-  load_where=(--threads "$load_threads" --no-pin)
-fi
+pin_load "$load_cores" "$load_threads"
 
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  cargo build --release --quiet --bin cafe-server --bin cafe-bench
-fi
-target=${CARGO_TARGET_DIR:-target}/release
-server_bin=${CAFE_SERVER:-$target/cafe-server}
-bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+binaries
 # shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
 load_args=(--protocol "$protocol" --connections "$connections" --keys 100000
   --key-size 16 --value-size 64 --get-ratio 0.9 --distribution uniform

@@ -6,6 +6,35 @@ missing=0
 need() {  # need TOOL HOW-TO-INSTALL: notes a missing tool in $missing
   command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; missing=1; }
 }
+need_build() {  # cargo, unless CAFE_SERVER and CAFE_BENCH name prebuilt binaries
+  if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
+    need cargo "install Rust from https://rustup.rs"
+  fi
+}
+
+# binaries: $server_bin and $bench_bin, built in release mode unless
+# CAFE_SERVER and CAFE_BENCH name prebuilt ones
+binaries() {
+  if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
+    cargo build --release --quiet --bin cafe-server --bin cafe-bench
+  fi
+  local target=${CARGO_TARGET_DIR:-target}/release
+  server_bin=${CAFE_SERVER:-$target/cafe-server}
+  bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+}
+
+# pin_load CORES THREADS: $load_pin, a taskset prefix for cafe-bench, and
+# $load_where, its placement flags; unpinned without taskset or 2 cores
+pin_load() {
+  load_pin=()
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    load_pin=(taskset -c "$1")
+    load_where=(--threads "$2" --cores "$1")
+  else
+    echo "note: no taskset or fewer than 2 cores; cafe-bench runs unpinned, beside the server" >&2
+    load_where=(--threads "$2" --no-pin)
+  fi
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

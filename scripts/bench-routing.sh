@@ -57,29 +57,15 @@ for c in "${configs[@]}"; do
   case " $c " in *" --listen"*) echo "the script picks the address; drop --listen" >&2; exit 2 ;; esac
 done
 
-# need, free_port, wait_port, cpu_ticks, start_work, bench_run
+# need, need_build, binaries, pin_load, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  need cargo "install Rust from https://rustup.rs"
-fi
+need_build
 need python3 "apt-get install python3"
 need timeout "apt-get install coreutils"
 [ "$missing" = 0 ] || exit 1
-load_pin=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  load_pin=(taskset -c "$load_cores")
-  load_where=(--threads "$load_threads" --cores "$load_cores")
-else
-  echo "note: no taskset or fewer than 2 cores; cafe-bench runs unpinned, beside the server" >&2
-  load_where=(--threads "$load_threads" --no-pin)
-fi
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  cargo build --release --quiet --bin cafe-server --bin cafe-bench
-fi
-target=${CARGO_TARGET_DIR:-target}/release
-server_bin=${CAFE_SERVER:-$target/cafe-server}
-bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+pin_load "$load_cores" "$load_threads"
+binaries
 # shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
 load_args=(--connections "$connections" --keys 100000 --key-size 16 --value-size 64
   --get-ratio 0.9 --distribution uniform --seed 1 "${load_where[@]}" $bench_extra)

@@ -33,12 +33,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# need, free_port, wait_port, cpu_ticks, tick, start_work
+# need, need_build, binaries, free_port, wait_port, cpu_ticks, tick, start_work
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  need cargo "install Rust from https://rustup.rs"
-fi
+need_build
 need python3 "apt-get install python3"
 need memcached "apt-get install memcached"
 need perf "apt-get install linux-perf"
@@ -49,12 +47,7 @@ if ! perf stat -e "$events" -- true >/dev/null 2>&1; then
   echo "perf cannot count syscall tracepoints here: run as root, or set kernel.perf_event_paranoid to 1 or less" >&2
   exit 1
 fi
-if [ -z "${CAFE_BENCH:-}" ] || [ -z "${CAFE_SERVER:-}" ]; then
-  cargo build --release --quiet --bin cafe-server --bin cafe-bench
-fi
-target=${CARGO_TARGET_DIR:-target}/release
-server_bin=${CAFE_SERVER:-$target/cafe-server}
-bench_bin=${CAFE_BENCH:-$target/cafe-bench}
+binaries
 memcached_user=()
 [ "$(id -u)" = 0 ] && memcached_user=(-u root)  # memcached refuses root without -u
 load=(--connections 16 --keys 100000 --key-size 16 --value-size 64 --get-ratio 0.9
