@@ -325,7 +325,15 @@ impl Worker {
                 return;
             }
         }
-        self.queue_flush(conn_ref);
+        // Replies that are all here go out now, before the next connection
+        // is read: it is one write either way, and under load a turn can
+        // take a while. Replies still awaited from other workers wait for
+        // the end of the turn, when theirs may have arrived to join them.
+        if conn.replies.remote_in_flight() == 0 {
+            self.flush_one(conn_ref);
+        } else {
+            self.queue_flush(conn_ref);
+        }
     }
 
     fn queue_flush(&mut self, conn_ref: ConnRef) {
@@ -338,61 +346,70 @@ impl Worker {
     }
 
     /// Writes every queued connection's output (one write each, in the
-    /// common case) and applies the lifecycle steps that follow.
+    /// common case) and applies the lifecycle steps that follow. A
+    /// connection flushed since it was queued is skipped.
     fn flush_all(&mut self) {
         let mut list = std::mem::take(&mut self.to_flush);
         for &conn_ref in &list {
-            let registry = self.poll.registry();
-            let Some(conn) = self
-                .conns
-                .get_mut(conn_ref.0)
-                .filter(|c| c.generation == conn_ref.1)
-            else {
-                continue;
-            };
-            conn.queued_flush = false;
-            let all_written = match conn.write_out() {
-                Ok(done) => done,
-                Err(_) => {
-                    self.close(conn_ref.0);
-                    continue;
-                }
-            };
-            // Register WRITABLE only while output waits, so a connection
-            // that keeps up costs no extra epoll_ctl or wake-ups.
-            if all_written == conn.write_interest {
-                let interest = if all_written {
-                    Interest::READABLE
-                } else {
-                    Interest::READABLE | Interest::WRITABLE
-                };
-                if registry
-                    .reregister(&mut conn.sock, Token(conn_ref.0), interest)
-                    .is_err()
-                {
-                    self.close(conn_ref.0);
-                    continue;
-                }
-                conn.write_interest = !all_written;
-            }
-            let was_closing = matches!(conn.lifecycle, Lifecycle::Failing | Lifecycle::Finishing);
-            match conn.after_write(&self.limits) {
-                Drive::Wait => {}
-                Drive::Yield => {
-                    if was_closing && matches!(conn.lifecycle, Lifecycle::Lingering { .. }) {
-                        self.lingering.push(conn_ref);
-                    }
-                    if !conn.queued_run {
-                        conn.queued_run = true;
-                        self.to_run.push(conn_ref);
-                    }
-                }
-                Drive::Close => self.close(conn_ref.0),
+            if self.live(conn_ref).is_some_and(|c| c.queued_flush) {
+                self.flush_one(conn_ref);
             }
         }
         list.clear();
         if self.to_flush.is_empty() {
             self.to_flush = list;
+        }
+    }
+
+    /// Writes one connection's output and applies the lifecycle step that
+    /// follows.
+    fn flush_one(&mut self, conn_ref: ConnRef) {
+        let registry = self.poll.registry();
+        let Some(conn) = self
+            .conns
+            .get_mut(conn_ref.0)
+            .filter(|c| c.generation == conn_ref.1)
+        else {
+            return;
+        };
+        conn.queued_flush = false;
+        let all_written = match conn.write_out() {
+            Ok(done) => done,
+            Err(_) => {
+                self.close(conn_ref.0);
+                return;
+            }
+        };
+        // Register WRITABLE only while output waits, so a connection
+        // that keeps up costs no extra epoll_ctl or wake-ups.
+        if all_written == conn.write_interest {
+            let interest = if all_written {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            if registry
+                .reregister(&mut conn.sock, Token(conn_ref.0), interest)
+                .is_err()
+            {
+                self.close(conn_ref.0);
+                return;
+            }
+            conn.write_interest = !all_written;
+        }
+        let was_closing = matches!(conn.lifecycle, Lifecycle::Failing | Lifecycle::Finishing);
+        match conn.after_write(&self.limits) {
+            Drive::Wait => {}
+            Drive::Yield => {
+                if was_closing && matches!(conn.lifecycle, Lifecycle::Lingering { .. }) {
+                    self.lingering.push(conn_ref);
+                }
+                if !conn.queued_run {
+                    conn.queued_run = true;
+                    self.to_run.push(conn_ref);
+                }
+            }
+            Drive::Close => self.close(conn_ref.0),
         }
     }
 
