@@ -297,20 +297,14 @@ impl Worker {
         }
     }
 
-    fn live(&mut self, (key, generation): ConnRef) -> Option<&mut Connection> {
-        self.conns
-            .get_mut(key)
-            .filter(|c| c.generation == generation)
+    fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
+        live_in(&mut self.conns, conn_ref)
     }
 
     fn drive(&mut self, conn_ref: ConnRef) {
         let shard = &mut self.shard;
         let limits = &self.limits;
-        let Some(conn) = self
-            .conns
-            .get_mut(conn_ref.0)
-            .filter(|c| c.generation == conn_ref.1)
-        else {
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
             return;
         };
         conn.queued_run = false;
@@ -365,11 +359,7 @@ impl Worker {
     /// follows.
     fn flush_one(&mut self, conn_ref: ConnRef) {
         let registry = self.poll.registry();
-        let Some(conn) = self
-            .conns
-            .get_mut(conn_ref.0)
-            .filter(|c| c.generation == conn_ref.1)
-        else {
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
             return;
         };
         conn.queued_flush = false;
@@ -482,4 +472,11 @@ impl Worker {
         }
         self.shared.finished.load(Ordering::Acquire) >= workers || Instant::now() >= deadline
     }
+}
+
+/// The connection `conn_ref` names, if it is still the same one (a slab
+/// slot is reused with a new generation). A free function, so that callers
+/// can hold other fields of the worker at the same time.
+fn live_in(conns: &mut Slab<Connection>, (key, generation): ConnRef) -> Option<&mut Connection> {
+    conns.get_mut(key).filter(|c| c.generation == generation)
 }
