@@ -3,8 +3,9 @@
 //! Each turn: wait for readiness; accept until WouldBlock; drain the inbox
 //! (commands from other workers, their replies, counters); drive each
 //! readable connection (read until WouldBlock or budget, dispatch every
-//! complete frame); then write each connection's ready replies with one
-//! write, and wake each peer that was sent messages, once.
+//! complete frame, and write its replies with one write if none is owed by
+//! another worker); then write the remaining connections' ready replies,
+//! one write each, and wake each peer that was sent messages, once.
 //!
 //! The loop is thin on purpose: framing lives in the codec and the
 //! connection, key-space work in the shard. Must not: block, lock, or hold a
@@ -212,8 +213,8 @@ impl Worker {
         loop {
             match listener.accept() {
                 Ok((mut sock, _)) => {
-                    // Replies are written whole, once per turn; Nagle would
-                    // only hold them back waiting for an ACK.
+                    // A connection's replies leave in one write per turn;
+                    // Nagle would only hold them back waiting for an ACK.
                     if let Err(e) = sock.set_nodelay(true) {
                         log::debug!("TCP_NODELAY: {e}");
                     }
