@@ -324,7 +324,7 @@ impl Worker {
         // is read: it is one write either way, and under load a turn can
         // take a while. Replies still awaited from other workers wait for
         // the end of the turn, when theirs may have arrived to join them.
-        if conn.replies.remote_in_flight() == 0 {
+        if conn.replies.owed() == 0 {
             self.flush_one(conn_ref);
         } else {
             self.queue_flush(conn_ref);
