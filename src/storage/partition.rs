@@ -497,8 +497,10 @@ impl Partition {
             .copied()
     }
 
-    /// Removes item `idx` entirely, counting why.
-    fn remove(&mut self, idx: u32, why: Removal) {
+    /// Removes item `idx` entirely, counting why. Returns it, so a caller
+    /// that re-stores its key can borrow it instead of copying it; its
+    /// memory is already off the budget.
+    fn remove(&mut self, idx: u32, why: Removal) -> Item {
         self.unlink(idx);
         let hash = self.hasher.hash_one(self.items[idx as usize].key());
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
@@ -524,6 +526,7 @@ impl Partition {
                 }
             }
         }
+        item
     }
 
     /// The index of the live item under `key`; a dead one is reclaimed on
@@ -734,10 +737,9 @@ impl Partition {
         if !self.fits_alone(new_len) {
             return None;
         }
-        let key = self.items[idx as usize].key().to_vec();
-        self.remove(idx, Removal::Deleted);
+        let old = self.remove(idx, Removal::Deleted);
         // Room is certain: the item fits alone, and everything else can go.
-        self.insert(&key, parts, flags, expires_at, now_ms)
+        self.insert(old.key(), parts, flags, expires_at, now_ms)
     }
 
     /// Reclaims dead items, looking at no more than `max_slots` slab slots
