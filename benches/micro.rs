@@ -354,7 +354,10 @@ fn partition(c: &mut Criterion) {
                 key: black_box(key),
                 value: &[],
             };
-            match black_box(p.execute(&cmd, 0)) {
+            let before = allocations();
+            let outcome = black_box(p.execute(&cmd, 0));
+            assert_eq!(allocations(), before, "a GET allocated");
+            match outcome {
                 Outcome::Hit {
                     flags: 0, value, ..
                 } => {
