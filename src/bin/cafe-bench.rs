@@ -356,7 +356,6 @@ impl Tally {
 /// What every load thread shares.
 #[derive(Debug, Clone)]
 struct Plan {
-    addr: SocketAddr,
     codec: Codec,
     workload: Workload,
     pipeline: usize,
@@ -374,24 +373,34 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(TcpStream::from_std(std))
 }
 
-/// Runs one load thread over `connections` connections.
-fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
+/// Where one load thread's connections sit among all of them, and when
+/// every thread's schedule starts: connections are made before any thread
+/// starts, so connecting is never charged to the first requests.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    start: Instant,
+    /// Index of this thread's first connection among all connections.
+    first: usize,
+    total: usize,
+}
+
+/// Runs one load thread over its connections.
+fn run_thread(plan: &Plan, socks: Vec<TcpStream>, share: Share, seed: u64) -> io::Result<Tally> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(256);
     let mut rng = Rng::new(seed);
-    let start = Instant::now();
+    let start = share.start;
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
-    let mut conns = Vec::with_capacity(connections);
-    for i in 0..connections {
-        let mut sock = connect(plan.addr)?;
+    let mut conns = Vec::with_capacity(socks.len());
+    for (i, mut sock) in socks.into_iter().enumerate() {
         poll.registry()
             .register(&mut sock, Token(i), Interest::READABLE)?;
-        // Spread each connection's schedule over one interval, so the
-        // offered load is smooth rather than bursts of `connections`.
+        // Spread every connection's schedule over one interval, across all
+        // threads, so the offered load is smooth rather than bursts.
         let offset = plan
             .interval
-            .map(|iv| iv.mul_f64(i as f64 / connections as f64))
+            .map(|iv| iv.mul_f64((share.first + i) as f64 / share.total as f64))
             .unwrap_or_default();
         conns.push(Conn {
             sock,
@@ -443,7 +452,7 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                     let due = conn.next_due;
                     enqueue(conn, due, &mut rng);
                     conn.next_due += interval;
-                    if due >= measure_from && due < end {
+                    if due >= measure_from {
                         let lag = now.duration_since(due).as_nanos() as u64;
                         let _ = tally.send_lag_ns.record(lag.max(1));
                     }
@@ -459,12 +468,13 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
             .unwrap_or(end)
             .min(end);
         let mut timeout = wake_at.saturating_duration_since(Instant::now());
-        // epoll sleeps in whole milliseconds: a send due sooner would leave
-        // late, and open-loop latency counts from the intended time, so the
-        // load generator's own lateness would be charged to the server.
-        // Spin instead (load threads have their own cores).
-        if plan.interval.is_some() && timeout < Duration::from_millis(2) {
-            timeout = Duration::ZERO;
+        // mio rounds a timeout up to whole milliseconds: a send would leave
+        // up to a millisecond late, and open-loop latency counts from the
+        // intended time, so the load generator's own lateness would be
+        // charged to the server. Sleep until 2 ms before, then spin (load
+        // threads have their own cores).
+        if plan.interval.is_some() {
+            timeout = timeout.saturating_sub(Duration::from_millis(2));
         }
         poll.poll(&mut events, Some(timeout))?;
         for event in events.iter() {
@@ -483,6 +493,11 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
             // reading serves every reply in it.
             let done = Instant::now();
             while let Some(front) = conn.queue.front().copied() {
+                // Past the end: left queued, so an open-loop run counts it
+                // as unanswered at its age rather than losing it.
+                if done >= end {
+                    break;
+                }
                 let decoded = plan
                     .codec
                     .decode(&conn.inbuf[conn.start..conn.end], front.get)
@@ -490,7 +505,7 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
                 let Some((answer, consumed)) = decoded else {
                     break;
                 };
-                if front.intended >= measure_from && done < end {
+                if front.intended >= measure_from {
                     tally.requests += 1;
                     let ns = done.duration_since(front.intended).as_nanos() as u64;
                     let _ = tally.latency_ns.record(ns.max(1));
@@ -519,12 +534,24 @@ fn run_thread(plan: &Plan, connections: usize, seed: u64) -> io::Result<Tally> {
             flush(conn, &poll, i)?;
         }
     }
-    if plan.interval.is_some() {
-        for front in conns.iter().flat_map(|c| &c.queue) {
-            if front.intended >= measure_from && front.intended < end {
+    if let Some(interval) = plan.interval {
+        let unanswered = |intended: Instant, tally: &mut Tally| {
+            if intended >= measure_from {
                 tally.unanswered += 1;
-                let age = end.duration_since(front.intended).as_nanos() as u64;
+                let age = end.duration_since(intended).as_nanos() as u64;
                 let _ = tally.latency_ns.record(age.max(1));
+            }
+        };
+        for conn in &mut conns {
+            for front in &conn.queue {
+                unanswered(front.intended, &mut tally);
+            }
+            // Due, but the loader never got to them: late by at least this.
+            while conn.next_due < end {
+                unanswered(conn.next_due, &mut tally);
+                let lag = end.duration_since(conn.next_due).as_nanos() as u64;
+                let _ = tally.send_lag_ns.record(lag.max(1));
+                conn.next_due += interval;
             }
         }
     }
@@ -686,6 +713,21 @@ fn run(args: &Args) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.get_ratio) {
         return Err("--get-ratio must be between 0 and 1".into());
     }
+    if args.distribution == Distribution::Zipf
+        && !(args.zipf_alpha > 0.0 && args.zipf_alpha.is_finite())
+    {
+        return Err("--zipf-alpha must be a positive number".into());
+    }
+    // Both protocols give a key 16 bits of length; a reply must fit what the
+    // loader accepts. Checked here: an unencodable request would desync the
+    // in-flight queue from the wire.
+    if args.key_size > usize::from(u16::MAX) || value_max > MAX_RESPONSE - 1024 {
+        return Err(format!(
+            "--key-size is at most {} and values at most {} bytes",
+            u16::MAX,
+            MAX_RESPONSE - 1024
+        ));
+    }
     let mut rng = Rng::new(args.seed ^ 0x5EED);
     let zipf =
         (args.distribution == Distribution::Zipf).then(|| Zipf::new(args.keys, args.zipf_alpha));
@@ -709,12 +751,20 @@ fn run(args: &Args) -> Result<(), String> {
         preload(addr, codec, &workload).map_err(|e| format!("preload: {e}"))?;
     }
     let interval = match args.rate {
-        Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(args.connections as f64 / rate)),
-        Some(_) => return Err("--rate must be positive".into()),
+        // Below a microsecond between a connection's requests, the schedule
+        // could never be kept and would only queue without end.
+        Some(rate) if rate.is_finite() && rate > 0.0 && args.connections as f64 / rate >= 1e-6 => {
+            Some(Duration::from_secs_f64(args.connections as f64 / rate))
+        }
+        Some(_) => {
+            return Err(
+                "--rate must be positive and leave each connection at least 1 µs between requests"
+                    .into(),
+            );
+        }
         None => None,
     };
     let plan = Plan {
-        addr,
         codec,
         workload,
         pipeline: args.pipeline,
@@ -739,19 +789,38 @@ fn run(args: &Args) -> Result<(), String> {
             },
         }
     };
+    let mut socks = Vec::with_capacity(args.threads);
+    for t in 0..args.threads {
+        let n = args.connections / args.threads + usize::from(t < args.connections % args.threads);
+        let group = (0..n)
+            .map(|_| connect(addr))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        socks.push(group);
+    }
+    let start = Instant::now();
     let results: Vec<Result<Tally, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..args.threads)
-            .map(|t| {
+        let mut first = 0;
+        let handles: Vec<_> = socks
+            .into_iter()
+            .enumerate()
+            .map(|(t, group)| {
                 let plan = &plan;
-                let connections = args.connections / args.threads
-                    + usize::from(t < args.connections % args.threads);
+                let share = Share {
+                    start,
+                    first,
+                    total: args.connections,
+                };
+                first += group.len();
                 let core = cores.as_ref().map(|c| c[t % c.len()]);
                 let seed = args.seed.wrapping_add(t as u64 * 0x1000_0000);
                 scope.spawn(move || {
-                    if let Some(core) = core {
-                        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                    if let Some(core) = core
+                        && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
+                    {
+                        eprintln!("cafe-bench: could not pin load thread {t} to core {core}; it runs unpinned");
                     }
-                    run_thread(plan, connections, seed).map_err(|e| format!("load thread {t}: {e}"))
+                    run_thread(plan, group, share, seed).map_err(|e| format!("load thread {t}: {e}"))
                 })
             })
             .collect();
