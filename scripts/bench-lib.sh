@@ -1,6 +1,10 @@
-# Shell helpers shared by scripts/bench-latency.sh and bench-compare.sh:
+# Shell helpers shared by scripts/bench-latency.sh, bench-compare.sh,
+# bench-routing.sh and syscalls-compare.sh:
 # prerequisites, ports, readiness, CPU accounting from /proc, clean-up and
 # one recorded cafe-bench run. Sourced, not run.
+
+# `times` and awk must agree on the decimal point whatever the locale.
+export LC_ALL=C
 
 missing=0
 need() {  # need TOOL HOW-TO-INSTALL: notes a missing tool in $missing
@@ -97,7 +101,7 @@ start_work() {
   : >"$results"
 }
 cleanup() {
-  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; fi
+  if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; wait "$bench_pid" 2>/dev/null || true; fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"

@@ -93,7 +93,7 @@ for r in $(seq 1 "$rounds"); do
     echo "round $r/$rounds, configuration $i: pipeline $pipeline, ${duration}s" >&2
     bench_run "config$i" "round$r" "" "${server_pids[$i]}" "$work/server$i.log" \
       --server "127.0.0.1:${ports[$i]}" "${load_args[@]}" \
-      --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
+      --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" || true
   done
 done
 elapsed=$(( $(date +%s) - began ))
@@ -121,7 +121,8 @@ for i, c in enumerate(configs):
     rs = [tput.get((f"config{i}", f"round{k}")) for k in range(1, rounds + 1)]
     got = [r["throughput"] for r in rs if r]
     med = statistics.median(got) if got else None
-    base = base if base is not None else med
+    if i == 0:
+        base = med  # every ratio is to the first configuration; none if it failed
     ratio = f"{med / base:.2f}" if med and base else "-"
     cpu = [100 * r["server_cpu_s"] / r["wall_s"] for r in rs if r and r["wall_s"]]
     cells = " | ".join(f"{r['throughput']:,.0f}" if r else "failed" for r in rs)

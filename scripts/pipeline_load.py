@@ -3,8 +3,10 @@
 
 Stores 1000 keys of 64 bytes, then sends ROUNDS batches of DEPTH GETs on
 each of CONNS connections, reading every batch's replies before the next.
-A stand-in until the load generator (cafe-bench) lands; it checks the
-byte count of every batch, not the values.
+It checks the byte count of every batch, not the values. Written before
+cafe-bench existed, and kept for scripts/syscalls.sh. Every batch GETs
+keys 0..DEPTH-1: at depth 1 every GET is for key 0, so with two workers
+every request is local or every one is forwarded.
 
 usage: pipeline_load.py PORT DEPTH ROUNDS CONNS
 """

@@ -59,12 +59,17 @@ start_work  # the results stay in the scratch directory: the table is the output
 measure() {
   local label=$1 protocol=$2 pid=$3 port=$4 u0 s0 u1 s1
   read -r u0 s0 < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
+  # perf counts from before the load starts until it has ended: an idle
+  # server makes no calls, so the extra time adds nothing to the counts
+  perf stat -x, -e "$events" -p "$pid" -o "$work/$label.perf" &
+  local perf_pid=$!
   taskset -c "$load_core" "$bench_bin" --server "127.0.0.1:$port" --protocol "$protocol" \
     "${load[@]}" "${mode[@]}" --duration "$duration" --warmup 0 --json >"$work/$label.json" &
   bench_pid=$!
-  perf stat -x, -e "$events" -p "$pid" -o "$work/$label.perf" -- sleep "$duration"
   wait "$bench_pid"
   bench_pid=""
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
   read -r u1 s1 < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
   python3 - "$work/$label.json" "$work/$label.perf" "$label" "$((u1 - u0))" "$((s1 - s0))" "$tick" >>"$results" <<'EOF'
 import json, sys

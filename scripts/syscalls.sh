@@ -3,7 +3,11 @@
 # while scripts/pipeline_load.py sends pipelined GETs, then prints strace's
 # table and the total per request.
 #
+# strace slows every call, so the server batches more than it would
+# unobserved; scripts/syscalls-compare.sh counts with perf instead.
+#
 # usage: scripts/syscalls.sh [THREADS] [DEPTH] [ROUNDS] [CONNS]
+# Environment: CAFE_SERVER names a prebuilt cafe-server (no build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2} depth=${2:-32} rounds=${3:-2000} conns=${4:-4}
@@ -11,10 +15,13 @@ threads=${1:-2} depth=${2:-32} rounds=${3:-2000} conns=${4:-4}
 for tool in strace python3 cargo; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install $tool)" >&2; exit 1; }
 done
-cargo build --release --quiet --bin cafe-server
+if [ -z "${CAFE_SERVER:-}" ]; then
+  cargo build --release --quiet --bin cafe-server
+fi
+server_bin=${CAFE_SERVER:-${CARGO_TARGET_DIR:-target}/release/cafe-server}
 
 log=$(mktemp) trace=$(mktemp)
-./target/release/cafe-server --listen 127.0.0.1:0 --threads "$threads" --no-pin 2>"$log" &
+"$server_bin" --listen 127.0.0.1:0 --threads "$threads" --no-pin 2>"$log" &
 server=$!
 tracer=""
 cleanup() {
@@ -42,6 +49,7 @@ echo "$out" | head -1
 kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true; tracer=""
 cat "$trace"
 requests=$(echo "$out" | awk '/^requests/ {print $2}')
-calls=$(awk '$NF == "total" {print $(NF-2)}' "$trace")
+# columns: % time, seconds, usecs/call, calls, [errors], syscall
+calls=$(awk '$NF == "total" {print $4}' "$trace")
 echo "threads=$threads depth=$depth conns=$conns: $calls syscalls for $requests requests" \
   "= $(awk -v c="$calls" -v r="$requests" 'BEGIN {printf "%.3f", c / r}') per request"
