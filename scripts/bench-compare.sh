@@ -74,13 +74,10 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
   echo "note: no matplotlib for python3 (pip install matplotlib): no chart, the tables only" >&2
   plot=0
 fi
-server_pin=() load_pin=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  server_pin=(taskset -c "$server_core") load_pin=(taskset -c "$load_core")
-  cafe_where=(--cores "$server_core") load_where=(--cores "$load_core")
-else
-  echo "note: no taskset or fewer than 2 cores; running unpinned" >&2
-  cafe_where=(--no-pin) load_where=(--no-pin)
+pin_load "$load_core" 1
+server_pin=() cafe_where=(--no-pin)
+if [ ${#load_pin[@]} -gt 0 ]; then  # the servers are pinned when the load is
+  server_pin=(taskset -c "$server_core") cafe_where=(--cores "$server_core")
 fi
 memcached_user=()
 [ "$(id -u)" = 0 ] && memcached_user=(-u root)  # memcached refuses root without -u
@@ -89,7 +86,7 @@ binaries
 # shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
 load_args=(--connections "$connections" --keys 100000 --key-size 16
   --value-size 64 --get-ratio 0.9 --distribution uniform --seed 1
-  --threads 1 "${load_where[@]}" $bench_extra)
+  "${load_where[@]}" $bench_extra)
 
 start_work "${out%.png}.jsonl"
 
