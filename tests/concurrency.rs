@@ -23,7 +23,7 @@ use cafe::protocol::native::{Request, Status, encode_request};
 use cafe::router::Router;
 
 mod common;
-use common::{Rng, start};
+use common::{Rng, RngExt, start};
 
 /// Read and write timeout of every test socket: far above any honest wait
 /// on a loaded 2-core machine, far below a hung CI job.
@@ -320,7 +320,7 @@ fn random_op(rng: &mut Rng, keys: &[Vec<u8>], tag: &str) -> Op {
             } else {
                 1 + rng.below(200)
             };
-            let flags = rng.next() as u16;
+            let flags = rng.next_u64() as u16;
             let value = value_for(tag, len);
             Op::Set(key, value, flags)
         }

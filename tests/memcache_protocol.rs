@@ -29,7 +29,7 @@ use cafe::server::ServerHandle;
 mod common;
 use common::memcache::{Conn, Resp, empty, op, req, status};
 use common::{
-    IO_TIMEOUT, Rng, fill, for_each_worker_count, spread_keys, start, start_with_clock,
+    IO_TIMEOUT, Rng, RngExt, fill, for_each_worker_count, spread_keys, start, start_with_clock,
     start_with_limits,
 };
 
@@ -1825,14 +1825,14 @@ fn mixed_script(keys: &[Vec<u8>], n: usize, seed: u64) -> (Vec<u8>, Vec<Expect>)
         let (reply, forgets_cas) = match rng.below(13) {
             0 | 1 => {
                 let opcode = pick(SET, SETQ);
-                let (value, flags) = (random_value(&mut rng), rng.next() as u32);
+                let (value, flags) = (random_value(&mut rng), rng.next_u64() as u32);
                 bytes.extend(req::store(opcode, o, 0, key, &value, flags, 0));
                 model.insert(k, Item { flags, value });
                 (stored(opcode), quiet)
             }
             2 => {
                 let opcode = pick(ADD, ADDQ);
-                let (value, flags) = (random_value(&mut rng), rng.next() as u32);
+                let (value, flags) = (random_value(&mut rng), rng.next_u64() as u32);
                 bytes.extend(req::store(opcode, o, 0, key, &value, flags, 0));
                 if exists {
                     (fail(opcode, status::KEY_EEXISTS), false)
@@ -1843,7 +1843,7 @@ fn mixed_script(keys: &[Vec<u8>], n: usize, seed: u64) -> (Vec<u8>, Vec<Expect>)
             }
             3 => {
                 let opcode = pick(REPLACE, REPLACEQ);
-                let (value, flags) = (random_value(&mut rng), rng.next() as u32);
+                let (value, flags) = (random_value(&mut rng), rng.next_u64() as u32);
                 bytes.extend(req::store(opcode, o, 0, key, &value, flags, 0));
                 if exists {
                     model.insert(k, Item { flags, value });

@@ -1457,7 +1457,7 @@ fn script(keys: &[Vec<u8>], n: usize, seed: u64) -> (Vec<u8>, Vec<Expect>) {
     let (mut sets, mut gets) = (0, 0);
     for i in 0..n {
         let key = &keys[rng.below(keys.len())];
-        let flags = rng.next() as u16;
+        let flags = rng.next_u64() as u16;
         let value = fill(format!("{i}:").as_bytes(), rng.below(64));
         let e = match rng.below(20) {
             0..=4 => {

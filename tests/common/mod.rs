@@ -115,31 +115,20 @@ pub fn spread_keys(prefix: &str, threads: usize, n: usize) -> Vec<Vec<u8>> {
     keys
 }
 
-/// A small deterministic generator (xorshift64*), so every run sends the
-/// same requests and a failure can be replayed.
-pub struct Rng(u64);
+/// The crate's seeded generator (SplitMix64): every run sends the same
+/// requests, so a failure can be replayed. The tests use seeds for variety
+/// only; no assertion depends on the exact numbers drawn.
+pub use cafe::workload::Rng;
 
-impl Rng {
-    /// A generator for `seed`; any seed, zero included, is valid.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
+/// What the tests draw beyond the crate's [`Rng`]; a trait, so that
+/// `rng.pick(..)` reads like the generator's own methods.
+pub trait RngExt {
     /// One of `items` (not empty).
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T;
+}
+
+impl RngExt for Rng {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
