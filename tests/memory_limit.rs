@@ -9,6 +9,9 @@ use cafe::client::{Client, Stats};
 use cafe::config::Config;
 use cafe::server::{Server, ServerHandle};
 
+mod common;
+use common::Rng;
+
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start(threads: usize, memory: u64, max_item: usize) -> ServerHandle {
@@ -33,16 +36,11 @@ fn stat(stats: &Stats, name: &str) -> u64 {
 
 /// Sizes from 10 B to 100 KiB, mostly small, from a fixed sequence.
 fn sizes(n: usize) -> impl Iterator<Item = usize> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n).map(move |_| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        match x % 8 {
-            0 => 10 + (x >> 8) as usize % 100_000,
-            1 | 2 => 10 + (x >> 8) as usize % 4_000,
-            _ => 10 + (x >> 8) as usize % 300,
-        }
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    (0..n).map(move |_| match rng.below(8) {
+        0 => 10 + rng.below(100_000),
+        1 | 2 => 10 + rng.below(4_000),
+        _ => 10 + rng.below(300),
     })
 }
 
