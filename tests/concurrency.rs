@@ -26,7 +26,9 @@ mod common;
 use common::{Rng, RngExt, start};
 
 /// Read and write timeout of every test socket: far above any honest wait
-/// on a loaded 2-core machine, far below a hung CI job.
+/// on a loaded 2-core machine, far below a hung CI job. Longer than
+/// `common::IO_TIMEOUT` (10 s): pipelines here stall on backpressure, run
+/// beside other clients, and tests wait on a spawned `cafe-server`.
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The server's per-connection backpressure thresholds
@@ -39,19 +41,9 @@ const MAX_BUFFERED_OUT: usize = 1 << 20;
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn set_timeouts(stream: &TcpStream) {
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .expect("read timeout");
-    stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .expect("write timeout");
-}
-
+/// By address, not `ServerHandle`: some servers here are the spawned binary.
 fn connect(addr: SocketAddr) -> Client {
-    let client = Client::connect(addr).expect("connect");
-    set_timeouts(client.stream());
-    client
+    common::client_to(addr, IO_TIMEOUT)
 }
 
 /// `per_worker` keys owned by each of `workers` workers, grouped by owner
@@ -783,7 +775,7 @@ fn resets_with_replies_in_flight_do_not_leak_into_other_connections() {
             }
         }
         let mut sock = TcpStream::connect(addr).expect("connect");
-        set_timeouts(&sock);
+        common::set_timeouts(&sock, IO_TIMEOUT);
         let sent = write_what_fits(&mut sock, &encode_ops(&burst));
         assert!(sent > 0, "nothing of the burst was sent");
         socket2::SockRef::from(&sock)

@@ -513,11 +513,7 @@ fn native_clients_see_memcache_writes_and_back() {
     for_each_worker_count(|threads| {
         let server = start(threads);
         let c = mc(&server);
-        let mut native = cafe::client::Client::connect(server.local_addr()).expect("connect");
-        native
-            .stream()
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("timeout");
+        let mut native = common::client(&server);
         for (i, key) in keys_on_every_worker(threads, "x", 3).iter().enumerate() {
             // memcached flags up to 0xFFFF come back unchanged natively.
             let flags = [0u16, 1, 0xBEEF, 0xFFFF][i % 4];
@@ -566,11 +562,7 @@ fn first_byte_alone_selects_the_protocol_per_connection() {
         let noop = req::bare(op::NOOP, 0x0102_0304);
         mc_conn.send(&noop[..1]);
         // Meanwhile a native connection works as before.
-        let mut native = cafe::client::Client::connect(server.local_addr()).expect("connect");
-        native
-            .stream()
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("timeout");
+        let mut native = common::client(&server);
         native.noop().expect("native NOOP");
         mc_conn.dribble(&noop[1..]);
         let r = mc_conn.recv();

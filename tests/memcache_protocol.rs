@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cafe::client::{Client, Value};
+use cafe::client::Value;
 use cafe::clock::ManualClock;
 use cafe::protocol::native::Limits;
 use cafe::server::ServerHandle;
@@ -29,7 +29,7 @@ use cafe::server::ServerHandle;
 mod common;
 use common::memcache::{Conn, Resp, empty, op, req, status};
 use common::{
-    IO_TIMEOUT, Rng, RngExt, fill, for_each_worker_count, spread_keys, start, start_with_clock,
+    Rng, RngExt, fill, for_each_worker_count, spread_keys, start, start_with_clock,
     start_with_limits,
 };
 
@@ -2113,11 +2113,7 @@ fn items_cross_between_memcached_and_native_connections() {
     for_each_worker_count(|threads| {
         let server = start(threads);
         let mut c = Conn::open(&server);
-        let mut native = Client::connect(server.local_addr()).expect("native connect");
-        native
-            .stream()
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("timeout");
+        let mut native = common::client(&server);
         let keys = spread_keys("cross", threads, 4 * threads);
         for (i, key) in keys.iter().enumerate() {
             let o = 0x100 * i as u32;

@@ -9,10 +9,11 @@ pub mod codec;
 pub mod memcache;
 
 use std::io::Read;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cafe::client::Client;
 use cafe::clock::ManualClock;
 use cafe::config::Config;
 use cafe::protocol::native::Limits;
@@ -61,11 +62,37 @@ fn start_config(config: Config) -> ServerHandle {
 
 /// A raw connection to the server: no delay, read and write timeouts.
 pub fn connect(server: &ServerHandle) -> TcpStream {
-    let stream = TcpStream::connect(server.local_addr()).expect("connect");
+    connect_to(server.local_addr(), IO_TIMEOUT)
+}
+
+/// A raw connection to `addr` (a server not started in-process, or a test
+/// that needs another timeout): no delay, read and write timeouts.
+pub fn connect_to(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("TCP_NODELAY");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    set_timeouts(&stream, timeout);
     stream
+}
+
+/// Sets both timeouts, so that a stalled server fails a test instead of
+/// hanging it.
+pub fn set_timeouts(stream: &TcpStream, timeout: Duration) {
+    stream
+        .set_read_timeout(Some(timeout))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(timeout))
+        .expect("write timeout");
+}
+
+/// A native blocking client on a [`connect`] connection.
+pub fn client(server: &ServerHandle) -> Client {
+    Client::from_stream(connect(server))
+}
+
+/// A native blocking client on a [`connect_to`] connection.
+pub fn client_to(addr: SocketAddr, timeout: Duration) -> Client {
+    Client::from_stream(connect_to(addr, timeout))
 }
 
 /// Asserts that the server closed the connection gracefully: a read
