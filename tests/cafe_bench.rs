@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use cafe::config::Config;
-use cafe::server::Server;
+mod common;
+use common::start;
 
 fn field(json: &str, name: &str) -> f64 {
     let at = json
@@ -21,7 +21,7 @@ fn field(json: &str, name: &str) -> f64 {
 
 #[test]
 fn cafe_bench_runs_both_protocols_and_both_loops_without_errors() {
-    let server = Server::start(Config::ephemeral(2)).expect("server starts");
+    let server = start(2);
     let addr = server.local_addr().to_string();
     for protocol in ["memcache", "native"] {
         for mode in [&["--pipeline", "4"][..], &["--rate", "2000"]] {
