@@ -75,6 +75,18 @@ pub enum Op {
         /// Required CAS, or 0.
         cas: u64,
     },
+    /// Remove the key without counting a DELETE: what a store refused as
+    /// too large does, so that a cache never serves the value its client
+    /// just tried to replace.
+    Unlink,
+    /// A read with memcached's meta options (`mg`, `me`).
+    MetaRead(MetaRead),
+    /// A store with memcached's meta options (`ms`).
+    MetaStore(MetaStore),
+    /// A delete or invalidation with memcached's meta options (`md`).
+    MetaDelete(MetaDelete),
+    /// A counter update with memcached's meta options (`ma`).
+    MetaArith(MetaArith),
     /// Add to or subtract from a decimal counter. Increments wrap at 2^64;
     /// decrements stop at 0.
     Arith {
@@ -92,6 +104,133 @@ pub enum Op {
         /// Required CAS, or 0.
         cas: u64,
     },
+}
+
+/// A meta read (`mg`). The default is a plain GET that returns no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaRead {
+    /// Return the value (`v`); without it only the item's facts come back,
+    /// so a forwarded read copies no value.
+    pub value: bool,
+    /// Give the item a new expiry (`T`).
+    pub touch: Option<Expiry>,
+    /// On a miss, create an empty item with this expiry and hand this
+    /// request the win (`N`): the one client that should recache it.
+    pub vivify: Option<Expiry>,
+    /// Hand this request the win if the item's remaining life is shorter
+    /// than this many seconds and no win was handed out yet (`R`).
+    pub recache_below: Option<u32>,
+    /// Leave the item's access state alone: no eviction credit, no access
+    /// time, not marked fetched (`u`).
+    pub no_bump: bool,
+    /// The CAS of an item this read creates (`E`, with `N`); 0: the
+    /// partition's next.
+    pub new_cas: u64,
+}
+
+/// A meta store (`ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaStore {
+    /// Set, add, replace, append or prepend (`M`).
+    pub mode: StoreMode,
+    /// Client flags (`F`).
+    pub flags: u32,
+    /// Expiry (`T`; ignored by append and prepend of a live item).
+    pub expiry: Expiry,
+    /// Required CAS (`C`), or 0.
+    pub cas: u64,
+    /// The stored item's CAS (`E`), or 0 for the partition's next.
+    pub new_cas: u64,
+    /// With a CAS (`I`): a CAS older than the item's is accepted, and the
+    /// stored item is marked stale.
+    pub invalidate: bool,
+    /// Append or prepend to a missing key creates it with this expiry
+    /// (`N`).
+    pub vivify: Option<Expiry>,
+}
+
+/// A meta delete (`md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaDelete {
+    /// Required CAS (`C`), or 0.
+    pub cas: u64,
+    /// The item's new CAS when it is kept (`E`, with `I` or `x`), or 0.
+    pub new_cas: u64,
+    /// Keep the item, mark it stale and give it a new CAS (`I`).
+    pub invalidate: bool,
+    /// With `I`: the stale item's new expiry (`T`).
+    pub expiry: Option<Expiry>,
+    /// Keep the item with an empty value (`x`).
+    pub clear_value: bool,
+}
+
+/// A meta counter update (`ma`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaArith {
+    /// Increment (true) or decrement (`M`).
+    pub incr: bool,
+    /// The amount (`D`, default 1).
+    pub delta: u64,
+    /// The value of a counter created on a miss (`J`).
+    pub initial: u64,
+    /// Create a missing counter with this expiry (`N`).
+    pub vivify: Option<Expiry>,
+    /// Required CAS (`C`), or 0.
+    pub cas: u64,
+    /// The counter's new CAS (`E`), or 0.
+    pub new_cas: u64,
+    /// A new expiry on success (`T`).
+    pub touch: Option<Expiry>,
+}
+
+/// What a meta command learns of the item it acted on; all zero on a
+/// miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ItemInfo {
+    /// Client flags.
+    pub flags: u32,
+    /// The item's CAS after the command.
+    pub cas: u64,
+    /// Seconds of life left; `None` if it never expires.
+    pub ttl: Option<u32>,
+    /// Seconds since the item was last accessed, before this command.
+    pub idle: u32,
+    /// Bytes of the value.
+    pub size: u32,
+    /// The item had been read before this command (`h`).
+    pub fetched: bool,
+    /// The item was invalidated and awaits a recache (`X`).
+    pub stale: bool,
+    /// This command won the right to recache the item (`W`).
+    pub won: bool,
+    /// A win had been handed out before this command (`Z`).
+    pub win_sent: bool,
+}
+
+/// How a meta command ended; each protocol picks its own words for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaStatus {
+    /// A read found the item (or created it with `N`).
+    Hit,
+    /// A read found nothing.
+    Miss,
+    /// A store or counter update succeeded.
+    Stored,
+    /// A conditional store's condition failed, or a counter could not be
+    /// created.
+    NotStored,
+    /// The CAS given does not match the item's.
+    Exists,
+    /// The key holds no live item.
+    NotFound,
+    /// A delete removed (or invalidated) the item.
+    Deleted,
+    /// A counter update found a value that is not a decimal number.
+    NonNumeric,
+    /// An append or prepend would make the item larger than the limit.
+    TooLarge,
+    /// The item cannot fit the worker's memory budget even alone.
+    NoRoom,
 }
 
 /// A keyed command with its bytes borrowed from a connection's read buffer.
@@ -122,7 +261,11 @@ impl Command<'_> {
     /// Whether the reply can carry a value, whose size is unknown until the
     /// command runs.
     pub fn returns_value(&self) -> bool {
-        matches!(self.op, Op::Get | Op::GetAndTouch { .. })
+        match self.op {
+            Op::Get | Op::GetAndTouch { .. } => true,
+            Op::MetaRead(read) => read.value,
+            _ => false,
+        }
     }
 }
 
@@ -208,6 +351,16 @@ pub enum Outcome<V> {
     /// The item cannot fit the worker's memory budget even alone (nothing
     /// was changed).
     NoRoom,
+    /// The answer to a meta command. `value` is the item's value when the
+    /// read asked for it, a counter's decimal digits, or empty.
+    Meta {
+        /// How the command ended.
+        status: MetaStatus,
+        /// The item's facts (all zero on a miss).
+        info: ItemInfo,
+        /// The value, when asked for.
+        value: V,
+    },
 }
 
 impl<V> Outcome<V> {
@@ -230,6 +383,15 @@ impl<V> Outcome<V> {
             Outcome::NonNumeric => Outcome::NonNumeric,
             Outcome::TooLarge => Outcome::TooLarge,
             Outcome::NoRoom => Outcome::NoRoom,
+            Outcome::Meta {
+                status,
+                info,
+                value,
+            } => Outcome::Meta {
+                status,
+                info,
+                value: f(value),
+            },
         }
     }
 }
@@ -253,6 +415,15 @@ impl Outcome<Vec<u8>> {
             Outcome::Hit { flags, cas, value } => Outcome::Hit {
                 flags: *flags,
                 cas: *cas,
+                value: value.as_slice(),
+            },
+            Outcome::Meta {
+                status,
+                info,
+                value,
+            } => Outcome::Meta {
+                status: *status,
+                info: *info,
                 value: value.as_slice(),
             },
             other => other.clone().map_value(|_| &[][..]),

@@ -283,6 +283,9 @@ pub(crate) fn encode_outcome(
         Outcome::TooLarge => respond_error(out, opcode, opaque, status::NOT_STORED),
         // An item no slab class can hold is E2BIG in memcached.
         Outcome::NoRoom => respond_error(out, opcode, opaque, status::E2BIG),
+        // Binary requests never ask for a meta answer; say so rather than
+        // trust that forever.
+        Outcome::Meta { .. } => respond_error(out, opcode, opaque, status::EINVAL),
     }
 }
 

@@ -71,7 +71,8 @@ pub(crate) fn encode_outcome(outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
         | Outcome::Touched { .. }
         | Outcome::Counter { .. }
         | Outcome::NonNumeric
-        | Outcome::TooLarge => {
+        | Outcome::TooLarge
+        | Outcome::Meta { .. } => {
             native::encode_error(&"unexpected outcome for a native request", out);
             return;
         }

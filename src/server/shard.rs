@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use crate::command::{Command, Op, Outcome};
+use crate::command::{Command, MetaStatus, Op, Outcome};
 use crate::router::Router;
 use crate::stats::WorkerStats;
 use crate::storage::Partition;
@@ -199,6 +199,70 @@ fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
             match outcome {
                 Outcome::Deleted => s.delete_hits += 1,
                 Outcome::NotFound => s.delete_misses += 1,
+                _ => {}
+            }
+        }
+        Op::Unlink => {}
+        Op::MetaRead(read) => {
+            let found = matches!(
+                outcome,
+                Outcome::Meta {
+                    status: MetaStatus::Hit,
+                    ..
+                }
+            );
+            s.cmd_get += 1;
+            if found {
+                s.get_hits += 1
+            } else {
+                s.get_misses += 1
+            }
+            if read.touch.is_some() {
+                s.cmd_touch += 1;
+                if found {
+                    s.touch_hits += 1
+                } else {
+                    s.touch_misses += 1
+                }
+            }
+        }
+        Op::MetaStore(store) => {
+            s.cmd_set += 1;
+            if store.cas != 0
+                && let Outcome::Meta { status, .. } = outcome
+            {
+                match status {
+                    MetaStatus::Stored => s.cas_hits += 1,
+                    MetaStatus::Exists => s.cas_badval += 1,
+                    MetaStatus::NotFound => s.cas_misses += 1,
+                    _ => {}
+                }
+            }
+        }
+        Op::MetaDelete(_) => {
+            s.cmd_delete += 1;
+            match outcome {
+                Outcome::Meta {
+                    status: MetaStatus::Deleted,
+                    ..
+                } => s.delete_hits += 1,
+                Outcome::Meta {
+                    status: MetaStatus::NotFound,
+                    ..
+                } => s.delete_misses += 1,
+                _ => {}
+            }
+        }
+        Op::MetaArith(arith) => {
+            let status = match outcome {
+                Outcome::Meta { status, .. } => Some(*status),
+                _ => None,
+            };
+            match (arith.incr, status) {
+                (true, Some(MetaStatus::Stored)) => s.incr_hits += 1,
+                (true, Some(MetaStatus::NotFound)) => s.incr_misses += 1,
+                (false, Some(MetaStatus::Stored)) => s.decr_hits += 1,
+                (false, Some(MetaStatus::NotFound)) => s.decr_misses += 1,
                 _ => {}
             }
         }

@@ -808,6 +808,12 @@ impl Partition {
                 expiry,
                 cas,
             } => self.arith(key, incr, delta, initial, create, expiry, cas, now_ms),
+            // Placeholders until the meta semantics land.
+            Op::Unlink
+            | Op::MetaRead(_)
+            | Op::MetaStore(_)
+            | Op::MetaDelete(_)
+            | Op::MetaArith(_) => Outcome::NotFound,
         }
     }
 
