@@ -431,6 +431,40 @@ impl Outcome<Vec<u8>> {
     }
 }
 
+/// A server-wide request: every worker applies it to itself, and the
+/// reply waits for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broadcast {
+    /// Report counters.
+    Stats(StatsGroup),
+    /// Zero the counters (memcached's `stats reset`).
+    ResetStats,
+    /// Invalidate every item, now or after some seconds.
+    Flush {
+        /// Seconds from now; 0 is now.
+        delay: u32,
+    },
+    /// Change the memory budget (memcached's `cache_memlimit`), split
+    /// evenly over the workers as at start.
+    MemLimit {
+        /// The new server-wide budget in bytes.
+        bytes: u64,
+    },
+}
+
+/// Which counters a STATS request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsGroup {
+    /// The server-wide totals (memcached's plain `stats`).
+    General,
+    /// The totals, then each worker's memory counters.
+    Workers,
+    /// memcached's `stats items`: item counts and ages, as one class.
+    Items,
+    /// memcached's `stats slabs`: memory use, as one class.
+    Slabs,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,9 @@
 //!
 //! # Layout
 //!
-//! - [`command`]: the protocol-neutral vocabulary (commands and outcomes).
+//! - [`command`]: the protocol-neutral vocabulary (commands, outcomes,
+//!   server-wide requests).
+//! - [`limits`]: the key and value limits every codec applies.
 //! - [`protocol`]: pure codecs, one file per wire protocol.
 //! - [`storage`]: a worker's partition of the key space; pure, clock passed in.
 //! - [`router`]: key to owning worker.
@@ -42,6 +44,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod limits;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -1625,11 +1625,15 @@ fn oversize_values_answer_e2big_and_their_body_is_swallowed() {
 fn a_four_gib_body_claim_is_answered_from_the_header_alone() {
     for_each_worker_count(|threads| {
         let server = start(threads);
-        // A SET claiming a 4 GiB body: E2BIG at once (memcached would first
-        // wait for the extras and key; the answer is the same). The server
-        // then swallows what comes, for ever.
+        // A SET claiming a 4 GiB body: E2BIG once its extras and key are
+        // in (the key's old value is removed first, as memcached does),
+        // without waiting for the body. The server then swallows what
+        // comes, for ever.
         let mut set = Conn::open(&server);
-        set.send(&req::header(op::SET, 1, 8, u32::MAX, 0x4_61B, 0));
+        let mut head = req::header(op::SET, 1, 8, u32::MAX, 0x4_61B, 0);
+        head.extend_from_slice(&[0; 8]);
+        head.push(b'k');
+        set.send(&head);
         assert_eq!(set.recv(), error(op::SET, 0x4_61B, status::E2BIG));
         set.send(&fill(&req::bare(op::NOOP, 1), 64 << 10));
         // An unknown opcode with the same claim: UNKNOWN_COMMAND at once.

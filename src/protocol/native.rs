@@ -63,24 +63,7 @@ pub mod opcode {
     pub const RESP_NOT_FOUND: u8 = 130;
 }
 
-/// Limits a server applies to requests before reading their bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest key accepted, in bytes.
-    pub max_key_len: usize,
-    /// Largest value accepted, in bytes (for SET_TTL, not counting the TTL).
-    pub max_value_len: usize,
-}
-
-impl Default for Limits {
-    /// memcached's defaults: 250-byte keys and 1 MiB items.
-    fn default() -> Self {
-        Limits {
-            max_key_len: 250,
-            max_value_len: 1 << 20,
-        }
-    }
-}
+pub use crate::limits::Limits;
 
 /// The 12-byte header, decoded but not yet interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,15 +26,11 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::command::Command;
-use crate::protocol::Decoded;
-use crate::protocol::memcache::{self, Request as McRequest};
-use crate::protocol::native::{self, Limits, Request as NativeRequest};
+use crate::limits::Limits;
 
-use super::mailbox::{Broadcast, ReplyTo};
-use super::memcache::{self as mc, Action as McAction};
-use super::native::Action as NativeAction;
-use super::replies::{Encode, Replies, ReplyCtx};
+use super::adapter::{Protocol, Step};
+use super::replies::Replies;
+use super::routing::{ConnId, Route};
 use super::shard::Shard;
 
 /// Replies a connection may owe before it stops reading more requests. This
@@ -58,6 +54,9 @@ const MIN_REMOTE_WINDOW: usize = 16;
 /// Bytes read from one connection in one loop turn before the others get a
 /// turn; the rest is read on the next turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// A read never asks for less than this, so every protocol's header (24
+/// bytes at most) can arrive once the turn's budget is spent.
+const MIN_READ: usize = 64;
 /// Size of a fresh read buffer: many small requests per read syscall.
 const READ_BUF_INITIAL: usize = 16 * 1024;
 /// A read buffer grown past this for one big frame is released once empty.
@@ -194,18 +193,8 @@ pub(crate) struct Connection {
     pub read_closed: bool,
     rbuf: ReadBuf,
     read: ReadState,
-    protocol: Protocol,
-}
-
-/// The protocol a connection speaks, fixed by its first byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    /// Nothing received yet.
-    Unknown,
-    /// 0xCA: the native 0xCAFE protocol.
-    Native,
-    /// 0x80: the memcached binary protocol.
-    Memcache,
+    /// Fixed by the first byte; `None` until it arrives.
+    protocol: Option<Protocol>,
 }
 
 impl Connection {
@@ -224,7 +213,7 @@ impl Connection {
             read_closed: false,
             rbuf: ReadBuf::default(),
             read: ReadState::Idle,
-            protocol: Protocol::Unknown,
+            protocol: None,
         }
     }
 
@@ -270,7 +259,7 @@ impl Connection {
             };
             let spare = self.rbuf.spare(frame_len);
             // Never less than a header, so progress is always possible.
-            let want = spare.len().min(budget.max(memcache::HEADER_LEN));
+            let want = spare.len().min(budget.max(MIN_READ));
             match self.sock.read(&mut spare[..want]) {
                 Ok(0) => {
                     self.readable = false;
@@ -327,96 +316,51 @@ impl Connection {
             let Some(&first) = data.first() else {
                 return;
             };
-            if self.protocol == Protocol::Unknown {
-                self.protocol = match first {
-                    native::MAGIC_FIRST_BYTE => Protocol::Native,
-                    memcache::REQUEST_MAGIC => Protocol::Memcache,
-                    other => {
+            let protocol = match self.protocol {
+                Some(protocol) => protocol,
+                None => match Protocol::detect(first) {
+                    Some(protocol) => {
+                        self.protocol = Some(protocol);
+                        protocol
+                    }
+                    None => {
                         // No protocol to answer in: close, gracefully, so
                         // nothing is reset.
                         shard.stats.framing_errors += 1;
-                        log::info!(
-                            "closing a connection whose first byte 0x{other:02x} starts no protocol this server speaks"
+                        log::debug!(
+                            "closing a connection whose first byte 0x{first:02x} starts no protocol this server speaks"
                         );
                         self.rbuf.clear();
                         self.lifecycle = Lifecycle::Failing;
                         return;
                     }
-                };
-            }
-            let conn = ConnId {
-                slot,
-                generation: self.generation,
-            };
-            let step = match self.protocol {
-                Protocol::Memcache => match memcache::decode_request(data, limits) {
-                    Ok(Decoded::Complete { frame, consumed }) => {
-                        let quit =
-                            dispatch_memcache(&mut self.replies, shard, conn, &frame, limits);
-                        Step::Done { consumed, quit }
-                    }
-                    Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
-                        needed,
-                        header_len: memcache::HEADER_LEN,
-                    },
-                    Ok(Decoded::Rejected { error, skip }) => {
-                        self.replies
-                            .push_ready(|out| mc::encode_refusal(&error, out));
-                        if error.closes_connection() {
-                            Step::Fatal
-                        } else {
-                            Step::Refused { skip }
-                        }
-                    }
-                    Err(error) => {
-                        // No reply is possible: the peer does not frame
-                        // memcached's way. Replies owed still go out first.
-                        log::debug!("closing connection: {error}");
-                        Step::Fatal
-                    }
                 },
-                Protocol::Native | Protocol::Unknown => {
-                    match native::decode_request(data, limits) {
-                        Ok(Decoded::Complete { frame, consumed }) => {
-                            dispatch_native(&mut self.replies, shard, conn, frame);
-                            Step::Done {
-                                consumed,
-                                quit: false,
-                            }
-                        }
-                        Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
-                            needed,
-                            header_len: native::HEADER_LEN,
-                        },
-                        Ok(Decoded::Rejected { error, skip }) => {
-                            self.replies
-                                .push_ready(|out| native::encode_error(&error, out));
-                            Step::Refused { skip }
-                        }
-                        Err(error) => {
-                            log::debug!("closing connection: {error}");
-                            self.replies
-                                .push_ready(|out| native::encode_error(&error, out));
-                            Step::Fatal
-                        }
-                    }
-                }
             };
+            let mut route = Route {
+                replies: &mut self.replies,
+                shard,
+                conn: ConnId {
+                    slot,
+                    generation: self.generation,
+                },
+            };
+            let step = protocol.step(data, &mut route, limits);
             match step {
-                Step::Done { consumed, quit } => {
+                Step::Done { consumed } => {
                     self.rbuf.consume(consumed);
                     self.read = ReadState::Idle;
-                    if quit {
-                        self.rbuf.clear();
-                        self.lifecycle = Lifecycle::Finishing;
-                        return;
-                    }
                 }
-                Step::Incomplete { needed, header_len } => {
-                    self.read = match self.rbuf.len() {
-                        0 => ReadState::Idle,
-                        n if n < header_len => ReadState::Header,
-                        _ => ReadState::Body { frame_len: needed },
+                Step::Quit { .. } => {
+                    self.rbuf.clear();
+                    self.read = ReadState::Idle;
+                    self.lifecycle = Lifecycle::Finishing;
+                    return;
+                }
+                Step::Incomplete { needed, framed } => {
+                    self.read = match (self.rbuf.len(), framed) {
+                        (0, _) => ReadState::Idle,
+                        (_, false) => ReadState::Header,
+                        (_, true) => ReadState::Body { frame_len: needed },
                     };
                     return;
                 }
@@ -498,134 +442,6 @@ impl Connection {
 /// [`REMOTE_REPLY_BUDGET`]).
 fn remote_window(limits: &Limits) -> usize {
     (REMOTE_REPLY_BUDGET / limits.max_value_len.max(1)).clamp(MIN_REMOTE_WINDOW, MAX_OWED)
-}
-
-/// A connection as reply messages name it.
-#[derive(Debug, Clone, Copy)]
-struct ConnId {
-    slot: usize,
-    generation: u32,
-}
-
-impl ConnId {
-    fn reply_to(self, shard: &Shard, seq: u64) -> ReplyTo {
-        ReplyTo {
-            worker: shard.id as u32,
-            conn: self.slot,
-            generation: self.generation,
-            seq,
-        }
-    }
-}
-
-/// What one decoding step found, once the frame's borrow has ended.
-enum Step {
-    /// A frame was handled; `quit` asks to close after the replies owed.
-    Done { consumed: usize, quit: bool },
-    /// More bytes are needed.
-    Incomplete { needed: usize, header_len: usize },
-    /// A request was refused and answered; skip its frame.
-    Refused { skip: u64 },
-    /// The stream cannot be framed: close once the replies owed are out.
-    Fatal,
-}
-
-/// Runs a keyed command: inline if this worker owns the key, otherwise
-/// forwarded to the owner with a reply slot reserved in order. `echo_key`:
-/// the reply repeats the key (memcached's GETK).
-fn run_keyed(
-    replies: &mut Replies,
-    shard: &mut Shard,
-    conn: ConnId,
-    ctx: ReplyCtx,
-    cmd: &Command<'_>,
-    echo_key: bool,
-) {
-    let owner = shard.router.owner(cmd.key);
-    if owner == shard.id {
-        let enc = shard.encoder();
-        let outcome = shard.execute(cmd);
-        replies.push_ready(|out| enc.outcome(ctx, cmd.key, &outcome, out));
-    } else {
-        let key: &[u8] = if echo_key { cmd.key } else { &[] };
-        let seq = replies.push_remote(ctx, cmd.returns_value(), key);
-        let to = conn.reply_to(shard, seq);
-        shard.forward(owner, to, cmd);
-    }
-}
-
-/// Applies a server-wide request here and, with more than one worker, on
-/// every other worker; the reply waits for all of them.
-fn run_broadcast(
-    replies: &mut Replies,
-    shard: &mut Shard,
-    conn: ConnId,
-    ctx: ReplyCtx,
-    what: Broadcast,
-) {
-    if matches!(what, Broadcast::Flush { .. }) {
-        // Counted once, where the request arrived, as memcached counts it.
-        shard.stats.cmd_flush += 1;
-    }
-    shard.apply(what);
-    let own = (shard.id as u32, shard.snapshot());
-    if shard.workers() == 1 {
-        let enc = shard.encoder();
-        replies.push_ready(|out| enc.applied(ctx, what, &[own], out));
-    } else {
-        let seq = replies.push_gather(ctx, what, shard.workers() - 1, own);
-        let to = conn.reply_to(shard, seq);
-        shard.broadcast_to_others(to, what);
-    }
-}
-
-fn dispatch_native(
-    replies: &mut Replies,
-    shard: &mut Shard,
-    conn: ConnId,
-    frame: NativeRequest<'_>,
-) {
-    let ctx = ReplyCtx::Native;
-    match super::native::action(frame) {
-        NativeAction::Keyed(cmd) => run_keyed(replies, shard, conn, ctx, &cmd, false),
-        NativeAction::Noop => replies.push_ready(super::native::encode_ok),
-        NativeAction::Stats => run_broadcast(
-            replies,
-            shard,
-            conn,
-            ctx,
-            Broadcast::Stats { per_worker: true },
-        ),
-    }
-}
-
-/// True when the request was QUIT: the connection closes after replying.
-fn dispatch_memcache(
-    replies: &mut Replies,
-    shard: &mut Shard,
-    conn: ConnId,
-    req: &McRequest<'_>,
-    limits: &Limits,
-) -> bool {
-    let (opcode, opaque) = (req.opcode, req.opaque);
-    let ctx = ReplyCtx::Memcache { opcode, opaque };
-    match mc::action(req, shard.unix_now()) {
-        McAction::Keyed(cmd) => run_keyed(replies, shard, conn, ctx, &cmd, req.returns_key()),
-        McAction::Local(local) => {
-            let settings = mc::Settings {
-                limits: *limits,
-                threads: shard.workers(),
-                maxbytes: shard.partition.stats().limit * shard.workers() as u64,
-            };
-            replies.push_ready(|out| mc::encode_local(opcode, opaque, local, &settings, out));
-        }
-        McAction::Broadcast(what) => run_broadcast(replies, shard, conn, ctx, what),
-        McAction::Quit => {
-            replies.push_ready(|out| mc::encode_quit(opcode, opaque, out));
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::Waker;
 
+pub use crate::command::Broadcast;
 use crate::command::{Outcome, OwnedCommand};
 use crate::stats::WorkerStats;
 
@@ -31,18 +32,6 @@ pub struct ReplyTo {
     pub conn: usize,
     pub generation: u32,
     pub seq: u64,
-}
-
-/// A request every worker applies to itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Broadcast {
-    /// Report counters; `per_worker` asks for each worker's memory
-    /// counters besides the totals.
-    Stats { per_worker: bool },
-    /// Zero the counters (memcached's `stats reset`).
-    ResetStats,
-    /// Invalidate every item, now or after `delay` seconds.
-    Flush { delay: u32 },
 }
 
 /// A message between workers.

@@ -7,14 +7,13 @@
 //! Must not: parse protocols or touch storage directly; it only wires
 //! workers together.
 
+mod adapter;
 mod connection;
-mod encoder;
 mod listener;
 #[doc(hidden)]
 pub mod mailbox;
-mod memcache;
-mod native;
 mod replies;
+mod routing;
 mod shard;
 mod worker;
 

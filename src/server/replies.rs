@@ -22,25 +22,40 @@ use std::collections::VecDeque;
 use crate::command::Outcome;
 use crate::stats::WorkerStats;
 
-use super::mailbox::Broadcast;
+use crate::command::Broadcast;
 
-/// How a reply must be encoded once its outcome is known: whatever the
-/// protocol needs to remember from the request. The native protocol needs
-/// nothing; memcached's needs the opcode (quiet or not, key or not) and the
-/// opaque to copy back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReplyCtx {
-    /// A native-protocol request.
-    Native,
-    /// A memcached binary request.
-    Memcache { opcode: u8, opaque: u32 },
+use super::adapter::ReplyCtx;
+
+/// What a reply repeats of its request, borrowed from the read buffer
+/// while the reply is encoded at once, or kept in the queue while it is
+/// awaited: the key (memcached's GETK, text VALUE lines, meta `k`) and
+/// anything else the protocol echoes (the meta flags, opaque included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Echo<'a> {
+    /// The key as the client sent it.
+    pub key: &'a [u8],
+    /// Further request bytes the reply needs.
+    pub extra: &'a [u8],
+}
+
+impl<'a> Echo<'a> {
+    /// Nothing echoed.
+    pub const NONE: Echo<'static> = Echo {
+        key: &[],
+        extra: &[],
+    };
+
+    /// Just the key.
+    pub fn key(key: &'a [u8]) -> Self {
+        Echo { key, extra: &[] }
+    }
 }
 
 /// Turns finished outcomes into wire bytes.
 pub(crate) trait Encode {
-    /// Appends the reply for a keyed command (`key` is the request's key,
-    /// for protocols that echo it).
-    fn outcome(&self, ctx: ReplyCtx, key: &[u8], outcome: &Outcome<&[u8]>, out: &mut Vec<u8>);
+    /// Appends the reply for a keyed command (`echo`: what the reply
+    /// repeats of the request).
+    fn outcome(&self, ctx: ReplyCtx, echo: Echo<'_>, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>);
     /// Appends the reply for a server-wide request, once every worker has
     /// applied it; `parts` holds each worker's counters by worker id.
     fn applied(
@@ -62,8 +77,9 @@ enum Slot {
     Remote {
         ctx: ReplyCtx,
         sized: bool,
-        /// The request's key, in `keys`, for protocols that echo it.
-        key: (usize, usize),
+        /// What the reply echoes, in `echoes`: start, key length, extra
+        /// length.
+        echo: (usize, usize, usize),
         outcome: Option<Outcome<Vec<u8>>>,
     },
     /// A server-wide request, waiting for `remaining` workers to apply it.
@@ -96,9 +112,9 @@ pub(crate) struct Replies {
     staged_taken: usize,
     slots: VecDeque<Slot>,
     base_seq: u64,
-    /// Keys of waiting remote replies that must echo them, back to back;
-    /// emptied with the queue, so it costs no allocation once grown.
-    keys: Vec<u8>,
+    /// What waiting remote replies echo, back to back; emptied with the
+    /// queue, so it costs no allocation once grown.
+    echoes: Vec<u8>,
     /// Forwarded requests with a reply of unknown size not arrived yet.
     remote_in_flight: usize,
     /// Bytes of arrived remote values held in their slots until released.
@@ -145,16 +161,16 @@ impl Replies {
 
     /// Adds a reply another worker will finish; returns its sequence number.
     /// `sized`: the reply may carry a value (its size is unknown until it
-    /// arrives). `key`: kept for the reply if the protocol echoes it, else
-    /// empty.
-    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool, key: &[u8]) -> u64 {
+    /// arrives). `echo`: kept for the reply until it is encoded.
+    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool, echo: Echo<'_>) -> u64 {
         let seq = self.next_seq();
-        let start = self.keys.len();
-        self.keys.extend_from_slice(key);
+        let start = self.echoes.len();
+        self.echoes.extend_from_slice(echo.key);
+        self.echoes.extend_from_slice(echo.extra);
         self.slots.push_back(Slot::Remote {
             ctx,
             sized,
-            key: (start, key.len()),
+            echo: (start, echo.key.len(), echo.extra.len()),
             outcome: None,
         });
         self.remote_in_flight += usize::from(sized);
@@ -244,13 +260,17 @@ impl Replies {
                 }
                 Slot::Remote {
                     ctx,
-                    key: (start, len),
+                    echo: (start, key_len, extra_len),
                     outcome: Some(outcome),
                     ..
                 } => {
                     self.held_bytes -= held_len(&outcome);
-                    let key = &self.keys[start..start + len];
-                    enc.outcome(ctx, key, &outcome.as_borrowed(), &mut self.out);
+                    let (key, rest) = self.echoes[start..].split_at(key_len);
+                    let echo = Echo {
+                        key,
+                        extra: &rest[..extra_len],
+                    };
+                    enc.outcome(ctx, echo, &outcome.as_borrowed(), &mut self.out);
                 }
                 Slot::Remote { outcome: None, .. } => {}
                 Slot::Gather {
@@ -267,7 +287,7 @@ impl Replies {
         if self.slots.is_empty() {
             self.staged.clear();
             self.staged_taken = 0;
-            self.keys.clear();
+            self.echoes.clear();
             if self.staged.capacity() > KEEP_CAPACITY {
                 self.staged = Vec::new();
             }
@@ -294,7 +314,7 @@ impl Replies {
 
 fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
     match outcome {
-        Outcome::Hit { value, .. } => value.len(),
+        Outcome::Hit { value, .. } | Outcome::Meta { value, .. } => value.len(),
         _ => 0,
     }
 }
@@ -308,8 +328,15 @@ mod tests {
     struct Plain;
 
     impl Encode for Plain {
-        fn outcome(&self, _: ReplyCtx, key: &[u8], outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
-            out.extend_from_slice(key);
+        fn outcome(
+            &self,
+            _: ReplyCtx,
+            echo: Echo<'_>,
+            outcome: &Outcome<&[u8]>,
+            out: &mut Vec<u8>,
+        ) {
+            out.extend_from_slice(echo.key);
+            out.extend_from_slice(echo.extra);
             match outcome {
                 Outcome::Hit { value, .. } => out.extend_from_slice(value),
                 _ => out.push(b'-'),
@@ -348,9 +375,9 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::Native, true, b"");
+        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE);
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::Native, true, b"");
+        let s3 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE);
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
         assert_eq!(r.remote_in_flight(), 2);
@@ -379,8 +406,8 @@ mod tests {
             ..Default::default()
         };
         let seq = r.push_gather(
-            ReplyCtx::Native,
-            Broadcast::Stats { per_worker: false },
+            ReplyCtx::ANY,
+            Broadcast::Stats(crate::command::StatsGroup::General),
             2,
             (0, own),
         );
@@ -399,12 +426,16 @@ mod tests {
     #[test]
     fn remote_replies_echo_their_keys() {
         let mut r = Replies::default();
-        let s1 = r.push_remote(ReplyCtx::Native, true, b"k1:");
-        let s2 = r.push_remote(ReplyCtx::Native, true, b"key2:");
+        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::key(b"k1:"));
+        let echo = Echo {
+            key: b"key2",
+            extra: b":",
+        };
+        let s2 = r.push_remote(ReplyCtx::ANY, true, echo);
         assert!(r.fill_remote(s2, hit(b"b"), &Plain));
         assert!(r.fill_remote(s1, hit(b"a"), &Plain));
         assert_eq!(r.unsent(), b"k1:akey2:b");
-        assert!(r.keys.is_empty(), "the arena empties with the queue");
+        assert!(r.echoes.is_empty(), "the arena empties with the queue");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::router::Router;
 use crate::stats::WorkerStats;
 use crate::storage::Partition;
 
-use super::encoder::Encoder;
+use super::adapter::Encoder;
 use super::mailbox::{Broadcast, Message, Outbox, ReplyTo};
 
 /// Per-worker state shared by all of its connections.
@@ -76,7 +76,11 @@ impl Shard {
     /// Applies a server-wide request to this worker.
     pub fn apply(&mut self, what: Broadcast) {
         match what {
-            Broadcast::Stats { .. } => {}
+            Broadcast::Stats(_) => {}
+            Broadcast::MemLimit { bytes } => {
+                let share = bytes / self.workers().max(1) as u64;
+                self.partition.set_limit(share);
+            }
             Broadcast::ResetStats => {
                 self.stats.reset_counters();
                 self.partition.reset_counters();

@@ -1,12 +1,101 @@
-//! The server's side of the native protocol: what each decoded request asks
-//! of the shard, and how outcomes are written back as native frames.
+//! The server's side of the native protocol: its decode step and error
+//! policy, what each decoded request asks of the worker, and how outcomes
+//! are written back as native frames.
 //!
 //! The codec (`crate::protocol::native`) knows bytes; this module knows what
 //! they mean to a worker. Must not: read sockets or manage buffers.
 
-use crate::command::{Command, Expiry, Op, Outcome, StoreMode};
-use crate::protocol::native::{self, Request, Response, Status};
+use crate::command::{Broadcast, Command, Expiry, Op, Outcome, StatsGroup, StoreMode};
+use crate::limits::Limits;
+use crate::protocol::Decoded;
+use crate::protocol::native::{self, HEADER_LEN, Request, RequestError, Response, Status};
 use crate::stats::{self, ServerInfo, WorkerStats};
+
+use super::super::replies::Echo;
+use super::super::routing::Route;
+use super::{ReplyCtx, Step};
+
+/// Decodes the first frame of `data` and runs it. A refused request is
+/// answered and its frame skipped; a stream that cannot be framed is
+/// answered once and closed.
+pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
+    match native::decode_request(data, limits) {
+        Ok(Decoded::Complete { frame, consumed }) => {
+            run(frame, route);
+            Step::Done { consumed }
+        }
+        Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
+            needed,
+            framed: data.len() >= HEADER_LEN,
+        },
+        Ok(Decoded::Rejected {
+            error: error @ RequestError::ValueTooLarge { .. },
+            skip,
+        }) => refuse_store(data, error, skip, route, limits),
+        Ok(Decoded::Rejected { error, skip }) => {
+            route.reply(|out| native::encode_error(&error, out));
+            Step::Refused { skip }
+        }
+        Err(error) => {
+            log::debug!("closing connection: {error}");
+            route.reply(|out| native::encode_error(&error, out));
+            Step::Fatal
+        }
+    }
+}
+
+/// A SET too large to store removes the key's old value, so a cache never
+/// serves the value its client just tried to replace; the error is written
+/// once the removal has run. The key must have arrived first.
+fn refuse_store(
+    data: &[u8],
+    error: RequestError,
+    skip: u64,
+    route: &mut Route<'_>,
+    limits: &Limits,
+) -> Step {
+    let key_len = match data.get(6..8) {
+        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => 0,
+    };
+    let key_end = HEADER_LEN + key_len;
+    if key_len == 0 || key_len > limits.max_key_len {
+        route.reply(|out| native::encode_error(&error, out));
+        return Step::Refused { skip };
+    }
+    let Some(key) = data.get(HEADER_LEN..key_end) else {
+        return Step::Incomplete {
+            needed: key_end,
+            framed: true,
+        };
+    };
+    let cmd = Command {
+        op: Op::Unlink,
+        key,
+        value: &[],
+    };
+    route.keyed(ReplyCtx::Native(Ctx::Refused(error)), &cmd, Echo::NONE);
+    Step::Refused { skip }
+}
+
+/// What a reply needs to remember of its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ctx {
+    /// Answer the outcome.
+    Reply,
+    /// Answer this error whatever the outcome (of the removal that a
+    /// refused store runs).
+    Refused(RequestError),
+}
+
+fn run(frame: Request<'_>, route: &mut Route<'_>) {
+    let ctx = ReplyCtx::Native(Ctx::Reply);
+    match action(frame) {
+        Action::Keyed(cmd) => route.keyed(ctx, &cmd, Echo::NONE),
+        Action::Noop => route.reply(encode_ok),
+        Action::Stats => route.broadcast(ctx, Broadcast::Stats(StatsGroup::Workers)),
+    }
+}
 
 /// What a decoded request needs from the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +146,11 @@ pub(crate) fn action(req: Request<'_>) -> Action<'_> {
 }
 
 /// Appends the native reply for an outcome.
-pub(crate) fn encode_outcome(outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+pub(crate) fn encode_outcome(ctx: Ctx, outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+    if let Ctx::Refused(error) = ctx {
+        native::encode_error(&error, out);
+        return;
+    }
     let (status, flags, value): (Status, u16, &[u8]) = match *outcome {
         // Native flags are 16 bits; flags stored through the memcached
         // protocol come back truncated to their low 16 bits.

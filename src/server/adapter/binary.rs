@@ -1,6 +1,7 @@
-//! The server's side of the memcached binary protocol: what each decoded
-//! request asks of the worker, and how outcomes become memcached responses
-//! (status codes, quiet commands, echoed keys and opaques, STAT frames).
+//! The server's side of the memcached binary protocol: its decode step and
+//! error policy, what each decoded request asks of the worker, and how
+//! outcomes become memcached responses (status codes, quiet commands,
+//! echoed keys and opaques, STAT frames).
 //!
 //! The codec (`crate::protocol::memcache`) knows bytes; this module knows
 //! memcached's semantics. Must not: read sockets or manage buffers.
@@ -8,14 +9,138 @@
 use std::fmt;
 use std::io::Write as _;
 
-use crate::command::{Command, Expiry, Op, Outcome, StoreMode};
+use crate::command::{Broadcast, Command, Expiry, Op, Outcome, StatsGroup, StoreMode};
+use crate::limits::Limits;
+use crate::protocol::Decoded;
 use crate::protocol::memcache::{
-    self, Command as Mc, Request, RequestError, Response, opcode, status,
+    self, Command as Mc, HEADER_LEN, Request, RequestError, Response, opcode, status,
 };
-use crate::protocol::native::Limits;
-use crate::stats::{self, ServerInfo, WorkerStats};
+use crate::stats::{self, WorkerStats};
 
-use super::mailbox::Broadcast;
+use super::super::replies::Echo;
+use super::super::routing::Route;
+use super::{Encoder, ReplyCtx, Step};
+
+/// What a reply needs to remember of its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ctx {
+    /// Quiet or not, key echoed or not.
+    pub opcode: u8,
+    /// Copied back.
+    pub opaque: u32,
+    /// Answer this status whatever the outcome (of the removal that a
+    /// refused store runs).
+    pub refused: Option<u16>,
+}
+
+/// Decodes the first frame of `data` and runs it, with memcached's error
+/// policy: a refused request is answered and its frame skipped, a malformed
+/// one is answered and the connection closed, and a stream that does not
+/// frame memcached's way is closed without a reply.
+pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
+    match memcache::decode_request(data, limits) {
+        Ok(Decoded::Complete { frame, consumed }) => {
+            if run(&frame, route, limits) {
+                Step::Quit { consumed }
+            } else {
+                Step::Done { consumed }
+            }
+        }
+        Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
+            needed,
+            framed: data.len() >= HEADER_LEN,
+        },
+        Ok(Decoded::Rejected { error, skip }) if error.status == status::E2BIG => {
+            refuse_store(data, error, skip, route)
+        }
+        Ok(Decoded::Rejected { error, skip }) => {
+            route.reply(|out| encode_refusal(&error, out));
+            if error.closes_connection() {
+                Step::Fatal
+            } else {
+                Step::Refused { skip }
+            }
+        }
+        Err(error) => {
+            // No reply is possible: the peer does not frame memcached's
+            // way. Replies owed still go out first.
+            log::debug!("closing connection: {error}");
+            Step::Fatal
+        }
+    }
+}
+
+/// A store too large to keep removes the key's old value, as memcached
+/// does, so a cache never serves the value its client just tried to
+/// replace; E2BIG is written once the removal has run. The key must have
+/// arrived first.
+fn refuse_store(data: &[u8], error: RequestError, skip: u64, route: &mut Route<'_>) -> Step {
+    let (key_len, extras_len) = match (data.get(2..4), data.get(4)) {
+        (Some(&[hi, lo]), Some(&extras)) => (
+            usize::from(u16::from_be_bytes([hi, lo])),
+            usize::from(extras),
+        ),
+        _ => (0, 0),
+    };
+    let key_start = HEADER_LEN + extras_len;
+    if key_len == 0 {
+        route.reply(|out| encode_refusal(&error, out));
+        return Step::Refused { skip };
+    }
+    let Some(key) = data.get(key_start..key_start + key_len) else {
+        return Step::Incomplete {
+            needed: key_start + key_len,
+            framed: true,
+        };
+    };
+    let ctx = Ctx {
+        opcode: error.opcode,
+        opaque: error.opaque,
+        refused: Some(error.status),
+    };
+    let cmd = Command {
+        op: Op::Unlink,
+        key,
+        value: &[],
+    };
+    route.keyed(ReplyCtx::Binary(ctx), &cmd, Echo::NONE);
+    Step::Refused { skip }
+}
+
+/// Runs a decoded request. True when it was QUIT: the connection closes
+/// after replying.
+fn run(req: &Request<'_>, route: &mut Route<'_>, limits: &Limits) -> bool {
+    let (opcode, opaque) = (req.opcode, req.opaque);
+    let ctx = Ctx {
+        opcode,
+        opaque,
+        refused: None,
+    };
+    match action(req, route.shard.unix_now()) {
+        Action::Keyed(cmd) => {
+            let echo = if req.returns_key() {
+                Echo::key(cmd.key)
+            } else {
+                Echo::NONE
+            };
+            route.keyed(ReplyCtx::Binary(ctx), &cmd, echo);
+        }
+        Action::Local(local) => {
+            let settings = Settings {
+                limits: *limits,
+                threads: route.shard.workers(),
+                maxbytes: route.shard.partition.stats().limit * route.shard.workers() as u64,
+            };
+            route.reply(|out| encode_local(opcode, opaque, local, &settings, out));
+        }
+        Action::Broadcast(what) => route.broadcast(ReplyCtx::Binary(ctx), what),
+        Action::Quit => {
+            route.reply(|out| encode_quit(opcode, opaque, out));
+            return true;
+        }
+    }
+    false
+}
 
 /// memcached reads an expiry above this many seconds (30 days) as an
 /// absolute Unix time.
@@ -157,8 +282,8 @@ pub(crate) fn action<'a>(req: &Request<'a>, unix_now: u64) -> Action<'a> {
         Mc::Version => Action::Local(Local::Version),
         Mc::Quit => Action::Quit,
         Mc::Stat { group } => match group {
-            b"" => Action::Broadcast(Broadcast::Stats { per_worker: false }),
-            b"workers" => Action::Broadcast(Broadcast::Stats { per_worker: true }),
+            b"" => Action::Broadcast(Broadcast::Stats(StatsGroup::General)),
+            b"workers" => Action::Broadcast(Broadcast::Stats(StatsGroup::Workers)),
             b"reset" => Action::Broadcast(Broadcast::ResetStats),
             b"settings" => Action::Local(Local::Settings),
             b"items" | b"slabs" | b"sizes" | b"conns" => Action::Local(Local::EmptyGroup),
@@ -206,19 +331,22 @@ fn respond_error(out: &mut Vec<u8>, opcode: u8, opaque: u32, code: u16) {
 }
 
 /// Appends the reply to a refused request (always sent, quiet or not).
-pub(crate) fn encode_refusal(error: &RequestError, out: &mut Vec<u8>) {
+fn encode_refusal(error: &RequestError, out: &mut Vec<u8>) {
     respond_error(out, error.opcode, error.opaque, error.status);
 }
 
 /// Appends the response to a keyed command (nothing, for a quiet success
 /// or a quiet GET miss). `key` is the request's key, echoed by GETK.
-pub(crate) fn encode_outcome(
-    opcode: u8,
-    opaque: u32,
-    key: &[u8],
-    outcome: &Outcome<&[u8]>,
-    out: &mut Vec<u8>,
-) {
+pub(crate) fn encode_outcome(ctx: Ctx, key: &[u8], outcome: &Outcome<&[u8]>, out: &mut Vec<u8>) {
+    let Ctx {
+        opcode,
+        opaque,
+        refused,
+    } = ctx;
+    if let Some(code) = refused {
+        respond_error(out, opcode, opaque, code);
+        return;
+    }
     let quiet = memcache::is_quiet(opcode);
     let echo = if memcache::returns_key(opcode) {
         key
@@ -360,27 +488,31 @@ pub(crate) fn encode_local(
 
 /// Appends the response to a request every worker has applied.
 pub(crate) fn encode_applied(
-    opcode: u8,
-    opaque: u32,
+    ctx: Ctx,
     what: Broadcast,
-    info: &ServerInfo,
+    enc: &Encoder,
     parts: &[(u32, WorkerStats)],
     out: &mut Vec<u8>,
 ) {
+    let Ctx { opcode, opaque, .. } = ctx;
     match what {
-        Broadcast::Stats { per_worker: false } => {
-            stats::for_each(info, &stats::total(parts), |name, value| {
+        Broadcast::Stats(StatsGroup::General) => {
+            stats::for_each(&enc.info(), &stats::total(parts), |name, value| {
                 stat_frame(out, opcode, opaque, name, value)
             });
             stat_end(out, opcode, opaque);
         }
-        Broadcast::Stats { per_worker: true } => {
+        Broadcast::Stats(StatsGroup::Items | StatsGroup::Slabs) => stat_end(out, opcode, opaque),
+        Broadcast::Stats(StatsGroup::Workers) => {
             stats::for_each_worker(parts, |name, value| {
                 stat_frame(out, opcode, opaque, name, &value)
             });
             stat_end(out, opcode, opaque);
         }
         Broadcast::ResetStats => stat_end(out, opcode, opaque),
+        Broadcast::MemLimit { .. } => {
+            respond(out, opcode, status::NO_ERROR, opaque, 0, &[], &[], &[])
+        }
         Broadcast::Flush { .. } if memcache::is_quiet(opcode) => {}
         Broadcast::Flush { .. } => respond(out, opcode, status::NO_ERROR, opaque, 0, &[], &[], &[]),
     }
