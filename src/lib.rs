@@ -28,7 +28,7 @@
 //! - [`command`]: the protocol-neutral vocabulary (commands, outcomes,
 //!   server-wide requests).
 //! - [`limits`]: the key and value limits every codec applies.
-//! - [`protocol`]: pure codecs, one file per wire protocol.
+//! - [`protocol`]: pure codecs, one module per wire protocol.
 //! - [`storage`]: a worker's partition of the key space; pure, clock passed in.
 //! - [`router`]: key to owning worker.
 //! - [`server`]: workers, connections, inboxes; moves bytes and messages.
