@@ -12,6 +12,10 @@ pub enum Protocol {
     Native,
     /// The memcached binary protocol.
     Memcache,
+    /// memcached's text protocol (`get`, `set`).
+    Text,
+    /// memcached's meta protocol (`mg`, `ms`).
+    Meta,
 }
 
 impl Protocol {
@@ -20,6 +24,8 @@ impl Protocol {
         match self {
             Protocol::Native => "native",
             Protocol::Memcache => "memcache",
+            Protocol::Text => "text",
+            Protocol::Meta => "meta",
         }
     }
 }
@@ -30,8 +36,8 @@ pub enum Distribution {
     Zipf,
 }
 
-/// Load generator for cafe-server (native or memcached binary protocol)
-/// and memcached.
+/// Load generator for cafe-server and memcached: cafe's native protocol,
+/// or memcached's binary, text or meta protocol.
 #[derive(Debug, Parser)]
 #[command(name = "cafe-bench", version)]
 pub struct Args {

@@ -14,17 +14,23 @@
 //! Values are a function of their key (length and bytes), so `--verify`
 //! can check every GET hit even while many connections write the same keys.
 //!
+//! It speaks cafe's native protocol or memcached's binary, text or meta
+//! protocol. No request carries an opaque: replies are matched to requests
+//! by their order on a connection, which every protocol keeps (and the
+//! text protocol has no opaque to match by).
+//!
 //! Modules: `args` (flags), `workload` (keys and values), `codec` (the
-//! protocols' bytes), `conn` (a socket and its buffers), `load` (one load
-//! thread's loop), `preload`, `report` (tally and output). This file checks
-//! the flags together, connects, starts the threads and merges their
-//! results.
+//! protocols' bytes), `decimal` (numbers as ASCII), `conn` (a socket and
+//! its buffers), `load` (one load thread's loop), `preload`, `report`
+//! (tally and output). This file checks the flags together, connects,
+//! starts the threads and merges their results.
 //!
 //! Must not: hold protocol, socket or measuring logic of its own.
 
 mod args;
 mod codec;
 mod conn;
+mod decimal;
 mod load;
 mod preload;
 mod report;
@@ -78,18 +84,18 @@ fn run(args: &Args) -> Result<(), String> {
     {
         return Err("--zipf-alpha must be a positive number".into());
     }
-    // Both protocols give a key 16 bits of length; a reply must fit what the
-    // loader accepts. Checked here: an unencodable request would desync the
-    // in-flight queue from the wire.
-    if args.key_size > usize::from(u16::MAX) || value_max > MAX_RESPONSE - 1024 {
+    // A reply must fit what the loader accepts. Checked here: an
+    // unencodable request would desync the in-flight queue from the wire.
+    let codec = Codec(args.protocol);
+    if args.key_size > codec.max_key_len() || value_max > MAX_RESPONSE - 1024 {
         return Err(format!(
-            "--key-size is at most {} and values at most {} bytes",
-            u16::MAX,
+            "--key-size is at most {} with --protocol {}, and values at most {} bytes",
+            codec.max_key_len(),
+            args.protocol.name(),
             MAX_RESPONSE - 1024
         ));
     }
     let workload = Workload::new(args, value_min, value_max);
-    let codec = Codec(args.protocol);
     if args.preload {
         preload(addr, codec, &workload).map_err(|e| format!("preload: {e}"))?;
     }

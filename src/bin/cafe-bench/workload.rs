@@ -8,6 +8,7 @@
 use cafe::workload::{Rng, Zipf};
 
 use crate::args::{Args, Distribution};
+use crate::decimal;
 
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -48,18 +49,8 @@ impl Workload {
     /// `key:` then `id` in decimal, zero-padded to `key_size`. Written by
     /// hand: this runs once per request, and `format!` allocates.
     pub fn key(&self, id: u32, out: &mut Vec<u8>) {
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        let mut n = id;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let digits = &digits[at..];
+        let digits = decimal::digits(u64::from(id));
+        let digits = digits.as_bytes();
         let width = self.key_size.max(digits.len() + 4);
         out.clear();
         out.extend_from_slice(b"key:");
@@ -84,5 +75,26 @@ impl Workload {
             None => rng.below(self.keys as usize) as u32,
         };
         (rng.unit() < self.get_ratio, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn keys_are_zero_padded_to_the_key_size_or_longer() {
+        let args = Args::parse_from(["cafe-bench", "--key-size", "16"]);
+        let workload = Workload::new(&args, 64, 64);
+        let mut key = Vec::new();
+        workload.key(7, &mut key);
+        assert_eq!(key, b"key:000000000007");
+        workload.key(u32::MAX, &mut key);
+        assert_eq!(key, b"key:004294967295");
+        let short = Workload::new(&Args::parse_from(["cafe-bench", "--key-size", "1"]), 1, 1);
+        short.key(42, &mut key);
+        assert_eq!(key, b"key:42");
     }
 }
