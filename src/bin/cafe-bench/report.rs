@@ -72,6 +72,15 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
     let protocol = args.protocol.name();
     let lag = &t.send_lag_ns;
     let lag_q = |p: f64| us(lag.value_at_quantile(p));
+    let [mean, p50, p90, p99, p999, p9999, max] = [
+        h.mean() / 1000.0,
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        q(0.9999),
+        us(h.max()),
+    ];
     if args.json {
         let send_lag = if plan.interval.is_some() {
             format!(
@@ -85,7 +94,7 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
             "null".into()
         };
         println!(
-            "{{\"protocol\":\"{protocol}\",\"mode\":\"{mode}\",\"connections\":{},\"pipeline\":{},\"rate\":{},\"duration_s\":{secs},\"requests\":{},\"errors\":{},\"verify_failures\":{},\"hits\":{},\"misses\":{},\"unanswered\":{},\"throughput\":{throughput:.1},\"latency_us\":{{\"mean\":{:.2},\"p50\":{:.2},\"p90\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"p9999\":{:.2},\"max\":{:.2}}},\"send_lag_us\":{send_lag}}}",
+            "{{\"protocol\":\"{protocol}\",\"mode\":\"{mode}\",\"connections\":{},\"pipeline\":{},\"rate\":{},\"duration_s\":{secs},\"requests\":{},\"errors\":{},\"verify_failures\":{},\"hits\":{},\"misses\":{},\"unanswered\":{},\"throughput\":{throughput:.1},\"latency_us\":{{\"mean\":{mean:.2},\"p50\":{p50:.2},\"p90\":{p90:.2},\"p99\":{p99:.2},\"p999\":{p999:.2},\"p9999\":{p9999:.2},\"max\":{max:.2}}},\"send_lag_us\":{send_lag}}}",
             args.connections,
             args.pipeline,
             args.rate
@@ -97,13 +106,6 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
             t.hits,
             t.misses,
             t.unanswered,
-            h.mean() / 1000.0,
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(0.999),
-            q(0.9999),
-            us(h.max()),
         );
         return;
     }
@@ -129,14 +131,7 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
     println!("| latency (µs) | mean | p50 | p90 | p99 | p99.9 | p99.99 | max |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        h.mean() / 1000.0,
-        q(0.5),
-        q(0.9),
-        q(0.99),
-        q(0.999),
-        q(0.9999),
-        us(h.max())
+        "| | {mean:.1} | {p50:.1} | {p90:.1} | {p99:.1} | {p999:.1} | {p9999:.1} | {max:.1} |"
     );
     if plan.interval.is_some() {
         println!();
