@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # cafe-server against memcached, side by side, measured with cafe-bench:
-# `memcached -t 1` (binary protocol) and `cafe-server --threads 1`, both
-# pinned to the same core, the load pinned to another, runs interleaved
-# (memcached, cafe over the memcached binary protocol, cafe over its native
-# protocol, then the next step). Prints markdown tables: the maximum
-# closed-loop throughput at pipeline 8 and at pipeline 1, the server CPU
-# time per request at a fixed open-loop rate (utime + stime from
-# /proc/PID/stat over the run / requests), and an open-loop sweep at 10%,
-# 20%, ... 100% of the highest pipeline-8 maximum, with throughput, p50,
-# p99 and p99.9 side by side and as ratios cafe / memcached.
+# `memcached -t 1` and `cafe-server --threads 1`, both pinned to the same
+# core, the load pinned to another, runs interleaved (by default memcached
+# over its binary protocol, cafe over the memcached binary protocol, cafe
+# over its native protocol, then the next step; with --text memcached over
+# its text protocol, cafe over the text protocol, cafe over the meta
+# protocol). Prints markdown tables: the maximum closed-loop throughput at
+# pipeline 8 and at pipeline 1, the server CPU time per request at a fixed
+# open-loop rate (utime + stime from /proc/PID/stat over the run /
+# requests), and an open-loop sweep at 10%, 20%, ... 100% of the highest
+# pipeline-8 maximum, with throughput, p50, p99 and p99.9 side by side and
+# as ratios cafe / memcached.
 #
 # The load, as scripts/bench-latency.sh: 16 connections, 100,000 16-byte
 # keys preloaded, 64-byte values, 90% GET, uniform keys. Ports are free ones.
 #
 # usage: scripts/bench-compare.sh [options]
+#   --text               memcached's text protocols instead of the binary
+#                        ones: memcached-text (memcached on its default
+#                        -B auto, `get`/`set`), cafe-text (the same
+#                        commands to cafe) and cafe-meta (`mg`/`ms` to
+#                        cafe; cafe-server must speak them); without it
+#                        memcached (`-B binary`), cafe-memcache and
+#                        cafe-native
 #   --out PNG            chart of all three curves (default
 #                        bench-compare.png; skipped without matplotlib);
 #                        the results, one JSON object per run, beside it
@@ -38,12 +47,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="scripts/bench-compare.sh${*:+ $*}"
-out=bench-compare.png connections=16 max_rate="" cpu_rate=40000
+out=bench-compare.png connections=16 max_rate="" cpu_rate=40000 text=0
 duration=5 step_duration=4 warmup=1 steps=10 sweep_to=100 server_core=0 load_core=1
 bench_extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=${2:?--out needs a path}; shift 2 ;;
+    --text) text=1; shift ;;
     --connections) connections=${2:?}; shift 2 ;;
     --max-rate) max_rate=${2:?}; shift 2 ;;
     --cpu-rate) cpu_rate=${2:?}; shift 2 ;;
@@ -61,7 +71,7 @@ while [ $# -gt 0 ]; do
 done
 case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
 
-# need, need_build, binaries, pin_load, free_port, wait_port, cpu_ticks, start_work, bench_run
+# need, need_build, binaries, pin_load, memcached_for, free_port, wait_port, cpu_ticks, start_work, bench_run
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # the scripts run from the repository root
 need_build
@@ -79,8 +89,6 @@ server_pin=() cafe_where=(--no-pin)
 if [ ${#load_pin[@]} -gt 0 ]; then  # the servers are pinned when the load is
   server_pin=(taskset -c "$server_core") cafe_where=(--cores "$server_core")
 fi
-memcached_user=()
-[ "$(id -u)" = 0 ] && memcached_user=(-u root)  # memcached refuses root without -u
 
 binaries
 # shellcheck disable=SC2206  # --bench is a list of flags, split on spaces
@@ -90,9 +98,17 @@ load_args=(--connections "$connections" --keys 100000 --key-size 16
 
 start_work "${out%.png}.jsonl"
 
-# The three targets: label, server pid, port, protocol.
+# The three targets: label, server pid, port, protocol; the first is
+# memcached, every ratio's denominator.
 declare -A pid_of port_of protocol_of
-targets=(memcached cafe-memcache cafe-native)
+if [ "$text" = 1 ]; then
+  targets=(memcached-text cafe-text cafe-meta)
+  protocol_of=([memcached-text]=text [cafe-text]=text [cafe-meta]=meta)
+else
+  targets=(memcached cafe-memcache cafe-native)
+  protocol_of=([memcached]=memcache [cafe-memcache]=memcache [cafe-native]=native)
+fi
+memcached_label=${targets[0]}
 
 # bench TARGET PHASE OFFERED ARGS...: one recorded cafe-bench run against
 # TARGET (see bench_run in bench-lib.sh)
@@ -111,20 +127,21 @@ start() {
   wait_port "$last_pid" "$port" "$work/$name.log"
   echo "$name (pid $last_pid, port $port): $*" >&2
 }
+memcached_for "${protocol_of[$memcached_label]}"
+memcached_flags=(-t 1 -m 64 -U 0 "${memcached_extra[@]}")
 port=$(free_port)
-start memcached "$port" memcached -t 1 -m 64 -U 0 -l 127.0.0.1 -p "$port" -B binary "${memcached_user[@]}"
-pid_of[memcached]=$last_pid port_of[memcached]=$port protocol_of[memcached]=memcache
+start "$memcached_label" "$port" memcached "${memcached_flags[@]}" -l 127.0.0.1 -p "$port" "${memcached_user[@]}"
+pid_of[$memcached_label]=$last_pid port_of[$memcached_label]=$port
 port=$(free_port)
 start cafe "$port" "$server_bin" --threads 1 "${cafe_where[@]}" --memory 64m --listen "127.0.0.1:$port"
-for t in cafe-memcache cafe-native; do
+for t in "${targets[@]:1}"; do
   pid_of[$t]=$last_pid port_of[$t]=$port
   ln -s cafe.log "$work/$t.log"  # one server, two protocols
 done
-protocol_of[cafe-memcache]=memcache protocol_of[cafe-native]=native
 
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 began=$(date +%s)
-for t in memcached cafe-memcache; do  # cafe's two protocols share one key space
+for t in "${targets[@]:0:2}"; do  # cafe's two protocols share one key space
   echo "$t: preloading 100000 keys" >&2
   bench "$t" preload "" --preload --duration 0.001 --warmup 0
 done
@@ -153,6 +170,8 @@ for i in $(seq 1 "$steps"); do
   done
 done
 elapsed=$(( $(date +%s) - began ))
+interleaved=$(printf '%s, ' "${targets[@]}")
+interleaved=${interleaved%, }
 
 echo
 echo "## cafe-server against memcached, one worker thread each"
@@ -161,15 +180,20 @@ echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "- command: \`$command_line\`"
 echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr); load average at the start: $loadavg"
 dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
-echo "- servers: cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 ${cafe_where[*]} --memory 64m\`; $(memcached -V) \`-t 1 -m 64 -U 0 -B binary\`; both ${server_pin[*]:-unpinned}"
-echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up a run; runs interleaved memcached, cafe-memcache, cafe-native; $elapsed s in all"
-echo "- cafe-memcache: cafe over the memcached binary protocol; cafe-native: over its own protocol. Ratios are cafe / memcached: above 1 is better for throughput, below 1 for latency. Latency in µs, in open loop from each request's intended send time"
+echo "- servers: cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 ${cafe_where[*]} --memory 64m\`; $(memcached -V) \`${memcached_flags[*]}\`; both ${server_pin[*]:-unpinned}"
+echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up a run; runs interleaved $interleaved; $elapsed s in all"
+if [ "$text" = 1 ]; then
+  echo "- memcached-text: memcached over its text protocol (\`get\`, \`set\`); cafe-text: cafe over the same; cafe-meta: cafe over memcached's meta protocol (\`mg <key> v f\`, \`ms <key> <len> T0\`)."
+else
+  echo "- cafe-memcache: cafe over the memcached binary protocol; cafe-native: over its own protocol."
+fi
+echo "- Ratios are cafe / memcached: above 1 is better for throughput, below 1 for latency. Latency in µs, in open loop from each request's intended send time"
 echo
-python3 - "$results" "$max_rate" "$cpu_rate" <<'EOF'
+python3 - "$results" "$max_rate" "$cpu_rate" "${targets[@]}" <<'EOF'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 top, cpu_rate = float(sys.argv[2]), float(sys.argv[3])
-T = ["memcached", "cafe-memcache", "cafe-native"]
+T = sys.argv[4:]  # memcached first: the ratios' denominator
 
 def one(label, phase, offered=None):
     for r in runs:
@@ -187,9 +211,9 @@ def ratio(a, b):
     return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
 
 def row(name, values, ratios=True):
-    m, c, n = values
-    r = f"{ratio(c, m)} | {ratio(n, m)}" if ratios else "| "
-    print(f"| {name} | {num(m)} | {num(c)} | {num(n)} | {r} |")
+    base = values[0]
+    cells = [num(v) for v in values] + [ratio(v, base) if ratios else "" for v in values[1:]]
+    print(f"| {name} | {' | '.join(cells)} |")
 
 def get(phase, f, offered=None):
     out = []
@@ -198,8 +222,8 @@ def get(phase, f, offered=None):
         out.append(None if r is None else f(r))
     return out
 
-head = " memcached | cafe-memcache | cafe-native | cafe-memcache / memcached | cafe-native / memcached |"
-sep = "|---|---:|---:|---:|---:|---:|"
+head = " " + " | ".join(T + [f"{t} / {T[0]}" for t in T[1:]]) + " |"
+sep = "|---|" + "---:|" * (2 * len(T) - 1)
 lat = lambda p: (lambda r: r["latency_us"][p])
 busy = lambda k: (lambda r: 100 * r[k] / r["wall_s"] if r["wall_s"] else None)
 # the server's share of a core over the run (warm-up included) per request

@@ -9,13 +9,15 @@
 # the script adds `--listen` on a free port); cafe-bench runs its own pinned
 # event loop on --load-cores (default 1). The load: 16 connections, 100,000
 # 16-byte keys preloaded, 64-byte values, 90% GET, uniform keys, memcached
-# binary protocol.
+# binary protocol unless --protocol says otherwise.
 #
 # usage: scripts/bench-latency.sh [options] [-- cafe-server flags]
 #   --out PNG            the chart (default bench-latency.png); the results,
 #                        one JSON object per run, go beside it as .jsonl
 #                        (replot: scripts/plot_latency.py FILE.jsonl --out X)
-#   --protocol P         memcache (default) or native
+#   --protocol P         cafe-bench's protocol: memcache (memcached binary,
+#                        default), native, text or meta (memcached's text
+#                        and meta protocols)
 #   --connections C      connections in all (default 16)
 #   --pipeline D         depth of the closed-loop run that finds the maximum
 #                        (default 8)
@@ -59,7 +61,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$protocol" in memcache|native) ;; *) echo "--protocol is memcache or native" >&2; exit 2 ;; esac
+case "$protocol" in memcache|native|text|meta) ;; *) echo "--protocol is memcache, native, text or meta" >&2; exit 2 ;; esac
 case "$steps" in ''|*[!0-9]*|0) echo "--steps takes a positive whole number" >&2; exit 2 ;; esac
 for a in "${server_args[@]}"; do
   case "$a" in --listen|--listen=*) echo "the script picks the address; drop --listen" >&2; exit 2 ;; esac

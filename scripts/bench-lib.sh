@@ -1,7 +1,8 @@
 # Shell helpers shared by scripts/bench-latency.sh, bench-compare.sh,
 # bench-routing.sh and syscalls-compare.sh:
-# prerequisites, ports, readiness, CPU accounting from /proc, clean-up and
-# one recorded cafe-bench run. Sourced, not run.
+# prerequisites, ports, readiness, memcached's flags per protocol, CPU
+# accounting from /proc, clean-up and one recorded cafe-bench run.
+# Sourced, not run.
 
 # `times` and awk must agree on the decimal point whatever the locale.
 export LC_ALL=C
@@ -38,6 +39,21 @@ pin_load() {
     echo "note: no taskset or fewer than 2 cores; cafe-bench runs unpinned, beside the server" >&2
     load_where=(--threads "$2" --no-pin)
   fi
+}
+
+# memcached_for PROTOCOL: $memcached_extra, the flags memcached needs to
+# be measured over cafe-bench's --protocol PROTOCOL: `-B binary` for
+# memcache (binary only, as every binary comparison has run it), none for
+# text and meta (its default, -B auto, speaks both); and $memcached_user,
+# `-u root` as root, which memcached otherwise refuses
+memcached_for() {
+  case "$1" in
+    memcache) memcached_extra=(-B binary) ;;
+    text|meta) memcached_extra=() ;;
+    *) echo "memcached does not speak cafe-bench's --protocol $1" >&2; exit 2 ;;
+  esac
+  memcached_user=()
+  [ "$(id -u)" != 0 ] || memcached_user=(-u root)
 }
 
 free_port() {

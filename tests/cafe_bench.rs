@@ -1,8 +1,13 @@
-//! The load generator against a real server: both protocols, closed and
-//! open loop, with every GET hit verified. Short runs; the numbers are not
-//! checked (benchmarks live in scripts/), only that the load is correct.
+//! The load generator against a real server (the binary protocols) and a
+//! stand-in memcached (the text and meta protocols), closed and open loop,
+//! with every GET hit verified. Short runs; the numbers are not checked
+//! (benchmarks live in scripts/), only that the load is correct.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 mod common;
 use common::start;
@@ -19,39 +24,139 @@ fn field(json: &str, name: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{name} is not a number in {json}"))
 }
 
+/// cafe-bench's JSON for a run with `args`, which must succeed.
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cafe-bench"))
+        .args(args)
+        .args(["--no-pin", "--json"])
+        .output()
+        .expect("cafe-bench runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs cafe-bench against `addr` in closed and open loop, two threads,
+/// values of many sizes, preloaded and verified, and checks the run was
+/// clean: no errors, no verify failures, every GET a hit.
+fn runs_clean(addr: &str, protocol: &str) {
+    for mode in [["--pipeline", "4"], ["--rate", "2000"]] {
+        let stdout = bench(
+            &[
+                &["--server", addr, "--protocol", protocol][..],
+                &["--connections", "4", "--threads", "2", "--keys", "500"],
+                &["--value-size", "10-300", "--duration", "0.5"],
+                &["--warmup", "0.1", "--preload", "--verify"],
+                &mode,
+            ]
+            .concat(),
+        );
+        assert!(field(&stdout, "requests") > 0.0, "{stdout}");
+        assert_eq!(field(&stdout, "errors"), 0.0, "{stdout}");
+        assert_eq!(field(&stdout, "verify_failures"), 0.0, "{stdout}");
+        // Everything was preloaded: every GET hits.
+        assert_eq!(field(&stdout, "misses"), 0.0, "{stdout}");
+        assert!(field(&stdout, "hits") > 0.0, "{stdout}");
+    }
+}
+
 #[test]
-fn cafe_bench_runs_both_protocols_and_both_loops_without_errors() {
+fn cafe_bench_runs_both_binary_protocols_and_both_loops_without_errors() {
     let server = start(2);
     let addr = server.local_addr().to_string();
     for protocol in ["memcache", "native"] {
-        for mode in [&["--pipeline", "4"][..], &["--rate", "2000"]] {
-            let out = Command::new(env!("CARGO_BIN_EXE_cafe-bench"))
-                .args(["--server", &addr, "--protocol", protocol, "--no-pin"])
-                .args(["--connections", "4", "--threads", "2", "--keys", "500"])
-                .args([
-                    "--value-size",
-                    "10-300",
-                    "--duration",
-                    "0.5",
-                    "--warmup",
-                    "0.1",
-                ])
-                .args(["--preload", "--verify", "--json"])
-                .args(mode)
-                .output()
-                .expect("cafe-bench runs");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{protocol} {mode:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(field(&stdout, "requests") > 0.0, "{stdout}");
-            assert_eq!(field(&stdout, "errors"), 0.0, "{stdout}");
-            assert_eq!(field(&stdout, "verify_failures"), 0.0, "{stdout}");
-            // Everything was preloaded: every GET hits.
-            assert_eq!(field(&stdout, "misses"), 0.0, "{stdout}");
-            assert!(field(&stdout, "hits") > 0.0, "{stdout}");
+        runs_clean(&addr, protocol);
+    }
+}
+
+#[test]
+fn cafe_bench_runs_the_text_and_meta_protocols_and_both_loops_without_errors() {
+    let addr = fake_memcached().to_string();
+    for protocol in ["text", "meta"] {
+        runs_clean(&addr, protocol);
+    }
+}
+
+/// A stand-in for memcached's text and meta protocols, as far as
+/// cafe-bench speaks them (`get`, `set`, `mg <key> v f`, `ms <key> <len>
+/// T0`), one thread per connection over one shared map. Each reply leaves
+/// in two writes, cut in its middle, so the loader's parser also meets
+/// replies that arrive in pieces.
+fn fake_memcached() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let items: Arc<Mutex<HashMap<Vec<u8>, Vec<u8>>>> = Arc::default();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let items = Arc::clone(&items);
+            std::thread::spawn(move || serve_text(stream, &items));
+        }
+    });
+    addr
+}
+
+/// One connection of [`fake_memcached`], until the client closes it.
+fn serve_text(stream: TcpStream, items: &Mutex<HashMap<Vec<u8>, Vec<u8>>>) {
+    stream.set_nodelay(true).expect("nodelay");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let (mut line, mut reply) = (Vec::new(), Vec::new());
+    loop {
+        line.clear();
+        reply.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let words: Vec<&[u8]> = line.trim_ascii_end().split(|&b| b == b' ').collect();
+        let lookup = |key: &[u8]| items.lock().expect("lock").get(key).cloned();
+        match words[..] {
+            [b"get", key] => {
+                if let Some(value) = lookup(key) {
+                    reply.extend_from_slice(b"VALUE ");
+                    reply.extend_from_slice(key);
+                    write!(reply, " 0 {}\r\n", value.len()).expect("vec");
+                    reply.extend_from_slice(&value);
+                    reply.extend_from_slice(b"\r\n");
+                }
+                reply.extend_from_slice(b"END\r\n");
+            }
+            [b"mg", key, b"v", b"f"] => match lookup(key) {
+                Some(value) => {
+                    write!(reply, "VA {} f0\r\n", value.len()).expect("vec");
+                    reply.extend_from_slice(&value);
+                    reply.extend_from_slice(b"\r\n");
+                }
+                None => reply.extend_from_slice(b"EN\r\n"),
+            },
+            [b"set", key, b"0", b"0", len] | [b"ms", key, len, b"T0"] => {
+                let len: usize = std::str::from_utf8(len)
+                    .ok()
+                    .and_then(|l| l.parse().ok())
+                    .expect("a length");
+                let mut data = vec![0; len + 2];
+                if reader.read_exact(&mut data).is_err() {
+                    return;
+                }
+                assert_eq!(&data[len..], b"\r\n", "the data block's end");
+                data.truncate(len);
+                items.lock().expect("lock").insert(key.to_vec(), data);
+                let stored: &[u8] = if words[0] == b"set" {
+                    b"STORED\r\n"
+                } else {
+                    b"HD\r\n"
+                };
+                reply.extend_from_slice(stored);
+            }
+            _ => panic!("unexpected command {:?}", line.escape_ascii().to_string()),
+        }
+        let (first, second) = reply.split_at(reply.len() / 2);
+        if writer.write_all(first).is_err() || writer.write_all(second).is_err() {
+            return;
         }
     }
 }
@@ -65,18 +170,18 @@ fn an_open_loop_run_against_a_silent_server_reports_every_request_unanswered() {
     // The kernel completes the handshakes on its own; nothing reads.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = silent.local_addr().expect("local addr").to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_cafe-bench"))
-        .args(["--server", &addr, "--no-pin", "--connections", "2"])
-        .args(["--rate", "1000", "--duration", "0.6", "--warmup", "0"])
-        .arg("--json")
-        .output()
-        .expect("cafe-bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = bench(&[
+        "--server",
+        &addr,
+        "--connections",
+        "2",
+        "--rate",
+        "1000",
+        "--duration",
+        "0.6",
+        "--warmup",
+        "0",
+    ]);
     assert_eq!(field(&stdout, "requests"), 0.0, "{stdout}");
     let unanswered = field(&stdout, "unanswered");
     // 1000 req/s for 0.6 s, give or take the first and last interval.
