@@ -3,6 +3,7 @@
 
 pub mod memcache;
 pub mod native;
+pub mod text;
 
 /// The answer of an incremental decoder. `E` is why a well-framed request
 /// is refused (`Infallible` where nothing is refused, as for responses).

@@ -1,0 +1,320 @@
+//! Finding a command line in the input and splitting it into tokens, as
+//! memcached's `try_read_command_ascii` and `tokenize_command` do, and
+//! reading numbers as its `safe_strto*` helpers do.
+//!
+//! - A line ends at the first `\n`; one `\r` before it is dropped. Like
+//!   memcached, which hands the line to C string functions, the line ends at
+//!   its first NUL byte too.
+//! - Tokens are separated by spaces only (a tab is part of a token); runs of
+//!   spaces and leading or trailing spaces make no empty tokens.
+//! - Numbers are C's `strtoul`/`strtol` with memcached's checks: leading C
+//!   whitespace and a sign are allowed, at least one digit is needed, and
+//!   the number must end the token or be followed by C whitespace (which may
+//!   be followed by anything). Out-of-range values are refused, except that
+//!   32-bit results are truncated from 64 bits as memcached truncates them:
+//!   flags of 4294967297 are 1, an expiry of 4294967296 is 0.
+//!
+//! Must not: know any command name or reply; allocate.
+
+use super::error::Fatal;
+
+/// Longest line memcached waits for without its `\n`: 2048 bytes.
+pub const MAX_LINE: usize = 2048;
+
+/// Longest `get`, `gets`, `gat` or `gats` line accepted. memcached grows
+/// its buffer without bound for multi-key gets; 64 KiB holds over 250 keys
+/// of the maximum length, or thousands of typical ones, and bounds what one
+/// connection can make the server buffer.
+pub const MAX_GET_LINE: usize = 64 * 1024;
+
+/// memcached looks past at most this many leading spaces for `get `.
+const MAX_LEADING_SPACES: usize = 100;
+
+/// Where the first command line in `buf` ends: the index of its `\n`.
+pub fn line_end(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// Whether `buf` holds a whole command line. A storage command reported
+/// `Incomplete` while this is true is waiting for its data block.
+pub fn line_complete(buf: &[u8]) -> bool {
+    line_end(buf).is_some()
+}
+
+/// A complete command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Line<'a> {
+    /// The command: no `\r\n`, cut at the first NUL.
+    pub content: &'a [u8],
+    /// Bytes the line occupies in the input, `\n` included.
+    pub len: usize,
+}
+
+/// The first line of `buf`, `None` while its `\n` has not arrived, or
+/// `Fatal` once it is longer than memcached would wait for.
+///
+/// The bound applies whether or not the `\n` has arrived, so that the
+/// answer does not depend on how the input was split into reads (memcached
+/// only checks while the `\n` is missing).
+pub(crate) fn find_line(buf: &[u8]) -> Result<Option<Line<'_>>, Fatal> {
+    let end = line_end(buf);
+    let scanned = end.unwrap_or(buf.len());
+    if scanned > MAX_LINE {
+        let limit = if is_get_line(buf) {
+            MAX_GET_LINE
+        } else {
+            MAX_LINE
+        };
+        if scanned > limit {
+            return Err(Fatal::LineTooLong { limit });
+        }
+    }
+    Ok(end.map(|end| {
+        let mut content = &buf[..end];
+        if let [rest @ .., b'\r'] = content {
+            content = rest;
+        }
+        if let Some(nul) = content.iter().position(|&b| b == 0) {
+            content = &content[..nul];
+        }
+        Line {
+            content,
+            len: end + 1,
+        }
+    }))
+}
+
+/// Whether a long line is a multi-key read, which may exceed [`MAX_LINE`].
+fn is_get_line(buf: &[u8]) -> bool {
+    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let rest = &buf[spaces..];
+    spaces <= MAX_LEADING_SPACES
+        && [&b"get "[..], b"gets ", b"gat ", b"gats "]
+            .iter()
+            .any(|p| rest.starts_with(p))
+}
+
+/// The space-separated tokens of a line. `Copy`, so a caller can walk the
+/// same tokens twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tokens<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Tokens<'a> {
+    /// The tokens of `line`.
+    pub fn new(line: &'a [u8]) -> Self {
+        Tokens { rest: line }
+    }
+
+    /// What is left: the remaining tokens as one slice, leading and
+    /// trailing spaces removed.
+    pub fn remainder(&self) -> &'a [u8] {
+        trim_spaces(self.rest)
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.rest.iter().position(|&b| b != b' ')?;
+        let rest = &self.rest[start..];
+        let len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(len);
+        self.rest = tail;
+        Some(token)
+    }
+}
+
+/// `s` without leading and trailing spaces.
+pub(crate) fn trim_spaces(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ').unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != b' ').map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
+/// C's `isspace` in the C locale.
+fn c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// A number as C's `strto*` reads it, before any range decision.
+struct CNumber {
+    negative: bool,
+    /// The digits' value; `None` if it does not fit 64 bits.
+    magnitude: Option<u64>,
+}
+
+/// Reads a decimal number the way `strtoull`/`strtoll` do, with
+/// memcached's check of what follows it. `None`: no digits, or something
+/// other than C whitespace right after them.
+fn c_number(token: &[u8]) -> Option<CNumber> {
+    let mut i = token.iter().take_while(|&&b| c_space(b)).count();
+    let negative = match token.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = token[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let end = i + digits;
+    if token.get(end).is_some_and(|&b| !c_space(b)) {
+        return None;
+    }
+    let magnitude = token[i..end].iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    });
+    Some(CNumber {
+        negative,
+        magnitude,
+    })
+}
+
+/// memcached's `safe_strtoull`: `strtoull` (so `-5` wraps), refused when
+/// out of range, or when the result is over `i64::MAX` and the token holds
+/// a `-` (so `-5` is refused after all, but `-0` is 0).
+pub(crate) fn parse_u64(token: &[u8]) -> Option<u64> {
+    let n = c_number(token)?;
+    let magnitude = n.magnitude?;
+    let value = if n.negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    };
+    if i64::try_from(value).is_err() && token.contains(&b'-') {
+        return None;
+    }
+    Some(value)
+}
+
+/// memcached's `safe_strtoul` on a 64-bit machine: [`parse_u64`], then
+/// truncated to 32 bits.
+pub(crate) fn parse_u32(token: &[u8]) -> Option<u32> {
+    parse_u64(token).map(|v| v as u32)
+}
+
+/// memcached's `safe_strtol` on a 64-bit machine: `strtol` into 64 bits
+/// (refused when out of range), then truncated to 32 bits.
+pub(crate) fn parse_i32(token: &[u8]) -> Option<i32> {
+    let n = c_number(token)?;
+    let magnitude = n.magnitude?;
+    let value = if n.negative {
+        0i64.checked_sub_unsigned(magnitude)?
+    } else {
+        i64::try_from(magnitude).ok()?
+    };
+    Some(value as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_end_at_newline_with_optional_cr() {
+        let line = |b: &[u8]| find_line(b).map(|l| l.map(|l| (l.content.to_vec(), l.len)));
+        assert_eq!(line(b"get a\r\nxx"), Ok(Some((b"get a".to_vec(), 7))));
+        assert_eq!(line(b"get a\nxx"), Ok(Some((b"get a".to_vec(), 6))));
+        assert_eq!(line(b"get a\r\r\n"), Ok(Some((b"get a\r".to_vec(), 8))));
+        assert_eq!(line(b"get a\r"), Ok(None));
+        assert_eq!(line(b""), Ok(None));
+        assert_eq!(line(b"\n"), Ok(Some((Vec::new(), 1))));
+        assert_eq!(line(b"get a\0b\r\n"), Ok(Some((b"get a".to_vec(), 9))));
+    }
+
+    #[test]
+    fn long_lines_are_fatal_unless_they_read_keys() {
+        let mut junk = vec![b'x'; MAX_LINE];
+        assert_eq!(find_line(&junk), Ok(None));
+        junk.push(b'x');
+        assert_eq!(
+            find_line(&junk),
+            Err(Fatal::LineTooLong { limit: MAX_LINE })
+        );
+        junk.push(b'\n');
+        assert_eq!(
+            find_line(&junk),
+            Err(Fatal::LineTooLong { limit: MAX_LINE })
+        );
+
+        for prefix in [&b"get "[..], b"gets ", b"gat ", b"gats ", b"   get "] {
+            let mut get = prefix.to_vec();
+            get.resize(MAX_GET_LINE, b'k');
+            assert_eq!(find_line(&get), Ok(None));
+            get.push(b'\n');
+            assert!(matches!(find_line(&get), Ok(Some(_))));
+            get.pop();
+            get.push(b'k');
+            assert_eq!(
+                find_line(&get),
+                Err(Fatal::LineTooLong {
+                    limit: MAX_GET_LINE
+                })
+            );
+        }
+
+        let mut spaced = vec![b' '; MAX_LEADING_SPACES + 1];
+        spaced.extend_from_slice(b"get ");
+        spaced.resize(MAX_LINE + 1, b'k');
+        assert!(find_line(&spaced).is_err());
+        let mut not_get = b"getx ".to_vec();
+        not_get.resize(MAX_LINE + 1, b'k');
+        assert!(find_line(&not_get).is_err());
+    }
+
+    #[test]
+    fn tokens_split_on_spaces_only() {
+        let all: Vec<&[u8]> = Tokens::new(b"  get  a\tb  c ").collect();
+        assert_eq!(all, [&b"get"[..], b"a\tb", b"c"]);
+        let mut t = Tokens::new(b"a  b c  ");
+        t.next();
+        assert_eq!(t.remainder(), b"b c");
+        assert_eq!(Tokens::new(b"   ").next(), None);
+        assert_eq!(trim_spaces(b"  x y  "), b"x y");
+        assert_eq!(trim_spaces(b"   "), b"");
+    }
+
+    #[test]
+    fn numbers_read_as_memcached_reads_them() {
+        // Verified against memcached 1.6.18 through `set`'s flags field.
+        assert_eq!(parse_u32(b"4294967297"), Some(1));
+        assert_eq!(parse_u32(b"18446744073709551615"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"18446744073709551616"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_u32(b"-0"), Some(0));
+        assert_eq!(parse_u32(b"+7"), Some(7));
+        assert_eq!(parse_u32(b"5\t"), Some(5));
+        assert_eq!(parse_u32(b"\t5"), Some(5));
+        assert_eq!(parse_u32(b"5\tzz"), Some(5));
+        assert_eq!(parse_u32(b"5z"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"+"), None);
+        assert_eq!(parse_u32(b"\t"), None);
+
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"-5"), None);
+        // strtoull negates; the result fits i64, so the `-` goes unnoticed.
+        assert_eq!(parse_u64(b"-18446744073709551615"), Some(1));
+        assert_eq!(parse_u64(b"9223372036854775808"), Some(1 << 63));
+
+        // Expiry and length: 64-bit strtol, then truncated.
+        assert_eq!(parse_i32(b"4294967296"), Some(0));
+        assert_eq!(parse_i32(b"2147483648"), Some(i32::MIN));
+        assert_eq!(parse_i32(b"4294967297"), Some(1));
+        assert_eq!(parse_i32(b"-1"), Some(-1));
+        assert_eq!(parse_i32(b"-9223372036854775808"), Some(0));
+        assert_eq!(parse_i32(b"-9223372036854775809"), None);
+        assert_eq!(parse_i32(b"9223372036854775807"), Some(-1));
+        assert_eq!(parse_i32(b"9223372036854775808"), None);
+        assert_eq!(parse_i32(b"abc"), None);
+    }
+}
