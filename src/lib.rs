@@ -26,7 +26,7 @@
 //! # Layout
 //!
 //! - [`command`]: the protocol-neutral vocabulary (commands and outcomes).
-//! - [`protocol`]: pure codecs, one file per wire protocol.
+//! - [`protocol`]: pure codecs, one module per wire protocol.
 //! - [`storage`]: a worker's partition of the key space; pure, clock passed in.
 //! - [`router`]: key to owning worker.
 //! - [`server`]: workers, connections, inboxes; moves bytes and messages.
