@@ -183,6 +183,11 @@ pub fn cases() -> Vec<Case> {
     );
     add(b"set k +7 -0 1\r\nx\r\n", Frame("Set k 7 0 0 false x"), M);
     add(b"set k 5\t 0 1\r\nx\r\n", Frame("Set k 5 0 0 false x"), M);
+    add(
+        b"set k 0 0 1\0junk\r\nx\r\n",
+        Frame("Set k 0 0 0 false x"),
+        M,
+    );
     let at_limit = "v".repeat(LIMITS.max_value_len);
     add(
         &b(format!("set k 0 0 {} \r\n{at_limit}\r\n", at_limit.len())),
@@ -343,6 +348,8 @@ pub fn cases() -> Vec<Case> {
     // Meta commands.
     add(b"mn\r\n", Frame("MetaNoop"), M);
     add(b"mn x y\r\n", Frame("MetaNoop"), M);
+    add(b"mn\n", Frame("MetaNoop"), M);
+    add(b"mg k O\r\n", Frame("mg k [O]"), M);
     add(b"mg k\r\n", Frame("mg k []"), M);
     add(
         b"mg k v t  s c f k O1 q h l u T30 N-1 R5 P L\r\n",

@@ -27,7 +27,7 @@
 //! allocate.
 
 use super::error::TextError;
-use super::line::{Tokens, parse_i32, parse_u32, parse_u64};
+use super::line::{Tokens, parse_i32, parse_length, parse_u32, parse_u64};
 use super::meta::{Key, MetaFlags};
 use super::{Limits, Parse, Refuse};
 
@@ -433,22 +433,20 @@ fn store<'a>(f: &Fields<'a>, limits: &Limits) -> Result<Parse<'a>, Refuse<'a>> {
     if key.len() > limits.max_key_len {
         return Err(bad_format);
     }
-    let (Some(flags), Some(exptime), Some(len)) = (
+    // memcached checks these one by one, but every failure is the same
+    // line, so which fails first does not show.
+    let (Some(flags), Some(exptime), Some(len), Some(cas)) = (
         parse_u32(f.get(2)),
         parse_i32(f.get(3)),
-        parse_i32(f.get(4)),
+        parse_length(f.get(4)),
+        if cmd == StoreCmd::Cas {
+            parse_u64(f.get(5))
+        } else {
+            Some(0)
+        },
     ) else {
         return Err(bad_format);
     };
-    let cas = if cmd == StoreCmd::Cas {
-        parse_u64(f.get(5)).ok_or(bad_format)?
-    } else {
-        0
-    };
-    let len = Some(len)
-        .filter(|&n| (0..=i32::MAX - 2).contains(&n))
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or(bad_format)?;
     if len > limits.max_value_len {
         return Err(Refuse {
             error: TextError::TooLarge {
