@@ -215,6 +215,15 @@ pub(crate) fn parse_i32(token: &[u8]) -> Option<i32> {
     Some(value as i32)
 }
 
+/// A data block's length as memcached reads it: [`parse_i32`], then no
+/// less than 0 and no more than `i32::MAX - 2` (the length plus its `\r\n`
+/// must fit an `int`).
+pub(crate) fn parse_length(token: &[u8]) -> Option<usize> {
+    parse_i32(token)
+        .filter(|&n| n <= i32::MAX - 2)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +325,11 @@ mod tests {
         assert_eq!(parse_i32(b"9223372036854775807"), Some(-1));
         assert_eq!(parse_i32(b"9223372036854775808"), None);
         assert_eq!(parse_i32(b"abc"), None);
+
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"2147483645"), Some(2147483645));
+        assert_eq!(parse_length(b"2147483646"), None);
+        assert_eq!(parse_length(b"-1"), None);
+        assert_eq!(parse_length(b"4294967297"), Some(1));
     }
 }

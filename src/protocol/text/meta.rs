@@ -36,7 +36,7 @@
 
 use super::base64;
 use super::error::TextError;
-use super::line::{Tokens, parse_i32, parse_u32, parse_u64};
+use super::line::{Tokens, parse_i32, parse_length, parse_u32, parse_u64};
 use super::request::Request;
 use super::{Limits, Parse, Refuse};
 
@@ -297,10 +297,7 @@ fn set<'a>(mut args: Tokens<'a>, limits: &Limits) -> Result<Parse<'a>, Refuse<'a
     if Tokens::new(raw).count() > MAX_FLAGS - 1 {
         return Err(Refuse::line(TextError::FlagsTooLong));
     }
-    let len = parse_i32(len)
-        .filter(|&n| (0..=i32::MAX - 2).contains(&n))
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or(bad_format)?;
+    let len = parse_length(len).ok_or(bad_format)?;
     // From here memcached knows the length and swallows the data block
     // with the refusal.
     let body = len as u64 + 2;

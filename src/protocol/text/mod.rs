@@ -139,28 +139,10 @@ pub fn decode_request<'a>(
             skip: total as u64,
         });
     }
-    let value = &buf[line.len..value_end];
-    let frame = match request {
-        Request::Store {
-            cmd,
-            key,
-            flags,
-            exptime,
-            cas,
-            noreply,
-            ..
-        } => Request::Store {
-            cmd,
-            key,
-            flags,
-            exptime,
-            cas,
-            noreply,
-            value,
-        },
-        Request::MetaSet { key, flags, .. } => Request::MetaSet { key, flags, value },
-        other => other,
-    };
+    let mut frame = request;
+    if let Request::Store { value, .. } | Request::MetaSet { value, .. } = &mut frame {
+        *value = &buf[line.len..value_end];
+    }
     Ok(Decoded::Complete {
         frame,
         consumed: total,

@@ -27,7 +27,7 @@
 //! allocate.
 
 use super::error::TextError;
-use super::line::{Tokens, parse_i32, parse_u32, parse_u64};
+use super::line::{Tokens, parse_i32, parse_length, parse_u32, parse_u64};
 use super::meta::{Key, MetaFlags};
 use super::{Limits, Parse, Refuse};
 
@@ -278,6 +278,10 @@ impl<'a> Fields<'a> {
 pub(crate) fn decode<'a>(line: Tokens<'a>, limits: &Limits) -> Result<Parse<'a>, Refuse<'a>> {
     let mut rest = line;
     let cmd = rest.next().unwrap_or_default();
+    // Reads go first: their lines are the long ones, and need no count.
+    if matches!(cmd, b"get" | b"gets" | b"gat" | b"gats" | b"bget") {
+        return get(cmd, rest, limits);
+    }
     let f = Fields::new(line);
     let n = f.count;
     let counts = |ok: bool| {
@@ -288,23 +292,22 @@ pub(crate) fn decode<'a>(line: Tokens<'a>, limits: &Limits) -> Result<Parse<'a>,
         }
     };
     let noreply = f.noreply();
-    let key_ok = |key: &[u8], error| {
+    let bad_format = TextError::BadFormat { noreply };
+    let key_ok = |key: &[u8]| {
         if key.len() > limits.max_key_len {
-            Err(Refuse::line(error))
+            Err(Refuse::line(bad_format))
         } else {
             Ok(())
         }
     };
-    let bad_format = TextError::BadFormat { noreply };
     let request = match cmd {
-        b"get" | b"gets" | b"gat" | b"gats" | b"bget" => return get(cmd, rest, limits),
         b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" => {
             return store(&f, limits);
         }
         b"incr" | b"decr" => {
             counts(n == 3 || n == 4)?;
             let key = f.get(1);
-            key_ok(key, bad_format)?;
+            key_ok(key)?;
             let delta =
                 parse_u64(f.get(2)).ok_or(Refuse::line(TextError::InvalidDelta { noreply }))?;
             Request::Arith {
@@ -325,13 +328,13 @@ pub(crate) fn decode<'a>(line: Tokens<'a>, limits: &Limits) -> Result<Parse<'a>,
                 }
             }
             let key = f.get(1);
-            key_ok(key, bad_format)?;
+            key_ok(key)?;
             Request::Delete { key, noreply }
         }
         b"touch" => {
             counts(n == 3 || n == 4)?;
             let key = f.get(1);
-            key_ok(key, bad_format)?;
+            key_ok(key)?;
             let exptime =
                 parse_i32(f.get(2)).ok_or(Refuse::line(TextError::InvalidExptime { noreply }))?;
             Request::Touch {
@@ -433,22 +436,20 @@ fn store<'a>(f: &Fields<'a>, limits: &Limits) -> Result<Parse<'a>, Refuse<'a>> {
     if key.len() > limits.max_key_len {
         return Err(bad_format);
     }
-    let (Some(flags), Some(exptime), Some(len)) = (
+    // memcached checks these one by one, but every failure is the same
+    // line, so which fails first does not show.
+    let (Some(flags), Some(exptime), Some(len), Some(cas)) = (
         parse_u32(f.get(2)),
         parse_i32(f.get(3)),
-        parse_i32(f.get(4)),
+        parse_length(f.get(4)),
+        if cmd == StoreCmd::Cas {
+            parse_u64(f.get(5))
+        } else {
+            Some(0)
+        },
     ) else {
         return Err(bad_format);
     };
-    let cas = if cmd == StoreCmd::Cas {
-        parse_u64(f.get(5)).ok_or(bad_format)?
-    } else {
-        0
-    };
-    let len = Some(len)
-        .filter(|&n| (0..=i32::MAX - 2).contains(&n))
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or(bad_format)?;
     if len > limits.max_value_len {
         return Err(Refuse {
             error: TextError::TooLarge {

@@ -309,3 +309,227 @@ pub fn meta_debug(out: &mut Vec<u8>, key: &[u8], binary: bool, item: &ItemView) 
     decimal(out, item.size.into());
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(
+        cmd: MetaCmd,
+        code: &[u8; 2],
+        flags: &[u8],
+        item: Option<&ItemView>,
+        key: &[u8],
+        b64: bool,
+    ) -> String {
+        let mut out = Vec::new();
+        meta_reply(&mut out, cmd, code, flags, item, key, b64);
+        out.escape_ascii().to_string()
+    }
+
+    fn item() -> ItemView {
+        ItemView {
+            flags: 5,
+            cas: 13,
+            ttl: None,
+            idle: 0,
+            size: 3,
+            ..ItemView::default()
+        }
+    }
+
+    /// Each expected line is what memcached 1.6.18 answered to the same
+    /// request and item.
+    #[test]
+    fn meta_replies_echo_flags_in_request_order() {
+        let hit = item();
+        assert_eq!(
+            reply(
+                MetaCmd::Get,
+                code::VA,
+                b"s v t c f l h k Oabc u",
+                Some(&hit),
+                b"foo",
+                false
+            ),
+            "VA 3 s3 t-1 c13 f5 l0 h0 kfoo Oabc\\r\\n"
+        );
+        assert_eq!(
+            reply(MetaCmd::Get, code::EN, b"k O1 s v", None, b"missing", false),
+            "EN kmissing O1\\r\\n"
+        );
+        let stale = ItemView {
+            cas: 43,
+            ttl: Some(30),
+            size: 1,
+            stale: true,
+            won: true,
+            ..ItemView::default()
+        };
+        assert_eq!(
+            reply(
+                MetaCmd::Get,
+                code::VA,
+                b"b k v c t",
+                Some(&stale),
+                b"foo",
+                true
+            ),
+            "VA 1 kZm9v b c43 t30 X W\\r\\n"
+        );
+        let lost = ItemView {
+            won: false,
+            win_sent: true,
+            ..stale
+        };
+        assert_eq!(
+            reply(
+                MetaCmd::Get,
+                code::VA,
+                b"b k v c t",
+                Some(&lost),
+                b"foo",
+                true
+            ),
+            "VA 1 kZm9v b c43 t30 Z X\\r\\n"
+        );
+        let counter = ItemView {
+            cas: 41,
+            size: 1,
+            ..ItemView::default()
+        };
+        assert_eq!(
+            reply(
+                MetaCmd::Arith,
+                code::VA,
+                b"N0 J5 v t c k O1 s f",
+                Some(&counter),
+                b"cnt",
+                false
+            ),
+            "VA 1 t-1 c41 kcnt O1\\r\\n"
+        );
+        assert_eq!(
+            reply(
+                MetaCmd::Arith,
+                code::NF,
+                b"k O2 c t v",
+                None,
+                b"nothere",
+                false
+            ),
+            "NF knothere O2\\r\\n"
+        );
+        assert_eq!(
+            reply(
+                MetaCmd::Delete,
+                code::NF,
+                b"k O3 c t s",
+                Some(&hit),
+                b"cnt",
+                false
+            ),
+            "NF kcnt O3\\r\\n"
+        );
+        // 1.6.18 echoes `O k c`; newer releases add `s`, which is kept.
+        let stored = ItemView {
+            cas: 40,
+            size: 1,
+            ..ItemView::default()
+        };
+        assert_eq!(
+            reply(
+                MetaCmd::Set,
+                code::HD,
+                b"b k c O5 s T0 F3 f t",
+                Some(&stored),
+                b"foo",
+                true
+            ),
+            "HD kZm9v b c40 O5 s1\\r\\n"
+        );
+        assert_eq!(
+            reply(MetaCmd::Set, code::HD, b"", None, b"k", false),
+            "HD\\r\\n"
+        );
+        assert_eq!(
+            reply(MetaCmd::Get, code::HD, b"O", Some(&hit), b"a", false),
+            "HD O\\r\\n"
+        );
+    }
+
+    #[test]
+    fn classic_lines() {
+        let mut out = Vec::new();
+        value_line(&mut out, b"k", 0, 3, None);
+        data(&mut out, b"abc");
+        value_line(&mut out, b"k", u32::MAX, 0, Some(u64::MAX));
+        data(&mut out, b"");
+        end(&mut out);
+        counter(&mut out, 0);
+        version(&mut out, "1.6.18");
+        stat(&mut out, "pid", 42);
+        stat(&mut out, "rusage_user", "0.5");
+        for write in [
+            stored, not_stored, exists, not_found, deleted, touched, ok, meta_noop,
+        ] {
+            write(&mut out);
+        }
+        assert_eq!(
+            out.escape_ascii().to_string(),
+            "VALUE k 0 3\\r\\nabc\\r\\nVALUE k 4294967295 0 18446744073709551615\\r\\n\\r\\nEND\\r\\n\
+             0\\r\\nVERSION 1.6.18\\r\\nSTAT pid 42\\r\\nSTAT rusage_user 0.5\\r\\nSTORED\\r\\n\
+             NOT_STORED\\r\\nEXISTS\\r\\nNOT_FOUND\\r\\nDELETED\\r\\nTOUCHED\\r\\nOK\\r\\nMN\\r\\n"
+        );
+    }
+
+    #[test]
+    fn numbers_and_errors() {
+        let mut out = Vec::new();
+        for v in [0, 9, 10, 12345, u64::MAX] {
+            decimal(&mut out, v);
+            out.push(b' ');
+        }
+        for v in [i64::MIN, -1, 0, i64::MAX] {
+            signed(&mut out, v);
+            out.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "0 9 10 12345 18446744073709551615 -9223372036854775808 -1 0 9223372036854775807 "
+        );
+        out.clear();
+        error(&mut out, &TextError::BadFormat { noreply: true });
+        assert!(out.is_empty());
+        error(&mut out, &TextError::InvalidFlag);
+        assert_eq!(out, b"CLIENT_ERROR invalid flag\r\n");
+    }
+
+    #[test]
+    fn meta_debug_line() {
+        let mut out = Vec::new();
+        let it = ItemView {
+            cas: 49,
+            ttl: Some(100),
+            size: 3,
+            ..ItemView::default()
+        };
+        meta_debug(&mut out, b"dbg", false, &it);
+        meta_debug(
+            &mut out,
+            b"foo",
+            true,
+            &ItemView {
+                fetched: true,
+                ..it
+            },
+        );
+        meta_debug(&mut out, b"k", false, &ItemView { ttl: None, ..it });
+        assert_eq!(
+            out.escape_ascii().to_string(),
+            "ME dbg exp=-100 la=0 cas=49 fetch=no cls=1 size=3\\r\\n\
+             ME Zm9v exp=-100 la=0 cas=49 fetch=yes cls=1 size=3\\r\\n\
+             ME k exp=-1 la=0 cas=49 fetch=no cls=1 size=3\\r\\n"
+        );
+    }
+}
