@@ -23,6 +23,31 @@ pub enum Expiry {
     Immediately,
 }
 
+/// memcached reads an expiry above this many seconds (30 days) as an
+/// absolute Unix time.
+const RELATIVE_LIMIT: i64 = 60 * 60 * 24 * 30;
+
+impl Expiry {
+    /// Resolves memcached's expiry encoding, shared by its text, meta and
+    /// binary protocols, against the server's Unix time: 0 never, negative
+    /// already expired, up to 30 days relative seconds, beyond that an
+    /// absolute time (in the past: already expired).
+    pub fn memcached(exptime: i64, unix_now: u64) -> Expiry {
+        let now = i64::try_from(unix_now).unwrap_or(i64::MAX);
+        if exptime == 0 {
+            Expiry::Never
+        } else if exptime < 0 {
+            Expiry::Immediately
+        } else if exptime <= RELATIVE_LIMIT {
+            Expiry::After(exptime as u32)
+        } else if exptime <= now {
+            Expiry::Immediately
+        } else {
+            Expiry::After(u32::try_from(exptime - now).unwrap_or(u32::MAX))
+        }
+    }
+}
+
 /// How a store treats an existing item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {
@@ -468,6 +493,19 @@ pub enum StatsGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_follows_memcached() {
+        let now = 1_800_000_000;
+        assert_eq!(Expiry::memcached(0, now), Expiry::Never);
+        assert_eq!(Expiry::memcached(-1, now), Expiry::Immediately);
+        assert_eq!(Expiry::memcached(10, now), Expiry::After(10));
+        let limit = RELATIVE_LIMIT;
+        assert_eq!(Expiry::memcached(limit, now), Expiry::After(limit as u32));
+        assert_eq!(Expiry::memcached(limit + 1, now), Expiry::Immediately);
+        assert_eq!(Expiry::memcached(now as i64 + 60, now), Expiry::After(60));
+        assert_eq!(Expiry::memcached(now as i64, now), Expiry::Immediately);
+    }
 
     #[test]
     fn owned_command_round_trips_key_and_value() {

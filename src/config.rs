@@ -37,6 +37,9 @@ pub struct Config {
     pub memory: u64,
     /// The time source for expiry.
     pub clock: Arc<dyn Clock>,
+    /// Whether the text protocol's `shutdown` command stops the server
+    /// (memcached's `-A`); off by default, as there.
+    pub enable_shutdown: bool,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             limits: Limits::default(),
             memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
+            enable_shutdown: false,
         }
     }
 }
@@ -243,6 +247,11 @@ pub struct Cli {
     /// Larger values are refused from their header and never buffered.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_item_size: usize,
+
+    /// Let a client stop the server with the text protocol's `shutdown`
+    /// command (memcached's `-A`). Off by default: any client could.
+    #[arg(long, short = 'A')]
+    pub enable_shutdown: bool,
 }
 
 impl Cli {
@@ -267,6 +276,7 @@ impl Cli {
                 max_value_len: self.max_item_size,
             },
             memory,
+            enable_shutdown: self.enable_shutdown,
             ..Config::default()
         };
         config.validate()?;

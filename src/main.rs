@@ -34,10 +34,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(signal) = signals.forever().next() {
-        log::info!("signal {signal}: shutting down");
+    // The server stops on a signal or, where enabled, on a client's
+    // `shutdown`; either way this thread waits for the workers to finish.
+    let stopper = server.stopper();
+    let watcher = std::thread::Builder::new()
+        .name("cafe-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::info!("signal {signal}: shutting down");
+                stopper.stop();
+            }
+        });
+    if let Err(e) = watcher {
+        log::error!("cannot watch for signals: {e}");
+        server.shutdown();
     }
-    server.shutdown();
     if server.join() {
         log::info!("stopped");
         ExitCode::SUCCESS

@@ -119,8 +119,21 @@ pub struct ServerInfo {
     pub threads: usize,
 }
 
-/// The server's version, as STATS and VERSION report it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+macro_rules! memcached_version {
+    () => {
+        "1.6.38"
+    };
+}
+
+/// The memcached release whose protocols this server speaks, text, meta
+/// and binary: clients and tools (libmemcached's `memcstat`, for one)
+/// parse the version as `major.minor.patch` and refuse a major of 0.
+pub const MEMCACHED_VERSION: &str = memcached_version!();
+
+/// The version VERSION and STATS report: memcached's first, so that every
+/// parser of `major.minor.patch` reads it, then cafe's own after a dash,
+/// where those parsers stop reading (`1.6.38-cafe-0.1.0`).
+pub const VERSION: &str = concat!(memcached_version!(), "-cafe-", env!("CARGO_PKG_VERSION"));
 
 impl WorkerStats {
     /// Zeroes the counters a STAT reset clears, keeping the gauges (what is
@@ -178,6 +191,33 @@ pub fn for_each_worker(parts: &[(u32, WorkerStats)], mut f: impl FnMut(&str, u64
             f(&name, value);
         }
     }
+}
+
+/// Calls `f` with memcached's `stats items` names. There are no slab
+/// classes here, so every item is reported under class 1, and only when
+/// there is one, as memcached lists only classes that hold items.
+pub fn for_each_items(sum: &WorkerStats, mut f: impl FnMut(&str, u64)) {
+    if sum.curr_items == 0 {
+        return;
+    }
+    f("items:1:number", sum.curr_items);
+    f("items:1:evicted", sum.evictions);
+    f("items:1:evicted_unfetched", sum.evicted_unfetched);
+    f("items:1:expired_unfetched", sum.expired_unfetched);
+    f("items:1:reclaimed", sum.reclaimed);
+    f("items:1:outofmemory", 0);
+}
+
+/// Calls `f` with memcached's `stats slabs` names, all memory as class 1
+/// (see [`for_each_items`]).
+pub fn for_each_slabs(sum: &WorkerStats, mut f: impl FnMut(&str, u64)) {
+    let active = u64::from(sum.curr_items > 0);
+    if active == 1 {
+        f("1:used_chunks", sum.curr_items);
+        f("1:mem_requested", sum.bytes);
+    }
+    f("active_slabs", active);
+    f("total_malloced", sum.bytes + sum.hash_bytes);
 }
 
 /// The sum of every worker's counters.

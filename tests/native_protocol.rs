@@ -683,7 +683,7 @@ fn stats_describe_the_server_and_count_what_the_test_did() {
         assert_eq!(s0.get("pid"), u64::from(std::process::id()));
         assert!(s0.get("uptime") <= started.elapsed().as_secs());
         assert!((earliest..=latest).contains(&s0.get("time")));
-        assert_eq!(s0.text("version"), env!("CARGO_PKG_VERSION"));
+        assert_eq!(s0.text("version"), cafe::stats::VERSION);
         assert_eq!(s0.get("threads"), threads as u64);
         assert_eq!(s0.get("curr_connections"), 3);
         assert_eq!(s0.get("total_connections"), 3);
@@ -1303,13 +1303,16 @@ fn bad_magic_is_refused_after_two_bytes_and_bad_version_after_three() {
             assert_eq!(c.recv(), err(error));
             c.expect_eof();
         }
-        // A first byte that starts no protocol the server speaks (0xCA
-        // native, 0x80 memcached binary) has no protocol to answer in:
-        // the connection is closed without a reply.
-        for bytes in [&[0x12, 0x34][..], &[0xFE, 0xCA], &[0x00]] {
+        // Any other first byte selects memcached's text protocol, which
+        // answers a line it does not know with ERROR and goes on.
+        for bytes in [
+            &[0x12, 0x34, b'\n'][..],
+            &[0xFE, 0xCA, b'\n'],
+            &[0x00, b'\n'],
+        ] {
             let mut c = Conn::open(&server);
             c.send(bytes);
-            c.expect_eof();
+            assert_eq!(c.recv_raw(7), b"ERROR\r\n");
         }
         let mut c = Conn::open(&server);
         assert_eq!(c.call(&req::set(b"k", b"v", 0)), ok());
@@ -1651,10 +1654,11 @@ fn spec_examples_byte_for_byte() {
         c.send(&hex("ca fe 01 05 00 00 00 00 00 00 00 00"));
         assert_eq!(c.recv_raw(12), hex("ca fe 01 80 00 00 00 00 00 00 00 00"));
 
-        // §5a, an HTTP request: its first byte starts no protocol, so the
-        // connection closes without a reply.
+        // §5a, an HTTP request: its first byte selects the text protocol,
+        // which answers ERROR and closes.
         let mut http = Conn::open(&server);
         http.send(b"GET / HTTP/1.1\r\nHost: cafe\r\n\r\n");
+        assert_eq!(http.recv_raw(7), b"ERROR\r\n");
         http.expect_eof();
         // The same bytes after a native frame: a bad magic, answered.
         let mut late = Conn::open(&server);

@@ -316,26 +316,7 @@ impl Connection {
             let Some(&first) = data.first() else {
                 return;
             };
-            let protocol = match self.protocol {
-                Some(protocol) => protocol,
-                None => match Protocol::detect(first) {
-                    Some(protocol) => {
-                        self.protocol = Some(protocol);
-                        protocol
-                    }
-                    None => {
-                        // No protocol to answer in: close, gracefully, so
-                        // nothing is reset.
-                        shard.stats.framing_errors += 1;
-                        log::debug!(
-                            "closing a connection whose first byte 0x{first:02x} starts no protocol this server speaks"
-                        );
-                        self.rbuf.clear();
-                        self.lifecycle = Lifecycle::Failing;
-                        return;
-                    }
-                },
-            };
+            let protocol = *self.protocol.get_or_insert(Protocol::detect(first));
             let mut route = Route {
                 replies: &mut self.replies,
                 shard,

@@ -145,17 +145,19 @@ impl Server {
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
         for (id, ((poll, inbox), listener)) in workers {
+            let mut shard = Shard::new(
+                id,
+                outboxes.clone(),
+                config.limits.max_value_len,
+                config.memory_per_worker(),
+                unix_base_ms,
+            );
+            shard.shutdown_command = config.enable_shutdown;
             let worker = Worker::new(
                 poll,
                 listener,
                 inbox,
-                Shard::new(
-                    id,
-                    outboxes.clone(),
-                    config.limits.max_value_len,
-                    config.memory_per_worker(),
-                    unix_base_ms,
-                ),
+                shard,
                 config.limits,
                 config.clock.clone(),
                 shared.clone(),
@@ -207,15 +209,19 @@ impl ServerHandle {
         self.addr
     }
 
+    /// A handle that can start the shutdown from another thread (a signal
+    /// handler's) while this one waits in [`ServerHandle::join`].
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            outboxes: self.outboxes.clone(),
+        }
+    }
+
     /// Starts a graceful shutdown and returns at once: workers stop
     /// accepting and reading, write the replies they owe, and exit within
     /// about a second.
     pub fn shutdown(&self) {
-        for outbox in &self.outboxes {
-            if let Err(e) = outbox.send_and_wake(Message::Shutdown) {
-                log::error!("cannot wake a worker for shutdown: {e}");
-            }
-        }
+        self.stopper().stop();
     }
 
     /// Waits for every worker to exit. True if all exited cleanly (none
@@ -230,6 +236,24 @@ impl ServerHandle {
             clean &= t.join().is_ok();
         }
         clean
+    }
+}
+
+/// Starts a server's graceful shutdown from any thread.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    outboxes: Vec<Outbox>,
+}
+
+impl Stopper {
+    /// Starts a graceful shutdown and returns at once (see
+    /// [`ServerHandle::shutdown`]).
+    pub fn stop(&self) {
+        for outbox in &self.outboxes {
+            if let Err(e) = outbox.send_and_wake(Message::Shutdown) {
+                log::error!("cannot wake a worker for shutdown: {e}");
+            }
+        }
     }
 }
 

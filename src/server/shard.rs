@@ -30,6 +30,8 @@ pub(crate) struct Shard {
     /// protocols with absolute expiry times can convert them.
     unix_base_ms: u64,
     outboxes: Vec<Outbox>,
+    /// Whether a client may stop the server (`shutdown`).
+    pub shutdown_command: bool,
     /// Workers sent a message this turn; woken once at the end of the turn.
     to_wake: Vec<bool>,
     started: Instant,
@@ -52,6 +54,7 @@ impl Shard {
             now_ms: 0,
             unix_base_ms,
             outboxes,
+            shutdown_command: false,
             to_wake: vec![false; workers],
             started: Instant::now(),
         }
@@ -120,6 +123,14 @@ impl Shard {
             if to != self.id {
                 self.send(to, Message::Broadcast { reply_to, what });
             }
+        }
+    }
+
+    /// Starts a graceful shutdown of the whole server, as a signal would:
+    /// every worker, this one included, stops accepting and finishes.
+    pub fn shutdown_server(&mut self) {
+        for to in 0..self.workers() {
+            self.send(to, Message::Shutdown);
         }
     }
 

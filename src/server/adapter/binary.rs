@@ -142,9 +142,6 @@ fn run(req: &Request<'_>, route: &mut Route<'_>, limits: &Limits) -> bool {
     false
 }
 
-/// memcached reads an expiry above this many seconds (30 days) as an
-/// absolute Unix time.
-const RELATIVE_LIMIT: u32 = 60 * 60 * 24 * 30;
 /// The expiry of an INCR or DECR that says "do not create the counter".
 const NO_CREATE: u32 = 0xffff_ffff;
 
@@ -177,19 +174,9 @@ pub(crate) enum Local<'a> {
     UnknownGroup(&'a [u8]),
 }
 
-/// Resolves memcached's expiry encoding against the server's Unix time: 0
-/// never, up to 30 days relative seconds, beyond that an absolute time (in
-/// the past: already expired).
+/// memcached's binary expiry: the shared rules, from an unsigned field.
 pub(crate) fn expiry(exptime: u32, unix_now: u64) -> Expiry {
-    if exptime == 0 {
-        Expiry::Never
-    } else if exptime <= RELATIVE_LIMIT {
-        Expiry::After(exptime)
-    } else if u64::from(exptime) <= unix_now {
-        Expiry::Immediately
-    } else {
-        Expiry::After((u64::from(exptime) - unix_now) as u32)
-    }
+    Expiry::memcached(i64::from(exptime), unix_now)
 }
 
 /// Maps a memcached request onto the protocol-neutral vocabulary.
@@ -286,7 +273,9 @@ pub(crate) fn action<'a>(req: &Request<'a>, unix_now: u64) -> Action<'a> {
             b"workers" => Action::Broadcast(Broadcast::Stats(StatsGroup::Workers)),
             b"reset" => Action::Broadcast(Broadcast::ResetStats),
             b"settings" => Action::Local(Local::Settings),
-            b"items" | b"slabs" | b"sizes" | b"conns" => Action::Local(Local::EmptyGroup),
+            b"items" => Action::Broadcast(Broadcast::Stats(StatsGroup::Items)),
+            b"slabs" => Action::Broadcast(Broadcast::Stats(StatsGroup::Slabs)),
+            b"sizes" | b"conns" => Action::Local(Local::EmptyGroup),
             other => Action::Local(Local::UnknownGroup(other)),
         },
     }
@@ -502,7 +491,16 @@ pub(crate) fn encode_applied(
             });
             stat_end(out, opcode, opaque);
         }
-        Broadcast::Stats(StatsGroup::Items | StatsGroup::Slabs) => stat_end(out, opcode, opaque),
+        Broadcast::Stats(group @ (StatsGroup::Items | StatsGroup::Slabs)) => {
+            let sum = stats::total(parts);
+            let frame = |name: &str, value: u64| stat_frame(out, opcode, opaque, name, &value);
+            if group == StatsGroup::Items {
+                stats::for_each_items(&sum, frame);
+            } else {
+                stats::for_each_slabs(&sum, frame);
+            }
+            stat_end(out, opcode, opaque);
+        }
         Broadcast::Stats(StatsGroup::Workers) => {
             stats::for_each_worker(parts, |name, value| {
                 stat_frame(out, opcode, opaque, name, &value)
@@ -528,17 +526,6 @@ pub(crate) fn encode_quit(opcode: u8, opaque: u32, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expiry_follows_memcached() {
-        let now = 1_800_000_000;
-        assert_eq!(expiry(0, now), Expiry::Never);
-        assert_eq!(expiry(10, now), Expiry::After(10));
-        assert_eq!(expiry(RELATIVE_LIMIT, now), Expiry::After(RELATIVE_LIMIT));
-        assert_eq!(expiry(RELATIVE_LIMIT + 1, now), Expiry::Immediately);
-        assert_eq!(expiry(now as u32 + 60, now), Expiry::After(60));
-        assert_eq!(expiry(now as u32, now), Expiry::Immediately);
-    }
 
     #[test]
     fn flush_delay_follows_the_expiry_rules() {

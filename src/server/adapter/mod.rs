@@ -13,7 +13,9 @@
 //! does), or decide where a key lives (the routing does).
 
 mod binary;
+mod meta;
 mod native;
+mod text;
 
 use std::time::Instant;
 
@@ -53,15 +55,19 @@ pub(crate) enum Protocol {
     Native,
     /// The memcached binary protocol.
     Binary,
+    /// memcached's text protocol, meta commands included.
+    Text,
 }
 
 impl Protocol {
-    /// The protocol a connection's first byte starts, if any.
-    pub fn detect(first: u8) -> Option<Protocol> {
+    /// The protocol a connection's first byte starts: 0xCA native, 0x80
+    /// memcached binary, anything else text, as memcached decides (so that
+    /// garbage and HTTP get a text error instead of a silent close).
+    pub fn detect(first: u8) -> Protocol {
         match first {
-            MAGIC_FIRST_BYTE => Some(Protocol::Native),
-            REQUEST_MAGIC => Some(Protocol::Binary),
-            _ => None,
+            MAGIC_FIRST_BYTE => Protocol::Native,
+            REQUEST_MAGIC => Protocol::Binary,
+            _ => Protocol::Text,
         }
     }
 
@@ -70,6 +76,7 @@ impl Protocol {
         match self {
             Protocol::Native => native::step(data, route, limits),
             Protocol::Binary => binary::step(data, route, limits),
+            Protocol::Text => text::step(data, route, limits),
         }
     }
 }
@@ -82,6 +89,10 @@ pub(crate) enum ReplyCtx {
     Native(native::Ctx),
     /// A memcached binary request.
     Binary(binary::Ctx),
+    /// A classic text command.
+    Text(text::Ctx),
+    /// A meta command.
+    Meta(meta::Ctx),
 }
 
 #[cfg(test)]
@@ -115,6 +126,8 @@ impl Encode for Encoder {
         match ctx {
             ReplyCtx::Native(ctx) => native::encode_outcome(ctx, outcome, out),
             ReplyCtx::Binary(ctx) => binary::encode_outcome(ctx, echo.key, outcome, out),
+            ReplyCtx::Text(ctx) => text::encode_outcome(ctx, echo.key, outcome, out),
+            ReplyCtx::Meta(ctx) => meta::encode_outcome(ctx, echo, outcome, out),
         }
     }
 
@@ -128,6 +141,9 @@ impl Encode for Encoder {
         match ctx {
             ReplyCtx::Native(_) => native::encode_stats(&self.info(), parts, out),
             ReplyCtx::Binary(ctx) => binary::encode_applied(ctx, what, self, parts, out),
+            ReplyCtx::Text(ctx) => text::encode_applied(ctx, what, self, parts, out),
+            // Meta commands are all keyed.
+            ReplyCtx::Meta(_) => {}
         }
     }
 }
