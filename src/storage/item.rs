@@ -46,6 +46,12 @@ pub(super) struct Item {
     older: u32,
     /// Bytes of the allocation that are the value.
     value_len: u32,
+    /// Clock seconds of the last store or bumped read (memcached's
+    /// `it->time`, meta `l`).
+    atime: u32,
+    /// The partition's flush epoch when stored: an item from an earlier
+    /// epoch was flushed.
+    epoch: u32,
     /// Bytes of the allocation that are the key.
     key_len: u16,
     /// `VISITED`, `FETCHED`.
@@ -82,8 +88,8 @@ pub(super) fn data_len(key_len: usize, value_len: usize) -> Option<usize> {
 
 impl Item {
     /// An item holding `key` and the concatenation of `parts`, with CAS 0,
-    /// flags 0, no expiry, no links and no bits; None if the lengths do not
-    /// fit (see [`data_len`]).
+    /// flags 0, no expiry, no links, access time and epoch 0 and no bits;
+    /// None if the lengths do not fit (see [`data_len`]).
     pub(super) fn new(key: &[u8], parts: &[&[u8]]) -> Option<Item> {
         let key_len = u16::try_from(key.len()).ok()?;
         let value_len = u32::try_from(parts.iter().map(|p| p.len()).sum::<usize>()).ok()?;
@@ -106,6 +112,8 @@ impl Item {
             newer: NIL,
             older: NIL,
             value_len,
+            atime: 0,
+            epoch: 0,
             key_len,
             bits: 0,
         })
@@ -196,6 +204,21 @@ impl Item {
         self.older = older;
     }
 
+    #[inline]
+    pub(super) fn set_atime(&mut self, atime: u32) {
+        self.atime = atime;
+    }
+
+    #[inline]
+    pub(super) fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    #[inline]
+    pub(super) fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+    }
+
     /// Whether any of `bits` is set.
     #[inline]
     pub(super) fn has(&self, bits: u8) -> bool {
@@ -240,6 +263,13 @@ mod tests {
         assert_eq!(data_len(3, u32::MAX as usize), Some(3 + u32::MAX as usize));
         assert_eq!(data_len(3, u32::MAX as usize + 1), None);
         assert_eq!(data_len(usize::from(u16::MAX) + 1, 0), None);
+    }
+
+    #[test]
+    fn item_metadata_is_48_bytes_even_in_a_slab_slot() {
+        assert_eq!(std::mem::size_of::<Item>(), 48);
+        // The slab's vacant link fits the pointer's niche.
+        assert_eq!(std::mem::size_of::<Result<Item, usize>>(), 48);
     }
 
     #[test]

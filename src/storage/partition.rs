@@ -10,7 +10,7 @@
 //! Items live in a `Slab` (stable `u32` indexes, slots reused); the hash
 //! table holds only those indexes (4 bytes a slot), and compares keys
 //! through the slab. Each item is one heap allocation holding key then
-//! value, plus 40 bytes of metadata in its slab slot (`item.rs`, which owns
+//! value, plus 48 bytes of metadata in its slab slot (`item.rs`, which owns
 //! the one `unsafe` pointer and checks every length it stores). Expiry
 //! has memcached's resolution: whole clock seconds.
 //!
@@ -41,9 +41,14 @@
 //! # CAS and FLUSH
 //!
 //! CAS values are unique across the whole server: partition `id` of `n`
-//! hands out `id + 1`, `id + 1 + n`, … . They also order the stores within
-//! a partition, which makes FLUSH O(1): it records the last CAS handed out,
-//! and every item at or below it is dead from then on.
+//! hands out `id + 1`, `id + 1 + n`, … . A meta command may set any CAS it
+//! likes (`E`), so FLUSH does not rely on CAS order: it bumps the
+//! partition's flush epoch, O(1), and an item stored under an earlier epoch
+//! is dead from then on, whatever its CAS. (memcached 1.6 judges by the
+//! item's time and also by a CAS watermark, so there an item stored after
+//! a flush with a low `E` CAS would count as flushed.) The epoch is 32
+//! bits; at its wrap, once per 2^32 flushes, every item is dropped at once,
+//! as the flush would kill them all anyway, so none can look current again.
 
 use std::hash::BuildHasher;
 
@@ -64,8 +69,8 @@ pub enum Policy {
 
 /// Whether an item can no longer be read: expired, or flushed.
 #[inline]
-fn is_dead(item: &Item, now_ms: u64, flushed_through: u64) -> bool {
-    item.expires_at() <= secs(now_ms) || item.cas() <= flushed_through
+fn is_dead(item: &Item, now_ms: u64, epoch: u32) -> bool {
+    item.expires_at() <= secs(now_ms) || item.epoch() != epoch
 }
 
 /// Clock milliseconds as the clock seconds items expire in.
@@ -168,20 +173,19 @@ pub struct Partition {
     /// Slab slot the expiry sweep looks at next.
     sweep_cursor: usize,
     /// Items with a deadline (not `NEVER`): while none are, and nothing
-    /// is `stale`, no item can die of time and the sweep has no work.
+    /// is `flushed`, no item can die of time and the sweep has no work.
     expiring: usize,
-    /// Items at or below `flushed_through` still in the table. No CAS at
-    /// or below the watermark is handed out after a flush, so this only
-    /// falls until the next one.
-    stale: usize,
+    /// Items from an earlier flush epoch still in the table. New items
+    /// take the current epoch, so this only falls until the next flush.
+    flushed: usize,
     /// Bytes of item allocations (key+value, malloc-rounded).
     data_bytes: u64,
     budget: u64,
     stats: PartitionStats,
     next_cas: u64,
     cas_stride: u64,
-    /// Items whose CAS is at or below this were flushed.
-    flushed_through: u64,
+    /// Bumped by every FLUSH: items stored under an earlier epoch are dead.
+    epoch: u32,
     /// A delayed FLUSH: at this clock millisecond, everything stored so far
     /// dies.
     flush_at: Option<u64>,
@@ -257,7 +261,7 @@ impl Partition {
             hand: NIL,
             sweep_cursor: 0,
             expiring: 0,
-            stale: 0,
+            flushed: 0,
             data_bytes: 0,
             budget,
             stats: PartitionStats {
@@ -266,7 +270,7 @@ impl Partition {
             },
             next_cas: id as u64 + 1,
             cas_stride: workers.max(1) as u64,
-            flushed_through: 0,
+            epoch: 0,
             flush_at: None,
             max_value_len,
         }
@@ -331,9 +335,14 @@ impl Partition {
     /// that many seconds from `now_ms`; a later FLUSH replaces a pending one.
     pub fn flush(&mut self, now_ms: u64, delay_secs: u32) {
         if delay_secs == 0 {
-            self.flushed_through = self.next_cas - 1;
+            if self.epoch == u32::MAX {
+                // The epoch wraps: an item older than 2^32 flushes would
+                // look current again. Everything held is dead anyway.
+                self.drop_all();
+            }
+            self.epoch = self.epoch.wrapping_add(1);
             self.flush_at = None;
-            self.stale = self.items.len();
+            self.flushed = self.items.len();
         } else {
             self.flush_at = Some(now_ms.saturating_add(u64::from(delay_secs) * 1000));
         }
@@ -344,7 +353,20 @@ impl Partition {
     /// worker sweeps, and wakes to sweep, only then: a cache whose items
     /// never expire pays nothing for the sweeper.
     pub fn has_sweep_work(&self) -> bool {
-        self.expiring > 0 || self.stale > 0 || self.flush_at.is_some()
+        self.expiring > 0 || self.flushed > 0 || self.flush_at.is_some()
+    }
+
+    /// Reclaims every item at once, keeping the structures' capacity.
+    fn drop_all(&mut self) {
+        self.stats.reclaimed += self.items.len() as u64;
+        self.items.clear();
+        self.table.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.hand = NIL;
+        self.data_bytes = 0;
+        self.expiring = 0;
+        self.flushed = 0;
     }
 
     /// Gives item `idx` a new deadline, keeping the `expiring` count exact.
@@ -421,13 +443,13 @@ impl Partition {
         let item = self.items.remove(idx as usize);
         self.data_bytes -= malloc_size(item.len());
         self.expiring -= usize::from(item.expires_at() != NEVER);
-        self.stale -= usize::from(item.cas() <= self.flushed_through);
+        self.flushed -= usize::from(item.epoch() != self.epoch);
         let unfetched = !item.has(FETCHED);
         match why {
             Removal::Deleted => {}
             Removal::Reclaimed => {
                 self.stats.reclaimed += 1;
-                if unfetched && item.cas() > self.flushed_through {
+                if unfetched && item.epoch() == self.epoch {
                     self.stats.expired_unfetched += 1;
                 }
             }
@@ -447,11 +469,11 @@ impl Partition {
     fn find_live(&mut self, key: &[u8], now_ms: u64, read: bool) -> Option<u32> {
         let idx = self.find(key)?;
         let item = &self.items[idx as usize];
-        if !is_dead(item, now_ms, self.flushed_through) {
+        if !is_dead(item, now_ms, self.epoch) {
             return Some(idx);
         }
         if read {
-            if item.cas() <= self.flushed_through {
+            if item.epoch() != self.epoch {
                 self.stats.get_flushed += 1;
             } else {
                 self.stats.get_expired += 1;
@@ -461,12 +483,13 @@ impl Partition {
         None
     }
 
-    /// Marks a read: SIEVE sets a bit, LRU moves the item to the head.
-    fn touch_for_policy(&mut self, idx: u32) {
+    /// Marks an access: the item's access time, and its credit for
+    /// eviction (SIEVE sets a bit, LRU moves the item to the head).
+    fn bump(&mut self, idx: u32, now_ms: u64) {
+        self.items[idx as usize].set_atime(secs(now_ms));
         match self.policy {
-            Policy::Sieve => self.items[idx as usize].set_bits(VISITED | FETCHED),
+            Policy::Sieve => self.items[idx as usize].set_bits(VISITED),
             Policy::Lru => {
-                self.items[idx as usize].set_bits(FETCHED);
                 if self.head != idx {
                     self.unlink(idx);
                     self.link_at_head(idx);
@@ -493,7 +516,7 @@ impl Partition {
                 };
                 loop {
                     let item = &mut self.items[hand as usize];
-                    if !item.has(VISITED) || is_dead(item, now_ms, self.flushed_through) {
+                    if !item.has(VISITED) || is_dead(item, now_ms, self.epoch) {
                         break hand;
                     }
                     item.clear_bits(VISITED);
@@ -505,7 +528,7 @@ impl Partition {
                 }
             }
         };
-        let dead = is_dead(&self.items[victim as usize], now_ms, self.flushed_through);
+        let dead = is_dead(&self.items[victim as usize], now_ms, self.epoch);
         // The hand moves on to the victim's newer neighbour (`unlink`
         // does it), where the next eviction resumes.
         self.hand = victim;
@@ -595,6 +618,8 @@ impl Partition {
         new.set_cas(cas);
         new.set_expires_at(expires_at);
         new.set_flags(flags);
+        new.set_atime(secs(now_ms));
+        new.set_epoch(self.epoch);
         let idx = self.items.insert(new) as u32;
         self.data_bytes += malloc_size(data_len);
         self.expiring += usize::from(expires_at != NEVER);
@@ -634,7 +659,7 @@ impl Partition {
             item.set_cas(cas);
             self.set_deadline(idx, expires_at);
             // A new value, not yet read; a write is an access for eviction.
-            self.touch_for_policy(idx);
+            self.bump(idx, now_ms);
             self.items[idx as usize].clear_bits(FETCHED);
             return Ok(cas);
         }
@@ -660,7 +685,7 @@ impl Partition {
             let idx = self.sweep_cursor % capacity;
             self.sweep_cursor = (idx + 1) % capacity;
             if let Some(item) = self.items.get(idx)
-                && is_dead(item, now_ms, self.flushed_through)
+                && is_dead(item, now_ms, self.epoch)
             {
                 self.remove(idx as u32, Removal::Reclaimed);
                 reclaimed += 1;
@@ -725,7 +750,8 @@ impl Partition {
         let Some(idx) = self.find_live(key, now_ms, true) else {
             return Outcome::Miss;
         };
-        self.touch_for_policy(idx);
+        self.bump(idx, now_ms);
+        self.items[idx as usize].set_bits(FETCHED);
         if let Some(expiry) = touch {
             self.set_deadline(idx, deadline(expiry, now_ms));
         }
@@ -931,22 +957,38 @@ mod tests {
             .filter(|(_, it)| it.expires_at() != NEVER)
             .count();
         assert_eq!(p.expiring, expiring, "items with a deadline");
-        let stale = p
+        let flushed = p
             .items
             .iter()
-            .filter(|(_, it)| it.cas() <= p.flushed_through)
+            .filter(|(_, it)| it.epoch() != p.epoch)
             .count();
-        assert_eq!(p.stale, stale, "flushed items");
+        assert_eq!(p.flushed, flushed, "flushed items");
     }
 
     #[test]
     fn item_metadata_is_compact() {
-        assert_eq!(std::mem::size_of::<Item>(), 40);
-        assert_eq!(
-            SLOT_BYTES, 40,
-            "the slab's vacant link fits the item's niche"
-        );
+        assert_eq!(SLOT_BYTES, 48, "the accounting counts the real slot");
         const { assert!(ITEM_OVERHEAD < 64) };
+    }
+
+    #[test]
+    fn the_flush_epoch_wraps_without_reviving_anything() {
+        let mut p = Partition::new();
+        p.epoch = u32::MAX - 1;
+        p.set(b"old", b"1", 0, 0, 0);
+        p.flush(0, 0);
+        p.set(b"max", b"2", 0, 0, 0);
+        assert_eq!(p.epoch, u32::MAX);
+        p.flush(0, 0);
+        assert_eq!(p.epoch, 0);
+        assert!(p.is_empty(), "the wrap reclaims everything at once");
+        assert_eq!(p.stats().reclaimed, 2);
+        check_accounting(&p);
+        p.set(b"new", b"3", 0, 0, 0);
+        assert!(get(&mut p, b"new", 0).is_some());
+        assert!(get(&mut p, b"old", 0).is_none());
+        assert!(get(&mut p, b"max", 0).is_none());
+        assert!(!p.has_sweep_work());
     }
 
     #[test]
@@ -1501,7 +1543,7 @@ mod tests {
                     _ => now += u64::from(n),
                 }
                 // The sweep is skipped exactly when no held item can die untouched.
-                let can_die = p.items.iter().any(|(_, it)| it.expires_at() != NEVER || it.cas() <= p.flushed_through);
+                let can_die = p.items.iter().any(|(_, it)| it.expires_at() != NEVER || it.epoch() != p.epoch);
                 prop_assert_eq!(p.has_sweep_work(), can_die || p.flush_at.is_some());
                 check_accounting(&p);
             }
