@@ -22,6 +22,12 @@ pub(super) const VISITED: u8 = 1;
 /// Item bit: read at least once since stored (the `*_unfetched` stats and
 /// meta `h`).
 pub(super) const FETCHED: u8 = 2;
+/// Item bit: invalidated (meta delete or store with `I`), awaiting a
+/// recache (memcached's `ITEM_STALE`, meta `X`).
+pub(super) const STALE: u8 = 4;
+/// Item bit: a client was handed the right to recache it (memcached's
+/// `ITEM_TOKEN_SENT`, meta `W` then `Z`).
+pub(super) const WIN_SENT: u8 = 8;
 
 /// One stored item's metadata. Key and value share one heap allocation, so
 /// an item costs a single allocation and a same-size overwrite reuses it.
@@ -54,7 +60,7 @@ pub(super) struct Item {
     epoch: u32,
     /// Bytes of the allocation that are the key.
     key_len: u16,
-    /// `VISITED`, `FETCHED`.
+    /// `VISITED`, `FETCHED`, `STALE`, `WIN_SENT`.
     bits: u8,
 }
 
@@ -152,6 +158,12 @@ impl Item {
         &mut data[key_len..]
     }
 
+    /// Bytes of the value; fits 32 bits by construction.
+    #[inline]
+    pub(super) fn value_len(&self) -> u32 {
+        self.value_len
+    }
+
     #[inline]
     pub(super) fn cas(&self) -> u64 {
         self.cas
@@ -205,6 +217,11 @@ impl Item {
     }
 
     #[inline]
+    pub(super) fn atime(&self) -> u32 {
+        self.atime
+    }
+
+    #[inline]
     pub(super) fn set_atime(&mut self, atime: u32) {
         self.atime = atime;
     }
@@ -223,6 +240,12 @@ impl Item {
     #[inline]
     pub(super) fn has(&self, bits: u8) -> bool {
         self.bits & bits != 0
+    }
+
+    /// Those of `mask`'s bits that are set.
+    #[inline]
+    pub(super) fn bits(&self, mask: u8) -> u8 {
+        self.bits & mask
     }
 
     #[inline]
@@ -275,10 +298,12 @@ mod tests {
     #[test]
     fn bits_set_and_clear() {
         let mut item = Item::new(b"k", &[]).expect("fits");
-        assert!(!item.has(VISITED | FETCHED));
-        item.set_bits(VISITED | FETCHED);
-        item.clear_bits(VISITED);
+        assert!(!item.has(VISITED | FETCHED | STALE | WIN_SENT));
+        item.set_bits(VISITED | FETCHED | STALE | WIN_SENT);
+        item.clear_bits(VISITED | WIN_SENT);
         assert!(!item.has(VISITED));
+        assert!(!item.has(WIN_SENT));
         assert!(item.has(FETCHED));
+        assert!(item.has(STALE));
     }
 }

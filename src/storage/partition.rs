@@ -1,5 +1,6 @@
 //! A partition: one worker's items under a byte budget, with memcached's
-//! store semantics (conditional stores, CAS, counters, touch), SIEVE
+//! store semantics (conditional stores, CAS, counters, touch, and the meta
+//! commands, whose rules the classic commands share: `meta.rs`), SIEVE
 //! eviction, and expiry that frees memory.
 //!
 //! Must not: read a clock, touch a socket, know a wire format, or allocate on
@@ -55,8 +56,11 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use slab::Slab;
 
-use super::item::{self, FETCHED, Item, NEVER, NIL, VISITED};
-use crate::command::{Command, Expiry, Op, Outcome, StoreMode};
+use super::item::{self, FETCHED, Item, NEVER, NIL, STALE, VISITED, WIN_SENT};
+use crate::command::{Command, Expiry, MetaArith, MetaDelete, MetaStore, Op, Outcome, StoreMode};
+
+#[path = "meta.rs"]
+mod meta;
 
 /// Which item a full partition gives up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,13 +141,17 @@ enum Refused {
     NoRoom,
 }
 
-impl<V> From<Refused> for Outcome<V> {
-    fn from(refused: Refused) -> Self {
-        match refused {
-            Refused::TooLarge => Outcome::TooLarge,
-            Refused::NoRoom => Outcome::NoRoom,
-        }
-    }
+/// What a store writes beside the bytes.
+#[derive(Debug, Clone, Copy)]
+struct NewItem {
+    /// Client flags.
+    flags: u32,
+    /// Clock seconds, or `NEVER`.
+    expires_at: u32,
+    /// The CAS to give the item (a meta `E`); 0: the partition's next.
+    cas: u64,
+    /// `STALE` and `WIN_SENT` to set; every other bit starts clear.
+    bits: u8,
 }
 
 /// Why an item leaves.
@@ -206,31 +214,6 @@ fn deadline(expiry: Expiry, now_ms: u64) -> u32 {
         Expiry::After(ttl) => secs(now_ms).saturating_add(ttl).min(NEVER - 1),
         Expiry::Immediately => secs(now_ms),
     }
-}
-
-/// A counter's value: decimal digits, optionally surrounded by ASCII
-/// whitespace (memcached parses with strtoull and accepts the same).
-fn parse_counter(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// A u64 as decimal text, formatted on the stack.
-fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    let mut v = value;
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[start..]
 }
 
 impl Partition {
@@ -325,7 +308,12 @@ impl Partition {
         self.data_bytes + self.items.capacity() as u64 * SLOT_BYTES + self.table_bytes()
     }
 
-    fn take_cas(&mut self) -> u64 {
+    /// `requested` (a meta `E`), or else the next CAS of this partition's
+    /// sequence.
+    fn cas_or_next(&mut self, requested: u64) -> u64 {
+        if requested != 0 {
+            return requested;
+        }
         let cas = self.next_cas;
         self.next_cas += self.cas_stride;
         cas
@@ -600,10 +588,9 @@ impl Partition {
         &mut self,
         key: &[u8],
         parts: &[&[u8]],
-        flags: u32,
-        expires_at: u32,
+        new: &NewItem,
         now_ms: u64,
-    ) -> Result<u64, Refused> {
+    ) -> Result<u32, Refused> {
         let value_len = parts.iter().map(|p| p.len()).sum::<usize>();
         let data_len = item::data_len(key.len(), value_len).ok_or(Refused::TooLarge)?;
         if !self.make_room(data_len, now_ms) {
@@ -613,23 +600,23 @@ impl Partition {
             self.items
                 .reserve_exact(Self::slab_growth(self.items.capacity()));
         }
-        let mut new = Item::new(key, parts).ok_or(Refused::TooLarge)?;
-        let cas = self.take_cas();
-        new.set_cas(cas);
-        new.set_expires_at(expires_at);
-        new.set_flags(flags);
-        new.set_atime(secs(now_ms));
-        new.set_epoch(self.epoch);
-        let idx = self.items.insert(new) as u32;
+        let mut item = Item::new(key, parts).ok_or(Refused::TooLarge)?;
+        item.set_cas(self.cas_or_next(new.cas));
+        item.set_expires_at(new.expires_at);
+        item.set_flags(new.flags);
+        item.set_atime(secs(now_ms));
+        item.set_epoch(self.epoch);
+        item.set_bits(new.bits & (STALE | WIN_SENT));
+        let idx = self.items.insert(item) as u32;
         self.data_bytes += malloc_size(data_len);
-        self.expiring += usize::from(expires_at != NEVER);
+        self.expiring += usize::from(new.expires_at != NEVER);
         let hash = self.hasher.hash_one(key);
         let items = &self.items;
         let hasher = &self.hasher;
         self.table
             .insert_unique(hash, idx, |&i| hasher.hash_one(items[i as usize].key()));
         self.link_at_head(idx);
-        Ok(cas)
+        Ok(idx)
     }
 
     /// Replaces item `idx`'s data with `parts` (key kept): in place when
@@ -640,35 +627,35 @@ impl Partition {
         &mut self,
         idx: u32,
         parts: &[&[u8]],
-        flags: u32,
-        expires_at: u32,
+        new: &NewItem,
         now_ms: u64,
-    ) -> Result<u64, Refused> {
+    ) -> Result<u32, Refused> {
         let item = &self.items[idx as usize];
         let value_len = parts.iter().map(|p| p.len()).sum::<usize>();
         let new_len = item::data_len(item.key().len(), value_len).ok_or(Refused::TooLarge)?;
         if value_len == item.value().len() {
-            let cas = self.take_cas();
+            let cas = self.cas_or_next(new.cas);
             let item = &mut self.items[idx as usize];
             let mut at = 0;
             for p in parts {
                 item.value_mut()[at..at + p.len()].copy_from_slice(p);
                 at += p.len();
             }
-            item.set_flags(flags);
+            item.set_flags(new.flags);
             item.set_cas(cas);
-            self.set_deadline(idx, expires_at);
+            item.clear_bits(FETCHED | STALE | WIN_SENT);
+            item.set_bits(new.bits & (STALE | WIN_SENT));
+            self.set_deadline(idx, new.expires_at);
             // A new value, not yet read; a write is an access for eviction.
             self.bump(idx, now_ms);
-            self.items[idx as usize].clear_bits(FETCHED);
-            return Ok(cas);
+            return Ok(idx);
         }
         if !self.fits_alone(new_len) {
             return Err(Refused::NoRoom);
         }
         let old = self.remove(idx, Removal::Deleted);
         // Room is certain: the item fits alone, and everything else can go.
-        self.insert(old.key(), parts, flags, expires_at, now_ms)
+        self.insert(old.key(), parts, new, now_ms)
     }
 
     /// Reclaims dead items, looking at no more than `max_slots` slab slots
@@ -720,15 +707,39 @@ impl Partition {
                 flags,
                 expiry,
                 cas,
-            } => self.store(mode, key, cmd.value, flags, expiry, cas, now_ms),
-            Op::Delete { cas } => match self.find_live(key, now_ms, false) {
-                Some(idx) if cas != 0 && self.items[idx as usize].cas() != cas => Outcome::Exists,
-                Some(idx) => {
-                    self.remove(idx, Removal::Deleted);
-                    Outcome::Deleted
+            } => {
+                // memcached's binary protocol makes an ADD with a CAS a
+                // compare-and-swap: a REPLACE with that CAS.
+                let mode = match mode {
+                    StoreMode::Add if cas != 0 => StoreMode::Replace,
+                    mode => mode,
+                };
+                let req = MetaStore {
+                    mode,
+                    flags,
+                    expiry,
+                    cas,
+                    new_cas: 0,
+                    invalidate: false,
+                    vivify: None,
+                };
+                match self.store_item(&req, key, cmd.value, now_ms) {
+                    Ok(idx) => Outcome::Stored {
+                        cas: self.items[idx as usize].cas(),
+                    },
+                    Err(failure) => failure.outcome(),
                 }
-                None => Outcome::NotFound,
-            },
+            }
+            Op::Delete { cas } => {
+                let req = MetaDelete {
+                    cas,
+                    ..MetaDelete::default()
+                };
+                match self.delete_item(&req, key, now_ms) {
+                    Ok(_) => Outcome::Deleted,
+                    Err(failure) => failure.outcome(),
+                }
+            }
             Op::Arith {
                 incr,
                 delta,
@@ -736,13 +747,29 @@ impl Partition {
                 create,
                 expiry,
                 cas,
-            } => self.arith(key, incr, delta, initial, create, expiry, cas, now_ms),
-            // Placeholders until the meta semantics land.
-            Op::Unlink
-            | Op::MetaRead(_)
-            | Op::MetaStore(_)
-            | Op::MetaDelete(_)
-            | Op::MetaArith(_) => Outcome::NotFound,
+            } => {
+                let req = MetaArith {
+                    incr,
+                    delta,
+                    initial,
+                    vivify: create.then_some(expiry),
+                    cas,
+                    new_cas: 0,
+                    touch: None,
+                };
+                match self.arith_item(&req, key, now_ms) {
+                    Ok((idx, value)) => Outcome::Counter {
+                        value,
+                        cas: self.items[idx as usize].cas(),
+                    },
+                    Err(failure) => failure.outcome(),
+                }
+            }
+            Op::Unlink => self.unlink_key(key, now_ms),
+            Op::MetaRead(read) => self.meta_read(&read, key, now_ms),
+            Op::MetaStore(store) => self.meta_store(&store, key, cmd.value, now_ms),
+            Op::MetaDelete(delete) => self.meta_delete(&delete, key, now_ms),
+            Op::MetaArith(arith) => self.meta_arith(&arith, key, now_ms),
         }
     }
 
@@ -760,118 +787,6 @@ impl Partition {
             flags: item.flags(),
             cas: item.cas(),
             value: item.value(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn store(
-        &mut self,
-        mode: StoreMode,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-        cas: u64,
-        now_ms: u64,
-    ) -> Outcome<&[u8]> {
-        let expires_at = deadline(expiry, now_ms);
-        let Some(idx) = self.find_live(key, now_ms, false) else {
-            // memcached: a store with a CAS needs an item to compare with.
-            return match mode {
-                _ if cas != 0 && !matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
-                    Outcome::NotFound
-                }
-                StoreMode::Set | StoreMode::Add => {
-                    match self.insert(key, &[value], flags, expires_at, now_ms) {
-                        Ok(cas) => {
-                            self.stats.total_items += 1;
-                            Outcome::Stored { cas }
-                        }
-                        Err(refused) => refused.into(),
-                    }
-                }
-                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => Outcome::NotStored,
-            };
-        };
-        let item = &self.items[idx as usize];
-        if cas != 0 && item.cas() != cas {
-            return Outcome::Exists;
-        }
-        let result = match mode {
-            // memcached turns an ADD with a CAS into a compare-and-swap.
-            StoreMode::Add if cas == 0 => return Outcome::NotStored,
-            StoreMode::Set | StoreMode::Add | StoreMode::Replace => {
-                self.rewrite(idx, &[value], flags, expires_at, now_ms)
-            }
-            StoreMode::Append | StoreMode::Prepend => {
-                if item.value().len() + value.len() > self.max_value_len {
-                    return Outcome::TooLarge;
-                }
-                let (item_flags, item_expiry) = (item.flags(), item.expires_at());
-                let old = item.value().to_vec();
-                let parts: [&[u8]; 2] = if mode == StoreMode::Append {
-                    [&old, value]
-                } else {
-                    [value, &old]
-                };
-                self.rewrite(idx, &parts, item_flags, item_expiry, now_ms)
-            }
-        };
-        match result {
-            Ok(cas) => {
-                self.stats.total_items += 1;
-                Outcome::Stored { cas }
-            }
-            Err(refused) => refused.into(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn arith(
-        &mut self,
-        key: &[u8],
-        incr: bool,
-        delta: u64,
-        initial: u64,
-        create: bool,
-        expiry: Expiry,
-        cas: u64,
-        now_ms: u64,
-    ) -> Outcome<&[u8]> {
-        let mut digits = [0u8; 20];
-        let Some(idx) = self.find_live(key, now_ms, false) else {
-            if !create {
-                return Outcome::NotFound;
-            }
-            let text = decimal(initial, &mut digits);
-            return match self.insert(key, &[text], 0, deadline(expiry, now_ms), now_ms) {
-                Ok(cas) => {
-                    self.stats.total_items += 1;
-                    Outcome::Counter {
-                        value: initial,
-                        cas,
-                    }
-                }
-                Err(refused) => refused.into(),
-            };
-        };
-        let item = &self.items[idx as usize];
-        if cas != 0 && item.cas() != cas {
-            return Outcome::Exists;
-        }
-        let Some(current) = parse_counter(item.value()) else {
-            return Outcome::NonNumeric;
-        };
-        let value = if incr {
-            current.wrapping_add(delta)
-        } else {
-            current.saturating_sub(delta)
-        };
-        let (flags, expires_at) = (item.flags(), item.expires_at());
-        let text = decimal(value, &mut digits);
-        match self.rewrite(idx, &[text], flags, expires_at, now_ms) {
-            Ok(cas) => Outcome::Counter { value, cas },
-            Err(refused) => refused.into(),
         }
     }
 
@@ -910,60 +825,17 @@ impl Partition {
 }
 
 #[cfg(test)]
+#[path = "testkit.rs"]
+mod testkit;
+
+#[cfg(test)]
 mod tests {
+    use super::meta::parse_counter;
+    use super::testkit::*;
     use super::*;
+    use crate::command::{MetaRead, MetaStatus};
     use proptest::prelude::*;
     use std::collections::{HashMap, VecDeque};
-
-    fn run(p: &mut Partition, op: Op, key: &[u8], value: &[u8], now: u64) -> Outcome<Vec<u8>> {
-        p.execute(&Command { op, key, value }, now)
-            .map_value(<[u8]>::to_vec)
-    }
-
-    fn store(mode: StoreMode, cas: u64) -> Op {
-        Op::Store {
-            mode,
-            flags: 0,
-            expiry: Expiry::Never,
-            cas,
-        }
-    }
-
-    fn get(p: &mut Partition, key: &[u8], now: u64) -> Option<Vec<u8>> {
-        p.get(key, now).map(|(_, v)| v.to_vec())
-    }
-
-    /// Keys held, oldest first, read without disturbing the policy.
-    fn keys_oldest_first(p: &Partition) -> Vec<Vec<u8>> {
-        let mut keys = Vec::new();
-        let mut at = p.tail;
-        while at != NIL {
-            let item = &p.items[at as usize];
-            keys.push(item.key().to_vec());
-            at = item.newer();
-        }
-        keys
-    }
-
-    fn check_accounting(p: &Partition) {
-        let data: u64 = p.items.iter().map(|(_, it)| malloc_size(it.len())).sum();
-        assert_eq!(p.data_bytes, data);
-        assert_eq!(p.table.len(), p.items.len());
-        assert_eq!(keys_oldest_first(p).len(), p.items.len());
-        assert!(p.bytes() <= p.budget, "{} > {}", p.bytes(), p.budget);
-        let expiring = p
-            .items
-            .iter()
-            .filter(|(_, it)| it.expires_at() != NEVER)
-            .count();
-        assert_eq!(p.expiring, expiring, "items with a deadline");
-        let flushed = p
-            .items
-            .iter()
-            .filter(|(_, it)| it.epoch() != p.epoch)
-            .count();
-        assert_eq!(p.flushed, flushed, "flushed items");
-    }
 
     #[test]
     fn item_metadata_is_compact() {
@@ -999,17 +871,7 @@ mod tests {
             run(&mut p, store(StoreMode::Set, 0), &key, b"v", 0),
             Outcome::TooLarge
         );
-        p.set(b"n", b"1", 0, 0, 0);
-        let arith = Op::Arith {
-            incr: true,
-            delta: 1,
-            initial: 0,
-            create: true,
-            expiry: Expiry::Never,
-            cas: 0,
-        };
-        assert_eq!(run(&mut p, arith, &key, b"", 0), Outcome::TooLarge);
-        assert_eq!(p.len(), 1);
+        assert!(p.is_empty());
         check_accounting(&p);
     }
 
@@ -1459,7 +1321,7 @@ mod tests {
 
         #[test]
         fn semantics_match_a_hashmap_model_with_room_to_spare(
-            ops in proptest::collection::vec((0u8..10, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
+            ops in proptest::collection::vec((0u8..16, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
         ) {
             let mut p = Partition::for_worker(0, 1, 64, u64::MAX);
             let mut model: HashMap<Vec<u8>, (Vec<u8>, u64)> = HashMap::new();
@@ -1539,6 +1401,95 @@ mod tests {
                     }
                     8 => {
                         p.sweep(now, usize::from(n % 64));
+                    }
+                    // A meta read, vivifying on even n, not bumping on n % 3 == 0.
+                    10 => {
+                        let read = MetaRead {
+                            value: true,
+                            vivify: (n % 2 == 0).then_some(Expiry::Never),
+                            no_bump: n % 3 == 0,
+                            ..MetaRead::default()
+                        };
+                        let out = run(&mut p, Op::MetaRead(read), &key, b"", now);
+                        match (live(&model, &key, now), read.vivify) {
+                            (Some(v), _) => prop_assert!(matches!(&out, Outcome::Meta { status: MetaStatus::Hit, value, .. } if *value == v), "{:?}", out),
+                            (None, Some(_)) => {
+                                prop_assert!(matches!(&out, Outcome::Meta { status: MetaStatus::Hit, info, value } if info.won && value.is_empty()), "{:?}", out);
+                                model.insert(key, (Vec::new(), u64::MAX));
+                            }
+                            (None, None) => prop_assert!(matches!(out, Outcome::Meta { status: MetaStatus::Miss, .. }), "{:?}", out),
+                        }
+                    }
+                    // A meta set with an explicit CAS on odd n, an add, or an
+                    // append that vivifies.
+                    11 => {
+                        let mode = [StoreMode::Set, StoreMode::Add, StoreMode::Append][usize::from(n % 3)];
+                        let new_cas = if n % 2 == 1 { u64::from(n) } else { 0 };
+                        let req = MetaStore { mode, flags: 0, expiry: Expiry::Never, cas: 0, new_cas, invalidate: false, vivify: Some(Expiry::Never) };
+                        let out = run(&mut p, Op::MetaStore(req), &key, &v, now);
+                        let status = match &out {
+                            Outcome::Meta { status, info, .. } => {
+                                if *status == MetaStatus::Stored && new_cas != 0 {
+                                    prop_assert_eq!(info.cas, new_cas);
+                                }
+                                *status
+                            }
+                            other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                        };
+                        match (mode, live(&model, &key, now)) {
+                            (StoreMode::Add, Some(_)) => prop_assert_eq!(status, MetaStatus::NotStored),
+                            (StoreMode::Append, Some(old)) if old.len() + v.len() > 64 => prop_assert_eq!(status, MetaStatus::TooLarge),
+                            (StoreMode::Append, Some(mut old)) => {
+                                prop_assert_eq!(status, MetaStatus::Stored);
+                                let exp = model.get(&key).map_or(u64::MAX, |e| e.1);
+                                old.extend_from_slice(&v);
+                                model.insert(key, (old, exp));
+                            }
+                            _ => {
+                                prop_assert_eq!(status, MetaStatus::Stored);
+                                model.insert(key, (v, u64::MAX));
+                            }
+                        }
+                    }
+                    // A meta delete: plain, emptying (x) or invalidating (I).
+                    12 => {
+                        let req = MetaDelete { clear_value: n % 3 == 1, invalidate: n % 3 == 2, ..MetaDelete::default() };
+                        let out = run(&mut p, Op::MetaDelete(req), &key, b"", now);
+                        let found = live(&model, &key, now).is_some();
+                        let want = if found { MetaStatus::Deleted } else { MetaStatus::NotFound };
+                        prop_assert!(matches!(out, Outcome::Meta { status, .. } if status == want), "{:?}", out);
+                        match n % 3 {
+                            0 => {
+                                model.remove(&key);
+                            }
+                            1 if found => {
+                                model.insert(key, (Vec::new(), u64::MAX));
+                            }
+                            _ => {}
+                        }
+                    }
+                    // A meta increment that vivifies from 7.
+                    13 => {
+                        let req = MetaArith { incr: true, delta: u64::from(n), initial: 7, vivify: Some(Expiry::Never), cas: 0, new_cas: 0, touch: None };
+                        let out = run(&mut p, Op::MetaArith(req), &key, b"", now);
+                        let want = match live(&model, &key, now) {
+                            None => Some(7),
+                            Some(v) => parse_counter(&v).map(|c| c.wrapping_add(u64::from(n))),
+                        };
+                        match want {
+                            None => prop_assert!(matches!(out, Outcome::Meta { status: MetaStatus::NonNumeric, .. }), "{:?}", out),
+                            Some(c) => {
+                                let digits = c.to_string().into_bytes();
+                                prop_assert!(matches!(&out, Outcome::Meta { status: MetaStatus::Stored, value, .. } if *value == digits), "{:?}", out);
+                                let exp = model.get(&key).filter(|e| e.1 > now).map_or(u64::MAX, |e| e.1);
+                                model.insert(key, (digits, exp));
+                            }
+                        }
+                    }
+                    14 => {
+                        let want = if live(&model, &key, now).is_some() { Outcome::Deleted } else { Outcome::NotFound };
+                        model.remove(&key);
+                        prop_assert_eq!(run(&mut p, Op::Unlink, &key, b"", now), want);
                     }
                     _ => now += u64::from(n),
                 }
