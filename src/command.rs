@@ -137,7 +137,8 @@ pub struct MetaRead {
     /// Return the value (`v`); without it only the item's facts come back,
     /// so a forwarded read copies no value.
     pub value: bool,
-    /// Give the item a new expiry (`T`).
+    /// Give a found item a new expiry (`T`; one created by `N` keeps
+    /// `N`'s).
     pub touch: Option<Expiry>,
     /// On a miss, create an empty item with this expiry and hand this
     /// request the win (`N`): the one client that should recache it.
@@ -183,7 +184,8 @@ pub struct MetaDelete {
     pub new_cas: u64,
     /// Keep the item, mark it stale and give it a new CAS (`I`).
     pub invalidate: bool,
-    /// With `I`: the stale item's new expiry (`T`).
+    /// With `I`: the stale item's new expiry; with `x`: the emptied item's
+    /// expiry, none if absent (`T`).
     pub expiry: Option<Expiry>,
     /// Keep the item with an empty value (`x`).
     pub clear_value: bool,
@@ -204,12 +206,13 @@ pub struct MetaArith {
     pub cas: u64,
     /// The counter's new CAS (`E`), or 0.
     pub new_cas: u64,
-    /// A new expiry on success (`T`).
+    /// A new expiry on success (`T`; a created counter keeps `N`'s).
     pub touch: Option<Expiry>,
 }
 
-/// What a meta command learns of the item it acted on; all zero on a
-/// miss.
+/// What a meta command learns of the item it acted on; all zero when
+/// there is none to tell of (a miss, a failure, a delete that removed it).
+/// docs/STORAGE.md lists which fields hold for which status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ItemInfo {
     /// Client flags.
@@ -218,7 +221,8 @@ pub struct ItemInfo {
     pub cas: u64,
     /// Seconds of life left; `None` if it never expires.
     pub ttl: Option<u32>,
-    /// Seconds since the item was last accessed, before this command.
+    /// Seconds since the item was last accessed, before this command (0
+    /// for an item a store just wrote).
     pub idle: u32,
     /// Bytes of the value.
     pub size: u32,
@@ -252,7 +256,8 @@ pub enum MetaStatus {
     Deleted,
     /// A counter update found a value that is not a decimal number.
     NonNumeric,
-    /// An append or prepend would make the item larger than the limit.
+    /// An append or prepend would make the item larger than the limit, or
+    /// a key or value is longer than an item holds (64 KiB, 4 GiB).
     TooLarge,
     /// The item cannot fit the worker's memory budget even alone.
     NoRoom,
@@ -370,8 +375,9 @@ pub enum Outcome<V> {
     },
     /// INCR or DECR of a value that is not a decimal number.
     NonNumeric,
-    /// APPEND or PREPEND would make the item larger than the limit (the
-    /// item is left as it was).
+    /// APPEND or PREPEND would make the item larger than the limit, or a
+    /// key or value is longer than an item holds (64 KiB, 4 GiB); the item
+    /// is left as it was.
     TooLarge,
     /// The item cannot fit the worker's memory budget even alone (nothing
     /// was changed).

@@ -6,6 +6,7 @@
 //! [`Outcome`](crate::command::Outcome)s that borrow from the table, so a hit
 //! can be encoded onto the wire without a copy in between.
 
+mod item;
 mod partition;
 
 pub use partition::{ITEM_OVERHEAD, Partition, PartitionStats, Policy, malloc_size};

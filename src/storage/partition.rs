@@ -1,5 +1,6 @@
 //! A partition: one worker's items under a byte budget, with memcached's
-//! store semantics (conditional stores, CAS, counters, touch), SIEVE
+//! store semantics (conditional stores, CAS, counters, touch, and the meta
+//! commands, whose rules the classic commands share: `meta.rs`), SIEVE
 //! eviction, and expiry that frees memory.
 //!
 //! Must not: read a clock, touch a socket, know a wire format, or allocate on
@@ -10,7 +11,8 @@
 //! Items live in a `Slab` (stable `u32` indexes, slots reused); the hash
 //! table holds only those indexes (4 bytes a slot), and compares keys
 //! through the slab. Each item is one heap allocation holding key then
-//! value, plus 40 bytes of metadata in its slab slot (see [`Item`]). Expiry
+//! value, plus 48 bytes of metadata in its slab slot (`item.rs`, which owns
+//! the one `unsafe` pointer and checks every length it stores). Expiry
 //! has memcached's resolution: whole clock seconds.
 //!
 //! # Eviction: SIEVE
@@ -40,18 +42,25 @@
 //! # CAS and FLUSH
 //!
 //! CAS values are unique across the whole server: partition `id` of `n`
-//! hands out `id + 1`, `id + 1 + n`, … . They also order the stores within
-//! a partition, which makes FLUSH O(1): it records the last CAS handed out,
-//! and every item at or below it is dead from then on.
+//! hands out `id + 1`, `id + 1 + n`, … . A meta command may set any CAS it
+//! likes (`E`), so FLUSH does not rely on CAS order: it bumps the
+//! partition's flush epoch, O(1), and an item stored under an earlier epoch
+//! is dead from then on, whatever its CAS. (memcached 1.6 judges by the
+//! item's time and also by a CAS watermark, so there an item stored after
+//! a flush with a low `E` CAS would count as flushed.) The epoch is 32
+//! bits; at its wrap, once per 2^32 flushes, every item is dropped at once,
+//! as the flush would kill them all anyway, so none can look current again.
 
 use std::hash::BuildHasher;
-
-use std::ptr::NonNull;
 
 use hashbrown::HashTable;
 use slab::Slab;
 
-use crate::command::{Command, Expiry, Op, Outcome, StoreMode};
+use super::item::{self, FETCHED, Item, NEVER, NIL, STALE, VISITED, WIN_SENT};
+use crate::command::{Command, Expiry, MetaArith, MetaDelete, MetaStore, Op, Outcome, StoreMode};
+
+#[path = "meta.rs"]
+mod meta;
 
 /// Which item a full partition gives up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,116 +71,10 @@ pub enum Policy {
     Lru,
 }
 
-/// Marks an absent list link.
-const NIL: u32 = u32::MAX;
-/// Expiry of an item that never expires.
-const NEVER: u32 = u32::MAX;
-/// Item bit: read since the SIEVE hand last passed it.
-const VISITED: u8 = 1;
-/// Item bit: read at least once since stored (for `*_unfetched` stats).
-const FETCHED: u8 = 2;
-
-/// One stored item's metadata, 40 bytes. Key and value share one heap
-/// allocation, so an item costs a single allocation and a same-size
-/// overwrite reuses it. The allocation is held by a thin pointer: its
-/// length is `key_len + value_len`, already here, so the 8 bytes a
-/// `Box<[u8]>` spends on it are saved on every item.
-#[derive(Debug)]
-struct Item {
-    /// Key followed by value: `key_len + value_len` bytes, owned, made by
-    /// `Box::<[u8]>::into_raw` and given back to `Box::from_raw` on drop.
-    ptr: NonNull<u8>,
-    /// Unique per store; see the module docs.
-    cas: u64,
-    /// Expiry in clock seconds (memcached's resolution); `NEVER` never.
-    expires_at: u32,
-    /// Client flags.
-    flags: u32,
-    /// Neighbour towards the head (newer), or `NIL`.
-    newer: u32,
-    /// Neighbour towards the tail (older), or `NIL`.
-    older: u32,
-    /// Bytes of the allocation that are the value.
-    value_len: u32,
-    /// Bytes of the allocation that are the key (keys are at most 64 KiB).
-    key_len: u16,
-    /// `VISITED` and `FETCHED`.
-    bits: u8,
-}
-
-// SAFETY: an Item owns its allocation exclusively, as a Box<[u8]> would;
-// nothing else holds the pointer, so moving it to another thread is sound.
-unsafe impl Send for Item {}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `Box::<[u8]>::into_raw` of exactly
-        // `len()` bytes (see `Item::new`, `set_data`), and is dropped once.
-        drop(unsafe {
-            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.ptr.as_ptr(),
-                self.len(),
-            ))
-        });
-    }
-}
-
-/// Leaks `data` into a thin pointer; `Item` gives it back on drop.
-fn into_thin(data: Box<[u8]>) -> NonNull<u8> {
-    // `Box::into_raw` never returns null (an empty slice gets a dangling,
-    // non-null pointer, which `from_raw` takes back with length 0).
-    let raw = Box::into_raw(data) as *mut u8;
-    NonNull::new(raw).unwrap_or(NonNull::dangling())
-}
-
-impl Item {
-    fn new(data: Box<[u8]>, key_len: u16, cas: u64, expires_at: u32, flags: u32) -> Item {
-        let value_len = (data.len() - usize::from(key_len)) as u32;
-        Item {
-            ptr: into_thin(data),
-            cas,
-            expires_at,
-            flags,
-            newer: NIL,
-            older: NIL,
-            value_len,
-            key_len,
-            bits: 0,
-        }
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        usize::from(self.key_len) + self.value_len as usize
-    }
-
-    #[inline]
-    fn data(&self) -> &[u8] {
-        // SAFETY: `ptr` owns `len()` initialised bytes (`Item::new`), which
-        // live as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
-    }
-
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len()) }
-    }
-
-    #[inline]
-    fn key(&self) -> &[u8] {
-        &self.data()[..usize::from(self.key_len)]
-    }
-
-    #[inline]
-    fn value(&self) -> &[u8] {
-        &self.data()[usize::from(self.key_len)..]
-    }
-
-    #[inline]
-    fn is_dead(&self, now_ms: u64, flushed_through: u64) -> bool {
-        self.expires_at <= secs(now_ms) || self.cas <= flushed_through
-    }
+/// Whether an item can no longer be read: expired, or flushed.
+#[inline]
+fn is_dead(item: &Item, now_ms: u64, epoch: u32) -> bool {
+    item.expires_at() <= secs(now_ms) || item.epoch() != epoch
 }
 
 /// Clock milliseconds as the clock seconds items expire in.
@@ -229,6 +132,28 @@ pub struct PartitionStats {
     pub reclaimed: u64,
 }
 
+/// Why a store was refused; nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The key or value is longer than an item holds.
+    TooLarge,
+    /// The item cannot fit the budget even alone.
+    NoRoom,
+}
+
+/// What a store writes beside the bytes.
+#[derive(Debug, Clone, Copy)]
+struct NewItem {
+    /// Client flags.
+    flags: u32,
+    /// Clock seconds, or `NEVER`.
+    expires_at: u32,
+    /// The CAS to give the item (a meta `E`); 0: the partition's next.
+    cas: u64,
+    /// `STALE` and `WIN_SENT` to set; every other bit starts clear.
+    bits: u8,
+}
+
 /// Why an item leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Removal {
@@ -256,24 +181,26 @@ pub struct Partition {
     /// Slab slot the expiry sweep looks at next.
     sweep_cursor: usize,
     /// Items with a deadline (not `NEVER`): while none are, and nothing
-    /// is `stale`, no item can die of time and the sweep has no work.
+    /// is `flushed`, no item can die of time and the sweep has no work.
     expiring: usize,
-    /// Items at or below `flushed_through` still in the table. No CAS at
-    /// or below the watermark is handed out after a flush, so this only
-    /// falls until the next one.
-    stale: usize,
+    /// Items from an earlier flush epoch still in the table. New items
+    /// take the current epoch, so this only falls until the next flush.
+    flushed: usize,
     /// Bytes of item allocations (key+value, malloc-rounded).
     data_bytes: u64,
     budget: u64,
     stats: PartitionStats,
     next_cas: u64,
     cas_stride: u64,
-    /// Items whose CAS is at or below this were flushed.
-    flushed_through: u64,
+    /// Bumped by every FLUSH: items stored under an earlier epoch are dead.
+    epoch: u32,
     /// A delayed FLUSH: at this clock millisecond, everything stored so far
     /// dies.
     flush_at: Option<u64>,
     max_value_len: usize,
+    /// The latest clock reading any operation brought, for work that comes
+    /// without one (`set_limit`).
+    last_now_ms: u64,
 }
 
 impl Default for Partition {
@@ -290,31 +217,6 @@ fn deadline(expiry: Expiry, now_ms: u64) -> u32 {
         Expiry::After(ttl) => secs(now_ms).saturating_add(ttl).min(NEVER - 1),
         Expiry::Immediately => secs(now_ms),
     }
-}
-
-/// A counter's value: decimal digits, optionally surrounded by ASCII
-/// whitespace (memcached parses with strtoull and accepts the same).
-fn parse_counter(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// A u64 as decimal text, formatted on the stack.
-fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    let mut v = value;
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[start..]
 }
 
 impl Partition {
@@ -345,7 +247,7 @@ impl Partition {
             hand: NIL,
             sweep_cursor: 0,
             expiring: 0,
-            stale: 0,
+            flushed: 0,
             data_bytes: 0,
             budget,
             stats: PartitionStats {
@@ -354,9 +256,10 @@ impl Partition {
             },
             next_cas: id as u64 + 1,
             cas_stride: workers.max(1) as u64,
-            flushed_through: 0,
+            epoch: 0,
             flush_at: None,
             max_value_len,
+            last_now_ms: 0,
         }
     }
 
@@ -369,6 +272,38 @@ impl Partition {
             hash_bytes: self.bytes() - item_bytes,
             ..self.stats
         }
+    }
+
+    /// Changes the byte budget at run time (memcached's `cache_memlimit`).
+    /// A lower limit takes effect now, not at the next stores, so that
+    /// `bytes + hash_bytes <= limit` keeps holding: the eviction hand
+    /// removes items (dead ones first, judged by the latest clock reading
+    /// the partition saw) until the partition fits, and the slab's and
+    /// table's spare capacity is given back when that is not enough. A
+    /// limit below what one item needs makes every store `NoRoom`.
+    pub fn set_limit(&mut self, bytes: u64) {
+        self.budget = bytes;
+        self.stats.limit = bytes;
+        if self.bytes() <= self.budget {
+            return;
+        }
+        // Free slots and buckets may be all the excess: cheaper to give
+        // them back than to evict for them.
+        self.shrink_structures();
+        while self.bytes() > self.budget && self.evict_one(self.last_now_ms) {}
+        // Emptied, the structures can shrink to nothing, which fits any
+        // limit.
+        self.shrink_structures();
+    }
+
+    /// Gives back the slab's trailing free slots and the table's spare
+    /// buckets.
+    fn shrink_structures(&mut self) {
+        self.items.shrink_to_fit();
+        let items = &self.items;
+        let hasher = &self.hasher;
+        self.table
+            .shrink_to_fit(|&i| hasher.hash_one(items[i as usize].key()));
     }
 
     /// Zeroes the counters (not the gauges: items, bytes and the limit).
@@ -409,7 +344,12 @@ impl Partition {
         self.data_bytes + self.items.capacity() as u64 * SLOT_BYTES + self.table_bytes()
     }
 
-    fn take_cas(&mut self) -> u64 {
+    /// `requested` (a meta `E`), or else the next CAS of this partition's
+    /// sequence.
+    fn cas_or_next(&mut self, requested: u64) -> u64 {
+        if requested != 0 {
+            return requested;
+        }
         let cas = self.next_cas;
         self.next_cas += self.cas_stride;
         cas
@@ -419,9 +359,14 @@ impl Partition {
     /// that many seconds from `now_ms`; a later FLUSH replaces a pending one.
     pub fn flush(&mut self, now_ms: u64, delay_secs: u32) {
         if delay_secs == 0 {
-            self.flushed_through = self.next_cas - 1;
+            if self.epoch == u32::MAX {
+                // The epoch wraps: an item older than 2^32 flushes would
+                // look current again. Everything held is dead anyway.
+                self.drop_all();
+            }
+            self.epoch = self.epoch.wrapping_add(1);
             self.flush_at = None;
-            self.stale = self.items.len();
+            self.flushed = self.items.len();
         } else {
             self.flush_at = Some(now_ms.saturating_add(u64::from(delay_secs) * 1000));
         }
@@ -432,18 +377,32 @@ impl Partition {
     /// worker sweeps, and wakes to sweep, only then: a cache whose items
     /// never expire pays nothing for the sweeper.
     pub fn has_sweep_work(&self) -> bool {
-        self.expiring > 0 || self.stale > 0 || self.flush_at.is_some()
+        self.expiring > 0 || self.flushed > 0 || self.flush_at.is_some()
+    }
+
+    /// Reclaims every item at once, keeping the structures' capacity.
+    fn drop_all(&mut self) {
+        self.stats.reclaimed += self.items.len() as u64;
+        self.items.clear();
+        self.table.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.hand = NIL;
+        self.data_bytes = 0;
+        self.expiring = 0;
+        self.flushed = 0;
     }
 
     /// Gives item `idx` a new deadline, keeping the `expiring` count exact.
     fn set_deadline(&mut self, idx: u32, expires_at: u32) {
         let item = &mut self.items[idx as usize];
-        self.expiring -= usize::from(item.expires_at != NEVER);
+        self.expiring -= usize::from(item.expires_at() != NEVER);
         self.expiring += usize::from(expires_at != NEVER);
-        item.expires_at = expires_at;
+        item.set_expires_at(expires_at);
     }
 
     fn apply_due_flush(&mut self, now_ms: u64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         if let Some(at) = self.flush_at
             && now_ms >= at
         {
@@ -457,11 +416,11 @@ impl Partition {
         let old_head = self.head;
         {
             let item = &mut self.items[idx as usize];
-            item.newer = NIL;
-            item.older = old_head;
+            item.set_newer(NIL);
+            item.set_older(old_head);
         }
         if old_head != NIL {
-            self.items[old_head as usize].newer = idx;
+            self.items[old_head as usize].set_newer(idx);
         } else {
             self.tail = idx;
         }
@@ -471,15 +430,15 @@ impl Partition {
     fn unlink(&mut self, idx: u32) {
         let (newer, older) = {
             let item = &self.items[idx as usize];
-            (item.newer, item.older)
+            (item.newer(), item.older())
         };
         if newer != NIL {
-            self.items[newer as usize].older = older;
+            self.items[newer as usize].set_older(older);
         } else {
             self.head = older;
         }
         if older != NIL {
-            self.items[older as usize].newer = newer;
+            self.items[older as usize].set_newer(newer);
         } else {
             self.tail = newer;
         }
@@ -508,14 +467,14 @@ impl Partition {
         }
         let item = self.items.remove(idx as usize);
         self.data_bytes -= malloc_size(item.len());
-        self.expiring -= usize::from(item.expires_at != NEVER);
-        self.stale -= usize::from(item.cas <= self.flushed_through);
-        let unfetched = item.bits & FETCHED == 0;
+        self.expiring -= usize::from(item.expires_at() != NEVER);
+        self.flushed -= usize::from(item.epoch() != self.epoch);
+        let unfetched = !item.has(FETCHED);
         match why {
             Removal::Deleted => {}
             Removal::Reclaimed => {
                 self.stats.reclaimed += 1;
-                if unfetched && item.cas > self.flushed_through {
+                if unfetched && item.epoch() == self.epoch {
                     self.stats.expired_unfetched += 1;
                 }
             }
@@ -535,11 +494,11 @@ impl Partition {
     fn find_live(&mut self, key: &[u8], now_ms: u64, read: bool) -> Option<u32> {
         let idx = self.find(key)?;
         let item = &self.items[idx as usize];
-        if !item.is_dead(now_ms, self.flushed_through) {
+        if !is_dead(item, now_ms, self.epoch) {
             return Some(idx);
         }
         if read {
-            if item.cas <= self.flushed_through {
+            if item.epoch() != self.epoch {
                 self.stats.get_flushed += 1;
             } else {
                 self.stats.get_expired += 1;
@@ -549,12 +508,13 @@ impl Partition {
         None
     }
 
-    /// Marks a read: SIEVE sets a bit, LRU moves the item to the head.
-    fn touch_for_policy(&mut self, idx: u32) {
+    /// Marks an access: the item's access time, and its credit for
+    /// eviction (SIEVE sets a bit, LRU moves the item to the head).
+    fn bump(&mut self, idx: u32, now_ms: u64) {
+        self.items[idx as usize].set_atime(secs(now_ms));
         match self.policy {
-            Policy::Sieve => self.items[idx as usize].bits |= VISITED | FETCHED,
+            Policy::Sieve => self.items[idx as usize].set_bits(VISITED),
             Policy::Lru => {
-                self.items[idx as usize].bits |= FETCHED;
                 if self.head != idx {
                     self.unlink(idx);
                     self.link_at_head(idx);
@@ -581,19 +541,19 @@ impl Partition {
                 };
                 loop {
                     let item = &mut self.items[hand as usize];
-                    if item.bits & VISITED == 0 || item.is_dead(now_ms, self.flushed_through) {
+                    if !item.has(VISITED) || is_dead(item, now_ms, self.epoch) {
                         break hand;
                     }
-                    item.bits &= !VISITED;
-                    hand = if item.newer == NIL {
+                    item.clear_bits(VISITED);
+                    hand = if item.newer() == NIL {
                         self.tail
                     } else {
-                        item.newer
+                        item.newer()
                     };
                 }
             }
         };
-        let dead = self.items[victim as usize].is_dead(now_ms, self.flushed_through);
+        let dead = is_dead(&self.items[victim as usize], now_ms, self.epoch);
         // The hand moves on to the victim's newer neighbour (`unlink`
         // does it), where the next eviction resumes.
         self.hand = victim;
@@ -658,88 +618,81 @@ impl Partition {
         true
     }
 
-    /// Stores a fresh item at the head (the key holds no item). None if it
-    /// cannot fit the budget.
+    /// Stores a fresh item at the head (the key holds no item). Refused,
+    /// with nothing changed, if its lengths do not fit an item or it cannot
+    /// fit the budget.
     fn insert(
         &mut self,
         key: &[u8],
         parts: &[&[u8]],
-        flags: u32,
-        expires_at: u32,
+        new: &NewItem,
         now_ms: u64,
-    ) -> Option<u64> {
-        // Keys longer than u16 are refused by every codec; truncating here
-        // would corrupt the table.
-        debug_assert!(key.len() <= usize::from(u16::MAX));
-        let key = &key[..key.len().min(usize::from(u16::MAX))];
-        let data_len = key.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    ) -> Result<u32, Refused> {
+        let value_len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let data_len = item::data_len(key.len(), value_len).ok_or(Refused::TooLarge)?;
         if !self.make_room(data_len, now_ms) {
-            return None;
+            return Err(Refused::NoRoom);
         }
         if self.items.len() == self.items.capacity() {
             self.items
                 .reserve_exact(Self::slab_growth(self.items.capacity()));
         }
-        let mut data = Vec::with_capacity(data_len);
-        data.extend_from_slice(key);
-        for p in parts {
-            data.extend_from_slice(p);
-        }
-        let cas = self.take_cas();
-        let idx = self.items.insert(Item::new(
-            data.into_boxed_slice(),
-            key.len() as u16,
-            cas,
-            expires_at,
-            flags,
-        )) as u32;
+        let mut item = Item::new(key, parts).ok_or(Refused::TooLarge)?;
+        item.set_cas(self.cas_or_next(new.cas));
+        item.set_expires_at(new.expires_at);
+        item.set_flags(new.flags);
+        item.set_atime(secs(now_ms));
+        item.set_epoch(self.epoch);
+        item.set_bits(new.bits & (STALE | WIN_SENT));
+        let idx = self.items.insert(item) as u32;
         self.data_bytes += malloc_size(data_len);
-        self.expiring += usize::from(expires_at != NEVER);
+        self.expiring += usize::from(new.expires_at != NEVER);
         let hash = self.hasher.hash_one(key);
         let items = &self.items;
         let hasher = &self.hasher;
         self.table
             .insert_unique(hash, idx, |&i| hasher.hash_one(items[i as usize].key()));
         self.link_at_head(idx);
-        Some(cas)
+        Ok(idx)
     }
 
     /// Replaces item `idx`'s data with `parts` (key kept): in place when
-    /// the size is unchanged, else as a fresh item at the head. None if the
-    /// new data cannot fit even alone; the old item is then left as it was.
+    /// the size is unchanged, else as a fresh item at the head. Refused if
+    /// the new data cannot be an item or cannot fit even alone; the old item
+    /// is then left as it was.
     fn rewrite(
         &mut self,
         idx: u32,
         parts: &[&[u8]],
-        flags: u32,
-        expires_at: u32,
+        new: &NewItem,
         now_ms: u64,
-    ) -> Option<u64> {
+    ) -> Result<u32, Refused> {
         let item = &self.items[idx as usize];
-        let key_len = usize::from(item.key_len);
-        let new_len = key_len + parts.iter().map(|p| p.len()).sum::<usize>();
-        if new_len == item.len() {
-            let cas = self.take_cas();
+        let value_len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let new_len = item::data_len(item.key().len(), value_len).ok_or(Refused::TooLarge)?;
+        if value_len == item.value().len() {
+            let cas = self.cas_or_next(new.cas);
             let item = &mut self.items[idx as usize];
-            let mut at = key_len;
+            let mut at = 0;
             for p in parts {
-                item.data_mut()[at..at + p.len()].copy_from_slice(p);
+                item.value_mut()[at..at + p.len()].copy_from_slice(p);
                 at += p.len();
             }
-            item.flags = flags;
-            item.cas = cas;
-            self.set_deadline(idx, expires_at);
+            item.set_flags(new.flags);
+            item.set_cas(cas);
+            item.clear_bits(FETCHED | STALE | WIN_SENT);
+            item.set_bits(new.bits & (STALE | WIN_SENT));
+            self.set_deadline(idx, new.expires_at);
             // A new value, not yet read; a write is an access for eviction.
-            self.touch_for_policy(idx);
-            self.items[idx as usize].bits &= !FETCHED;
-            return Some(cas);
+            self.bump(idx, now_ms);
+            return Ok(idx);
         }
         if !self.fits_alone(new_len) {
-            return None;
+            return Err(Refused::NoRoom);
         }
         let old = self.remove(idx, Removal::Deleted);
         // Room is certain: the item fits alone, and everything else can go.
-        self.insert(old.key(), parts, flags, expires_at, now_ms)
+        self.insert(old.key(), parts, new, now_ms)
     }
 
     /// Reclaims dead items, looking at no more than `max_slots` slab slots
@@ -756,7 +709,7 @@ impl Partition {
             let idx = self.sweep_cursor % capacity;
             self.sweep_cursor = (idx + 1) % capacity;
             if let Some(item) = self.items.get(idx)
-                && item.is_dead(now_ms, self.flushed_through)
+                && is_dead(item, now_ms, self.epoch)
             {
                 self.remove(idx as u32, Removal::Reclaimed);
                 reclaimed += 1;
@@ -785,8 +738,8 @@ impl Partition {
                     self.set_deadline(idx, deadline(expiry, now_ms));
                     let item = &self.items[idx as usize];
                     Outcome::Touched {
-                        flags: item.flags,
-                        cas: item.cas,
+                        flags: item.flags(),
+                        cas: item.cas(),
                     }
                 }
                 None => Outcome::NotFound,
@@ -796,15 +749,39 @@ impl Partition {
                 flags,
                 expiry,
                 cas,
-            } => self.store(mode, key, cmd.value, flags, expiry, cas, now_ms),
-            Op::Delete { cas } => match self.find_live(key, now_ms, false) {
-                Some(idx) if cas != 0 && self.items[idx as usize].cas != cas => Outcome::Exists,
-                Some(idx) => {
-                    self.remove(idx, Removal::Deleted);
-                    Outcome::Deleted
+            } => {
+                // memcached's binary protocol makes an ADD with a CAS a
+                // compare-and-swap: a REPLACE with that CAS.
+                let mode = match mode {
+                    StoreMode::Add if cas != 0 => StoreMode::Replace,
+                    mode => mode,
+                };
+                let req = MetaStore {
+                    mode,
+                    flags,
+                    expiry,
+                    cas,
+                    new_cas: 0,
+                    invalidate: false,
+                    vivify: None,
+                };
+                match self.store_item(&req, key, cmd.value, now_ms) {
+                    Ok(idx) => Outcome::Stored {
+                        cas: self.items[idx as usize].cas(),
+                    },
+                    Err(failure) => failure.outcome(),
                 }
-                None => Outcome::NotFound,
-            },
+            }
+            Op::Delete { cas } => {
+                let req = MetaDelete {
+                    cas,
+                    ..MetaDelete::default()
+                };
+                match self.delete_item(&req, key, now_ms) {
+                    Ok(_) => Outcome::Deleted,
+                    Err(failure) => failure.outcome(),
+                }
+            }
             Op::Arith {
                 incr,
                 delta,
@@ -812,13 +789,29 @@ impl Partition {
                 create,
                 expiry,
                 cas,
-            } => self.arith(key, incr, delta, initial, create, expiry, cas, now_ms),
-            // Placeholders until the meta semantics land.
-            Op::Unlink
-            | Op::MetaRead(_)
-            | Op::MetaStore(_)
-            | Op::MetaDelete(_)
-            | Op::MetaArith(_) => Outcome::NotFound,
+            } => {
+                let req = MetaArith {
+                    incr,
+                    delta,
+                    initial,
+                    vivify: create.then_some(expiry),
+                    cas,
+                    new_cas: 0,
+                    touch: None,
+                };
+                match self.arith_item(&req, key, now_ms) {
+                    Ok((idx, value)) => Outcome::Counter {
+                        value,
+                        cas: self.items[idx as usize].cas(),
+                    },
+                    Err(failure) => failure.outcome(),
+                }
+            }
+            Op::Unlink => self.unlink_key(key, now_ms),
+            Op::MetaRead(read) => self.meta_read(&read, key, now_ms),
+            Op::MetaStore(store) => self.meta_store(&store, key, cmd.value, now_ms),
+            Op::MetaDelete(delete) => self.meta_delete(&delete, key, now_ms),
+            Op::MetaArith(arith) => self.meta_arith(&arith, key, now_ms),
         }
     }
 
@@ -826,127 +819,16 @@ impl Partition {
         let Some(idx) = self.find_live(key, now_ms, true) else {
             return Outcome::Miss;
         };
-        self.touch_for_policy(idx);
+        self.bump(idx, now_ms);
+        self.items[idx as usize].set_bits(FETCHED);
         if let Some(expiry) = touch {
             self.set_deadline(idx, deadline(expiry, now_ms));
         }
         let item = &self.items[idx as usize];
         Outcome::Hit {
-            flags: item.flags,
-            cas: item.cas,
+            flags: item.flags(),
+            cas: item.cas(),
             value: item.value(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn store(
-        &mut self,
-        mode: StoreMode,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-        cas: u64,
-        now_ms: u64,
-    ) -> Outcome<&[u8]> {
-        let expires_at = deadline(expiry, now_ms);
-        let Some(idx) = self.find_live(key, now_ms, false) else {
-            // memcached: a store with a CAS needs an item to compare with.
-            return match mode {
-                _ if cas != 0 && !matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
-                    Outcome::NotFound
-                }
-                StoreMode::Set | StoreMode::Add => {
-                    match self.insert(key, &[value], flags, expires_at, now_ms) {
-                        Some(cas) => {
-                            self.stats.total_items += 1;
-                            Outcome::Stored { cas }
-                        }
-                        None => Outcome::NoRoom,
-                    }
-                }
-                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => Outcome::NotStored,
-            };
-        };
-        let item = &self.items[idx as usize];
-        if cas != 0 && item.cas != cas {
-            return Outcome::Exists;
-        }
-        let result = match mode {
-            // memcached turns an ADD with a CAS into a compare-and-swap.
-            StoreMode::Add if cas == 0 => return Outcome::NotStored,
-            StoreMode::Set | StoreMode::Add | StoreMode::Replace => {
-                self.rewrite(idx, &[value], flags, expires_at, now_ms)
-            }
-            StoreMode::Append | StoreMode::Prepend => {
-                if item.value().len() + value.len() > self.max_value_len {
-                    return Outcome::TooLarge;
-                }
-                let (item_flags, item_expiry) = (item.flags, item.expires_at);
-                let old = item.value().to_vec();
-                let parts: [&[u8]; 2] = if mode == StoreMode::Append {
-                    [&old, value]
-                } else {
-                    [value, &old]
-                };
-                self.rewrite(idx, &parts, item_flags, item_expiry, now_ms)
-            }
-        };
-        match result {
-            Some(cas) => {
-                self.stats.total_items += 1;
-                Outcome::Stored { cas }
-            }
-            None => Outcome::NoRoom,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn arith(
-        &mut self,
-        key: &[u8],
-        incr: bool,
-        delta: u64,
-        initial: u64,
-        create: bool,
-        expiry: Expiry,
-        cas: u64,
-        now_ms: u64,
-    ) -> Outcome<&[u8]> {
-        let mut digits = [0u8; 20];
-        let Some(idx) = self.find_live(key, now_ms, false) else {
-            if !create {
-                return Outcome::NotFound;
-            }
-            let text = decimal(initial, &mut digits);
-            return match self.insert(key, &[text], 0, deadline(expiry, now_ms), now_ms) {
-                Some(cas) => {
-                    self.stats.total_items += 1;
-                    Outcome::Counter {
-                        value: initial,
-                        cas,
-                    }
-                }
-                None => Outcome::NoRoom,
-            };
-        };
-        let item = &self.items[idx as usize];
-        if cas != 0 && item.cas != cas {
-            return Outcome::Exists;
-        }
-        let Some(current) = parse_counter(item.value()) else {
-            return Outcome::NonNumeric;
-        };
-        let value = if incr {
-            current.wrapping_add(delta)
-        } else {
-            current.saturating_sub(delta)
-        };
-        let (flags, expires_at) = (item.flags, item.expires_at);
-        let text = decimal(value, &mut digits);
-        match self.rewrite(idx, &[text], flags, expires_at, now_ms) {
-            Some(cas) => Outcome::Counter { value, cas },
-            None => Outcome::NoRoom,
         }
     }
 
@@ -985,69 +867,74 @@ impl Partition {
 }
 
 #[cfg(test)]
+#[path = "testkit.rs"]
+mod testkit;
+
+#[cfg(test)]
 mod tests {
+    use super::meta::parse_counter;
+    use super::testkit::*;
     use super::*;
+    use crate::command::{MetaRead, MetaStatus};
     use proptest::prelude::*;
     use std::collections::{HashMap, VecDeque};
 
-    fn run(p: &mut Partition, op: Op, key: &[u8], value: &[u8], now: u64) -> Outcome<Vec<u8>> {
-        p.execute(&Command { op, key, value }, now)
-            .map_value(<[u8]>::to_vec)
-    }
-
-    fn store(mode: StoreMode, cas: u64) -> Op {
-        Op::Store {
-            mode,
-            flags: 0,
-            expiry: Expiry::Never,
-            cas,
-        }
-    }
-
-    fn get(p: &mut Partition, key: &[u8], now: u64) -> Option<Vec<u8>> {
-        p.get(key, now).map(|(_, v)| v.to_vec())
-    }
-
-    /// Keys held, oldest first, read without disturbing the policy.
-    fn keys_oldest_first(p: &Partition) -> Vec<Vec<u8>> {
-        let mut keys = Vec::new();
-        let mut at = p.tail;
-        while at != NIL {
-            let item = &p.items[at as usize];
-            keys.push(item.key().to_vec());
-            at = item.newer;
-        }
-        keys
-    }
-
-    fn check_accounting(p: &Partition) {
-        let data: u64 = p.items.iter().map(|(_, it)| malloc_size(it.len())).sum();
-        assert_eq!(p.data_bytes, data);
-        assert_eq!(p.table.len(), p.items.len());
-        assert_eq!(keys_oldest_first(p).len(), p.items.len());
-        assert!(p.bytes() <= p.budget, "{} > {}", p.bytes(), p.budget);
-        let expiring = p
-            .items
-            .iter()
-            .filter(|(_, it)| it.expires_at != NEVER)
-            .count();
-        assert_eq!(p.expiring, expiring, "items with a deadline");
-        let stale = p
-            .items
-            .iter()
-            .filter(|(_, it)| it.cas <= p.flushed_through)
-            .count();
-        assert_eq!(p.stale, stale, "flushed items");
+    #[test]
+    fn item_metadata_is_compact() {
+        assert_eq!(SLOT_BYTES, 48, "the accounting counts the real slot");
+        const { assert!(ITEM_OVERHEAD < 64) };
     }
 
     #[test]
-    fn item_metadata_is_compact() {
-        assert_eq!(std::mem::size_of::<Item>(), 40);
+    fn the_flush_epoch_wraps_without_reviving_anything() {
+        let mut p = Partition::new();
+        p.epoch = u32::MAX - 1;
+        p.set(b"old", b"1", 0, 0, 0);
+        p.flush(0, 0);
+        p.set(b"max", b"2", 0, 0, 0);
+        assert_eq!(p.epoch, u32::MAX);
+        p.flush(0, 0);
+        assert_eq!(p.epoch, 0);
+        assert!(p.is_empty(), "the wrap reclaims everything at once");
+        assert_eq!(p.stats().reclaimed, 2);
+        check_accounting(&p);
+        p.set(b"new", b"3", 0, 0, 0);
+        assert!(get(&mut p, b"new", 0).is_some());
+        assert!(get(&mut p, b"old", 0).is_none());
+        assert!(get(&mut p, b"max", 0).is_none());
+        assert!(!p.has_sweep_work());
+    }
+
+    #[test]
+    fn keys_and_values_longer_than_an_item_holds_are_refused() {
+        let mut p = Partition::new();
+        let key = vec![b'k'; usize::from(u16::MAX) + 1];
         assert_eq!(
-            SLOT_BYTES, 40,
-            "the slab's vacant link fits the item's niche"
+            run(&mut p, store(StoreMode::Set, 0), &key, b"v", 0),
+            Outcome::TooLarge
         );
-        const { assert!(ITEM_OVERHEAD < 64) };
+        assert!(p.is_empty());
+        check_accounting(&p);
+    }
+
+    /// A value one byte over 4 GiB, zero pages the kernel maps lazily: it is
+    /// refused before a byte of it is read (skipped under valgrind, which
+    /// would have to shadow it).
+    #[test]
+    fn a_value_over_4_gib_is_refused_not_truncated() {
+        let mut p = Partition::new();
+        let huge = vec![0u8; u32::MAX as usize + 1];
+        p.set(b"k", b"v", 0, 0, 0);
+        assert_eq!(
+            run(&mut p, store(StoreMode::Set, 0), b"k", &huge, 0),
+            Outcome::TooLarge
+        );
+        assert_eq!(
+            get(&mut p, b"k", 0),
+            Some(b"v".to_vec()),
+            "the old value stays"
+        );
+        check_accounting(&p);
     }
 
     #[test]
@@ -1285,6 +1172,30 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_limit_evicts_at_once_and_a_higher_one_gives_room_back() {
+        let (mut p, n) = full(Policy::Sieve, 64 << 10);
+        p.set_limit(32 << 10);
+        assert!(p.bytes() <= 32 << 10 && p.len() < n, "{} items", p.len());
+        assert_eq!(p.stats().limit, 32 << 10);
+        check_accounting(&p);
+        for key in keys_oldest_first(&p) {
+            assert!(get(&mut p, &key, 0).is_some());
+        }
+        // Below the structures' floor: everything goes, then they shrink.
+        p.set_limit(0);
+        assert!(p.is_empty() && p.bytes() == 0);
+        assert_eq!(p.set(b"k", b"v", 0, 0, 0), 0, "nothing fits");
+        p.set_limit(64 << 10);
+        let evictions = p.stats().evictions;
+        for i in 0..n {
+            assert!(p.set(format!("k{i:05}").as_bytes(), &[b'v'; 32], 0, 0, 0) != 0);
+        }
+        assert!(p.len() >= n - 1, "room is back: {} of {n}", p.len());
+        assert!(p.stats().evictions <= evictions + 1);
+        check_accounting(&p);
+    }
+
+    #[test]
     fn an_item_that_cannot_fit_is_refused_and_nothing_is_lost() {
         let mut p = Partition::with_budget(Policy::Sieve, 64 << 10);
         p.set(b"keep", b"v", 0, 0, 0);
@@ -1472,7 +1383,7 @@ mod tests {
 
         #[test]
         fn semantics_match_a_hashmap_model_with_room_to_spare(
-            ops in proptest::collection::vec((0u8..10, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
+            ops in proptest::collection::vec((0u8..16, 0u8..16, proptest::collection::vec(b'0'..=b'9', 0..8), 0u16..3000), 1..200)
         ) {
             let mut p = Partition::for_worker(0, 1, 64, u64::MAX);
             let mut model: HashMap<Vec<u8>, (Vec<u8>, u64)> = HashMap::new();
@@ -1553,10 +1464,99 @@ mod tests {
                     8 => {
                         p.sweep(now, usize::from(n % 64));
                     }
+                    // A meta read, vivifying on even n, not bumping on n % 3 == 0.
+                    10 => {
+                        let read = MetaRead {
+                            value: true,
+                            vivify: (n % 2 == 0).then_some(Expiry::Never),
+                            no_bump: n % 3 == 0,
+                            ..MetaRead::default()
+                        };
+                        let out = run(&mut p, Op::MetaRead(read), &key, b"", now);
+                        match (live(&model, &key, now), read.vivify) {
+                            (Some(v), _) => prop_assert!(matches!(&out, Outcome::Meta { status: MetaStatus::Hit, value, .. } if *value == v), "{:?}", out),
+                            (None, Some(_)) => {
+                                prop_assert!(matches!(&out, Outcome::Meta { status: MetaStatus::Hit, info, value } if info.won && value.is_empty()), "{:?}", out);
+                                model.insert(key, (Vec::new(), u64::MAX));
+                            }
+                            (None, None) => prop_assert!(matches!(out, Outcome::Meta { status: MetaStatus::Miss, .. }), "{:?}", out),
+                        }
+                    }
+                    // A meta set with an explicit CAS on odd n, an add, or an
+                    // append that vivifies.
+                    11 => {
+                        let mode = [StoreMode::Set, StoreMode::Add, StoreMode::Append][usize::from(n % 3)];
+                        let new_cas = if n % 2 == 1 { u64::from(n) } else { 0 };
+                        let req = MetaStore { mode, flags: 0, expiry: Expiry::Never, cas: 0, new_cas, invalidate: false, vivify: Some(Expiry::Never) };
+                        let out = run(&mut p, Op::MetaStore(req), &key, &v, now);
+                        let status = match &out {
+                            Outcome::Meta { status, info, .. } => {
+                                if *status == MetaStatus::Stored && new_cas != 0 {
+                                    prop_assert_eq!(info.cas, new_cas);
+                                }
+                                *status
+                            }
+                            other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                        };
+                        match (mode, live(&model, &key, now)) {
+                            (StoreMode::Add, Some(_)) => prop_assert_eq!(status, MetaStatus::NotStored),
+                            (StoreMode::Append, Some(old)) if old.len() + v.len() > 64 => prop_assert_eq!(status, MetaStatus::TooLarge),
+                            (StoreMode::Append, Some(mut old)) => {
+                                prop_assert_eq!(status, MetaStatus::Stored);
+                                let exp = model.get(&key).map_or(u64::MAX, |e| e.1);
+                                old.extend_from_slice(&v);
+                                model.insert(key, (old, exp));
+                            }
+                            _ => {
+                                prop_assert_eq!(status, MetaStatus::Stored);
+                                model.insert(key, (v, u64::MAX));
+                            }
+                        }
+                    }
+                    // A meta delete: plain, emptying (x) or invalidating (I).
+                    12 => {
+                        let req = MetaDelete { clear_value: n % 3 == 1, invalidate: n % 3 == 2, ..MetaDelete::default() };
+                        let out = run(&mut p, Op::MetaDelete(req), &key, b"", now);
+                        let found = live(&model, &key, now).is_some();
+                        let want = if found { MetaStatus::Deleted } else { MetaStatus::NotFound };
+                        prop_assert!(matches!(out, Outcome::Meta { status, .. } if status == want), "{:?}", out);
+                        match n % 3 {
+                            0 => {
+                                model.remove(&key);
+                            }
+                            1 if found => {
+                                model.insert(key, (Vec::new(), u64::MAX));
+                            }
+                            _ => {}
+                        }
+                    }
+                    // A meta increment that vivifies from 7.
+                    13 => {
+                        let req = MetaArith { incr: true, delta: u64::from(n), initial: 7, vivify: Some(Expiry::Never), cas: 0, new_cas: 0, touch: None };
+                        let out = run(&mut p, Op::MetaArith(req), &key, b"", now);
+                        let want = match live(&model, &key, now) {
+                            None => Some(7),
+                            Some(v) => parse_counter(&v).map(|c| c.wrapping_add(u64::from(n))),
+                        };
+                        match want {
+                            None => prop_assert!(matches!(out, Outcome::Meta { status: MetaStatus::NonNumeric, .. }), "{:?}", out),
+                            Some(c) => {
+                                let digits = c.to_string().into_bytes();
+                                prop_assert!(matches!(&out, Outcome::Meta { status: MetaStatus::Stored, value, .. } if *value == digits), "{:?}", out);
+                                let exp = model.get(&key).filter(|e| e.1 > now).map_or(u64::MAX, |e| e.1);
+                                model.insert(key, (digits, exp));
+                            }
+                        }
+                    }
+                    14 => {
+                        let want = if live(&model, &key, now).is_some() { Outcome::Deleted } else { Outcome::NotFound };
+                        model.remove(&key);
+                        prop_assert_eq!(run(&mut p, Op::Unlink, &key, b"", now), want);
+                    }
                     _ => now += u64::from(n),
                 }
                 // The sweep is skipped exactly when no held item can die untouched.
-                let can_die = p.items.iter().any(|(_, it)| it.expires_at != NEVER || it.cas <= p.flushed_through);
+                let can_die = p.items.iter().any(|(_, it)| it.expires_at() != NEVER || it.epoch() != p.epoch);
                 prop_assert_eq!(p.has_sweep_work(), can_die || p.flush_at.is_some());
                 check_accounting(&p);
             }
