@@ -720,11 +720,6 @@ impl Partition {
 
     // ----- commands -----
 
-    /// Changes the byte budget (placeholder: takes effect for later stores).
-    pub fn set_limit(&mut self, bytes: u64) {
-        self.budget = bytes;
-    }
-
     /// Executes one command at time `now_ms` (clock milliseconds). A hit
     /// borrows the stored value.
     pub fn execute(&mut self, cmd: &Command<'_>, now_ms: u64) -> Outcome<&[u8]> {
