@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod memcache;
+pub mod text;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
