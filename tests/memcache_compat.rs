@@ -2,7 +2,8 @@
 //! programs cafe did not write:
 //!
 //! - `memccapable` (Debian's name for libmemcached's `memcapable`, package
-//!   libmemcached-tools), whose 27 binary tests must all pass;
+//!   libmemcached-tools), whose 27 binary tests and 27 ASCII tests must all
+//!   pass, and `memcstat`, which must print the stats over either protocol;
 //! - the `memcache` crate (rust-memcache), a synchronous client that speaks
 //!   the binary protocol unless its URL says `?protocol=ascii`;
 //! - a few raw frames built by hand (`common::memcache`), for what that
@@ -742,15 +743,47 @@ const MEMCCAPABLE_BINARY_TESTS: [&str; 27] = [
     "binary stat",
 ];
 
+/// The ASCII tests of memcapable (`-a`), in the order it runs them.
+const MEMCCAPABLE_ASCII_TESTS: [&str; 27] = [
+    "ascii version",
+    "ascii quit",
+    "ascii verbosity",
+    "ascii set",
+    "ascii set noreply",
+    "ascii get",
+    "ascii gets",
+    "ascii mget",
+    "ascii flush",
+    "ascii flush noreply",
+    "ascii add",
+    "ascii add noreply",
+    "ascii replace",
+    "ascii replace noreply",
+    "ascii cas",
+    "ascii cas noreply",
+    "ascii delete",
+    "ascii delete noreply",
+    "ascii incr",
+    "ascii incr noreply",
+    "ascii decr",
+    "ascii decr noreply",
+    "ascii append",
+    "ascii append noreply",
+    "ascii prepend",
+    "ascii prepend noreply",
+    "ascii stat",
+];
+
 /// How long one memccapable run may take. A passing run takes well under a
 /// second; a failing one waits up to its 2 s I/O timeout per read.
 const MEMCCAPABLE_LIMIT: Duration = Duration::from_secs(60);
 
-/// The memcapable binary on PATH: Debian calls it `memccapable`.
-fn find_memccapable() -> Option<PathBuf> {
+/// A libmemcached tool on PATH, under Debian's name (`memccapable`,
+/// `memcstat`) or upstream's (`memcapable`, `memstat`).
+fn find_tool(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for dir in std::env::split_paths(&path) {
-        for name in ["memccapable", "memcapable"] {
+        for name in names {
             let candidate = dir.join(name);
             if candidate.is_file() {
                 return Some(candidate);
@@ -760,25 +793,42 @@ fn find_memccapable() -> Option<PathBuf> {
     None
 }
 
+/// The tool, or `None` after a notice; under `CI=true` a missing tool
+/// fails the test instead.
+fn require_tool(names: &[&str], test: &str) -> Option<PathBuf> {
+    let found = find_tool(names);
+    if found.is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "{} not found on PATH: install libmemcached-tools \
+                 (apt-get install libmemcached-tools)",
+                names[0]
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: {} not found on PATH (apt-get install libmemcached-tools)",
+            names[0]
+        );
+    }
+    found
+}
+
 /// Checks memcapable's output. It prints each test's name padded to 40
 /// columns on stdout, then `[pass]` on stdout or `[FAIL]` on stderr, and
 /// ends with `All tests passed` on stdout or `N of M tests failed` on
-/// stderr. Every binary test must have its own `[pass]` line.
-fn check_memccapable_output(stdout: &str, stderr: &str) -> Result<(), String> {
+/// stderr. Every test of the run must have its own `[pass]` line.
+fn check_memccapable_output(tests: &[&str], stdout: &str, stderr: &str) -> Result<(), String> {
     let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
     let mut problems = Vec::new();
-    for name in MEMCCAPABLE_BINARY_TESTS {
+    for name in tests {
         let passed = format!("{name:<40}[pass]");
         if !lines.contains(&passed.as_str()) {
             problems.push(format!("{name:?} did not pass"));
         }
     }
     let passes = lines.iter().filter(|l| l.ends_with("[pass]")).count();
-    if passes != MEMCCAPABLE_BINARY_TESTS.len() {
-        problems.push(format!(
-            "{passes} [pass] lines, expected {}",
-            MEMCCAPABLE_BINARY_TESTS.len()
-        ));
+    if passes != tests.len() {
+        problems.push(format!("{passes} [pass] lines, expected {}", tests.len()));
     }
     if !lines.contains(&"All tests passed") {
         problems.push("no `All tests passed` summary".to_string());
@@ -800,11 +850,10 @@ struct Run {
     stderr: String,
 }
 
-/// Runs memccapable's binary tests against `port`, killing it after
-/// [`MEMCCAPABLE_LIMIT`].
-fn run_memccapable(bin: &Path, port: u16) -> Run {
+/// Runs `bin` with `args`, killing it after [`MEMCCAPABLE_LIMIT`].
+fn run_tool(bin: &Path, args: &[&str]) -> Run {
     let mut child = Command::new(bin)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-b", "-t", "2"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -849,7 +898,7 @@ fn run_memccapable(bin: &Path, port: u16) -> Run {
         }
         outputs += 1;
     }
-    let status = child.wait().expect("wait for memccapable");
+    let status = child.wait().expect("wait for the tool");
     Run {
         success: status.success() && !timed_out,
         status: if timed_out {
@@ -862,33 +911,107 @@ fn run_memccapable(bin: &Path, port: u16) -> Run {
     }
 }
 
-#[test]
-fn memccapable_binary_passes_at_1_and_4_threads() {
-    let Some(bin) = find_memccapable() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "memccapable not found on PATH: install libmemcached-tools \
-                 (apt-get install libmemcached-tools)"
-            );
-        }
-        eprintln!(
-            "SKIPPED memccapable_binary_passes_at_1_and_4_threads: memccapable not \
-             found on PATH (apt-get install libmemcached-tools)"
-        );
+/// Runs memccapable's tests of one protocol (`-b` or `-a`) against a
+/// server at each worker count; every one of `tests` must pass.
+fn memccapable_passes(test: &str, protocol_flag: &str, tests: &[&str]) {
+    let Some(bin) = require_tool(&["memccapable", "memcapable"], test) else {
         return;
     };
     for_each_worker_count(|threads| {
         let server = start(threads);
-        let run = run_memccapable(&bin, server.local_addr().port());
-        let verdict = check_memccapable_output(&run.stdout, &run.stderr);
+        let port = server.local_addr().port().to_string();
+        let run = run_tool(
+            &bin,
+            &["-h", "127.0.0.1", "-p", &port, protocol_flag, "-t", "2"],
+        );
+        let verdict = check_memccapable_output(tests, &run.stdout, &run.stderr);
         assert!(
             run.success && verdict.is_ok(),
-            "memccapable at {threads} worker(s): exit {}, {}\n--- stdout\n{}\n--- stderr\n{}",
+            "memccapable {protocol_flag} at {threads} worker(s): exit {}, {}\n--- stdout\n{}\n--- stderr\n{}",
             run.status,
             verdict.err().unwrap_or_else(|| "output fine".to_string()),
             run.stdout,
             run.stderr
         );
+    });
+}
+
+#[test]
+fn memccapable_binary_passes_at_1_and_4_threads() {
+    memccapable_passes(
+        "memccapable_binary_passes_at_1_and_4_threads",
+        "-b",
+        &MEMCCAPABLE_BINARY_TESTS,
+    );
+}
+
+#[test]
+fn memccapable_ascii_passes_at_1_and_4_threads() {
+    memccapable_passes(
+        "memccapable_ascii_passes_at_1_and_4_threads",
+        "-a",
+        &MEMCCAPABLE_ASCII_TESTS,
+    );
+}
+
+/// Checks memstat's report of one server: a `Server: HOST (PORT)` header,
+/// then one tab-indented `name: value` line per stat, among them the
+/// general ones.
+fn check_memcstat_output(port: u16, stdout: &str) -> Result<(), String> {
+    let mut lines = stdout.lines();
+    let header = format!("Server: 127.0.0.1 ({port})");
+    if lines.next() != Some(header.as_str()) {
+        return Err(format!("no {header:?} first"));
+    }
+    let mut stats = HashMap::new();
+    for line in lines {
+        let Some((name, value)) = line.strip_prefix('\t').and_then(|l| l.split_once(": ")) else {
+            return Err(format!("not a stat line: {line:?}"));
+        };
+        stats.insert(name, value);
+    }
+    for name in [
+        "pid",
+        "uptime",
+        "version",
+        "curr_items",
+        "cmd_get",
+        "threads",
+    ] {
+        if !stats.contains_key(name) {
+            return Err(format!("no {name} among {} stats", stats.len()));
+        }
+    }
+    match stats["curr_items"].parse::<u64>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("curr_items {:?}", stats["curr_items"])),
+    }
+}
+
+#[test]
+fn memcstat_prints_stats_over_text_and_binary() {
+    let test = "memcstat_prints_stats_over_text_and_binary";
+    let Some(bin) = require_tool(&["memcstat", "memstat"], test) else {
+        return;
+    };
+    for_each_worker_count(|threads| {
+        let server = start(threads);
+        let port = server.local_addr().port();
+        let servers = format!("--servers=127.0.0.1:{port}");
+        for extra in [None, Some("--binary")] {
+            let mut args = vec![servers.as_str()];
+            args.extend(extra);
+            let run = run_tool(&bin, &args);
+            let verdict = check_memcstat_output(port, &run.stdout);
+            assert!(
+                run.success && verdict.is_ok(),
+                "memcstat {args:?} at {threads} worker(s): exit {}, {}\n--- stdout\n{}\n--- stderr\n{}",
+                run.status,
+                verdict.err().unwrap_or_else(|| "output fine".to_string()),
+                run.stdout,
+                run.stderr
+            );
+        }
     });
 }
 
@@ -901,7 +1024,10 @@ fn memccapable_output_check_refuses_failures() {
         .map(|name| format!("{name:<40}[pass]\n"))
         .chain(["All tests passed\n".to_string()])
         .collect();
-    assert_eq!(check_memccapable_output(&passing, ""), Ok(()));
+    let binary = &MEMCCAPABLE_BINARY_TESTS;
+    assert_eq!(check_memccapable_output(binary, &passing, ""), Ok(()));
+    // Another run's list does not pass for this one.
+    assert!(check_memccapable_output(&MEMCCAPABLE_ASCII_TESTS, &passing, "").is_err());
 
     // A failing test leaves its name on stdout, unterminated, and its
     // `[FAIL]` on stderr.
@@ -911,14 +1037,30 @@ fn memccapable_output_check_refuses_failures() {
         1,
     );
     let failing = failing.replace("All tests passed\n", "");
-    let err = check_memccapable_output(&failing, "[FAIL]\n1 of 27 tests failed\n");
+    let err = check_memccapable_output(binary, &failing, "[FAIL]\n1 of 27 tests failed\n");
     let err = err.expect_err("a failed test is refused");
     assert!(err.contains("\"binary quit\" did not pass"), "{err}");
 
     // A run cut short, or one that says nothing.
     let first_half: String = passing.lines().take(10).map(|l| format!("{l}\n")).collect();
-    assert!(check_memccapable_output(&first_half, "").is_err());
-    assert!(check_memccapable_output("", "").is_err());
+    assert!(check_memccapable_output(binary, &first_half, "").is_err());
+    assert!(check_memccapable_output(binary, "", "").is_err());
     // The summary alone is not enough.
-    assert!(check_memccapable_output("All tests passed\n", "").is_err());
+    assert!(check_memccapable_output(binary, "All tests passed\n", "").is_err());
+}
+
+/// The memstat check accepts memstat's real report (as it prints one for
+/// memcached 1.6) and refuses what is not one.
+#[test]
+fn memcstat_output_check_refuses_failures() {
+    let good = "Server: 127.0.0.1 (7070)\n\tpid: 4242\n\tuptime: 3\n\tversion: 1.6.18\n\
+                \tcurr_items: 0\n\tcmd_get: 0\n\tthreads: 4\n";
+    assert_eq!(check_memcstat_output(7070, good), Ok(()));
+    assert!(check_memcstat_output(7071, good).is_err(), "another server");
+    assert!(check_memcstat_output(7070, "").is_err());
+    assert!(check_memcstat_output(7070, "Server: 127.0.0.1 (7070)\n").is_err());
+    let missing = good.replace("\tcurr_items: 0\n", "");
+    assert!(check_memcstat_output(7070, &missing).is_err());
+    let garbled = good.replace("\tcmd_get: 0", "cmd_get 0");
+    assert!(check_memcstat_output(7070, &garbled).is_err());
 }
