@@ -19,11 +19,9 @@
 //! the test instead of hanging it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cafe::router::Router;
 use cafe::server::ServerHandle;
@@ -31,7 +29,7 @@ use memcache::{CommandError, MemcacheError, ToMemcacheValue};
 
 mod common;
 use common::memcache::{Conn, Resp, op, req, status};
-use common::{IO_TIMEOUT, for_each_worker_count, start, start_with_clock};
+use common::{IO_TIMEOUT, for_each_worker_count, start, start_with_clock, tool};
 
 /// `per_worker` keys owned by each of the `threads` workers, interleaved in
 /// generation order.
@@ -774,7 +772,7 @@ const MEMCCAPABLE_ASCII_TESTS: [&str; 27] = [
     "ascii stat",
 ];
 
-/// How long one memccapable run may take. A passing run takes well under a
+/// How long one memccapable or memcstat run may take. A passing run takes well under a
 /// second; a failing one waits up to its 2 s I/O timeout per read.
 const MEMCCAPABLE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -798,7 +796,7 @@ fn find_tool(names: &[&str]) -> Option<PathBuf> {
 fn require_tool(names: &[&str], test: &str) -> Option<PathBuf> {
     let found = find_tool(names);
     if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
+        if tool::in_ci() {
             panic!(
                 "{} not found on PATH: install libmemcached-tools \
                  (apt-get install libmemcached-tools)",
@@ -843,74 +841,6 @@ fn check_memccapable_output(tests: &[&str], stdout: &str, stderr: &str) -> Resul
     }
 }
 
-struct Run {
-    success: bool,
-    status: String,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `bin` with `args`, killing it after [`MEMCCAPABLE_LIMIT`].
-fn run_tool(bin: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    // Both pipes are drained by threads, so a chatty child cannot block;
-    // each pipe reaches EOF when the child exits or is killed.
-    let (tx, rx) = mpsc::channel();
-    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
-        (true, Box::new(child.stdout.take().expect("stdout"))),
-        (false, Box::new(child.stderr.take().expect("stderr"))),
-    ];
-    for (is_stdout, mut pipe) in pipes {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            let _ = tx.send((is_stdout, String::from_utf8_lossy(&text).into_owned()));
-        });
-    }
-    drop(tx);
-    let deadline = Instant::now() + MEMCCAPABLE_LIMIT;
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let mut timed_out = false;
-    let mut outputs = 0;
-    while outputs < 2 {
-        // Once killed, the child closes its pipes at once.
-        let wait = if timed_out {
-            IO_TIMEOUT
-        } else {
-            deadline.saturating_duration_since(Instant::now())
-        };
-        match rx.recv_timeout(wait) {
-            Ok((true, text)) => stdout = text,
-            Ok((false, text)) => stderr = text,
-            Err(_) if !timed_out => {
-                timed_out = true;
-                let _ = child.kill();
-                continue;
-            }
-            Err(_) => break,
-        }
-        outputs += 1;
-    }
-    let status = child.wait().expect("wait for the tool");
-    Run {
-        success: status.success() && !timed_out,
-        status: if timed_out {
-            format!("killed after {MEMCCAPABLE_LIMIT:?}")
-        } else {
-            status.to_string()
-        },
-        stdout,
-        stderr,
-    }
-}
-
 /// Runs memccapable's tests of one protocol (`-b` or `-a`) against a
 /// server at each worker count; every one of `tests` must pass.
 fn memccapable_passes(test: &str, protocol_flag: &str, tests: &[&str]) {
@@ -920,9 +850,10 @@ fn memccapable_passes(test: &str, protocol_flag: &str, tests: &[&str]) {
     for_each_worker_count(|threads| {
         let server = start(threads);
         let port = server.local_addr().port().to_string();
-        let run = run_tool(
+        let run = tool::run(
             &bin,
             &["-h", "127.0.0.1", "-p", &port, protocol_flag, "-t", "2"],
+            MEMCCAPABLE_LIMIT,
         );
         let verdict = check_memccapable_output(tests, &run.stdout, &run.stderr);
         assert!(
@@ -1001,7 +932,7 @@ fn memcstat_prints_stats_over_text_and_binary() {
         for extra in [None, Some("--binary")] {
             let mut args = vec![servers.as_str()];
             args.extend(extra);
-            let run = run_tool(&bin, &args);
+            let run = tool::run(&bin, &args, MEMCCAPABLE_LIMIT);
             let verdict = check_memcstat_output(port, &run.stdout);
             assert!(
                 run.success && verdict.is_ok(),

@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod memcache;
 pub mod text;
+pub mod tool;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
