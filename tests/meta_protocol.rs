@@ -295,12 +295,16 @@ fn thousands_of_quiet_requests_over_every_worker_answer_only_what_q_keeps() {
         let keys = t.keys("mp-quiet-", 256);
         let mut batch = Vec::new();
         let mut expected = Vec::new();
-        // Stores: every second key, silently; an add of an existing key
-        // answers NS with its opaque.
-        for (i, key) in keys.iter().enumerate().step_by(2) {
-            batch.extend(ms(key, &format!("q O{i} F{i}"), key.as_bytes()));
-            batch.extend(ms(key, &format!("q ME O{i}"), b"no"));
-            expected.extend(format!("NS O{i}\r\n").into_bytes());
+        // Stores: every second key, four times over, silently; an add of
+        // an existing key answers NS with its opaque.
+        for round in 0..4 {
+            for (i, key) in keys.iter().enumerate().step_by(2) {
+                batch.extend(ms(key, &format!("q O{i} F{i}"), key.as_bytes()));
+                if round == 3 {
+                    batch.extend(ms(key, &format!("q ME O{i}"), b"no"));
+                    expected.extend(format!("NS O{i}\r\n").into_bytes());
+                }
+            }
         }
         // Reads: 2048 of them over every key; only the hits answer.
         for n in 0..2048usize {
