@@ -2,7 +2,8 @@
 //! programs cafe did not write:
 //!
 //! - `memccapable` (Debian's name for libmemcached's `memcapable`, package
-//!   libmemcached-tools), whose 27 binary tests must all pass;
+//!   libmemcached-tools), whose 27 binary tests and 27 ASCII tests must all
+//!   pass, and `memcstat`, which must print the stats over either protocol;
 //! - the `memcache` crate (rust-memcache), a synchronous client that speaks
 //!   the binary protocol unless its URL says `?protocol=ascii`;
 //! - a few raw frames built by hand (`common::memcache`), for what that
@@ -18,11 +19,9 @@
 //! the test instead of hanging it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cafe::router::Router;
 use cafe::server::ServerHandle;
@@ -30,7 +29,7 @@ use memcache::{CommandError, MemcacheError, ToMemcacheValue};
 
 mod common;
 use common::memcache::{Conn, Resp, op, req, status};
-use common::{IO_TIMEOUT, for_each_worker_count, start, start_with_clock};
+use common::{IO_TIMEOUT, for_each_worker_count, start, start_with_clock, tool};
 
 /// `per_worker` keys owned by each of the `threads` workers, interleaved in
 /// generation order.
@@ -742,15 +741,47 @@ const MEMCCAPABLE_BINARY_TESTS: [&str; 27] = [
     "binary stat",
 ];
 
-/// How long one memccapable run may take. A passing run takes well under a
+/// The ASCII tests of memcapable (`-a`), in the order it runs them.
+const MEMCCAPABLE_ASCII_TESTS: [&str; 27] = [
+    "ascii version",
+    "ascii quit",
+    "ascii verbosity",
+    "ascii set",
+    "ascii set noreply",
+    "ascii get",
+    "ascii gets",
+    "ascii mget",
+    "ascii flush",
+    "ascii flush noreply",
+    "ascii add",
+    "ascii add noreply",
+    "ascii replace",
+    "ascii replace noreply",
+    "ascii cas",
+    "ascii cas noreply",
+    "ascii delete",
+    "ascii delete noreply",
+    "ascii incr",
+    "ascii incr noreply",
+    "ascii decr",
+    "ascii decr noreply",
+    "ascii append",
+    "ascii append noreply",
+    "ascii prepend",
+    "ascii prepend noreply",
+    "ascii stat",
+];
+
+/// How long one memccapable or memcstat run may take. A passing run takes well under a
 /// second; a failing one waits up to its 2 s I/O timeout per read.
 const MEMCCAPABLE_LIMIT: Duration = Duration::from_secs(60);
 
-/// The memcapable binary on PATH: Debian calls it `memccapable`.
-fn find_memccapable() -> Option<PathBuf> {
+/// A libmemcached tool on PATH, under Debian's name (`memccapable`,
+/// `memcstat`) or upstream's (`memcapable`, `memstat`).
+fn find_tool(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for dir in std::env::split_paths(&path) {
-        for name in ["memccapable", "memcapable"] {
+        for name in names {
             let candidate = dir.join(name);
             if candidate.is_file() {
                 return Some(candidate);
@@ -760,25 +791,42 @@ fn find_memccapable() -> Option<PathBuf> {
     None
 }
 
+/// The tool, or `None` after a notice; under `CI=true` a missing tool
+/// fails the test instead.
+fn require_tool(names: &[&str], test: &str) -> Option<PathBuf> {
+    let found = find_tool(names);
+    if found.is_none() {
+        if tool::in_ci() {
+            panic!(
+                "{} not found on PATH: install libmemcached-tools \
+                 (apt-get install libmemcached-tools)",
+                names[0]
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: {} not found on PATH (apt-get install libmemcached-tools)",
+            names[0]
+        );
+    }
+    found
+}
+
 /// Checks memcapable's output. It prints each test's name padded to 40
 /// columns on stdout, then `[pass]` on stdout or `[FAIL]` on stderr, and
 /// ends with `All tests passed` on stdout or `N of M tests failed` on
-/// stderr. Every binary test must have its own `[pass]` line.
-fn check_memccapable_output(stdout: &str, stderr: &str) -> Result<(), String> {
+/// stderr. Every test of the run must have its own `[pass]` line.
+fn check_memccapable_output(tests: &[&str], stdout: &str, stderr: &str) -> Result<(), String> {
     let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
     let mut problems = Vec::new();
-    for name in MEMCCAPABLE_BINARY_TESTS {
+    for name in tests {
         let passed = format!("{name:<40}[pass]");
         if !lines.contains(&passed.as_str()) {
             problems.push(format!("{name:?} did not pass"));
         }
     }
     let passes = lines.iter().filter(|l| l.ends_with("[pass]")).count();
-    if passes != MEMCCAPABLE_BINARY_TESTS.len() {
-        problems.push(format!(
-            "{passes} [pass] lines, expected {}",
-            MEMCCAPABLE_BINARY_TESTS.len()
-        ));
+    if passes != tests.len() {
+        problems.push(format!("{passes} [pass] lines, expected {}", tests.len()));
     }
     if !lines.contains(&"All tests passed") {
         problems.push("no `All tests passed` summary".to_string());
@@ -793,102 +841,108 @@ fn check_memccapable_output(stdout: &str, stderr: &str) -> Result<(), String> {
     }
 }
 
-struct Run {
-    success: bool,
-    status: String,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs memccapable's binary tests against `port`, killing it after
-/// [`MEMCCAPABLE_LIMIT`].
-fn run_memccapable(bin: &Path, port: u16) -> Run {
-    let mut child = Command::new(bin)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-b", "-t", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    // Both pipes are drained by threads, so a chatty child cannot block;
-    // each pipe reaches EOF when the child exits or is killed.
-    let (tx, rx) = mpsc::channel();
-    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
-        (true, Box::new(child.stdout.take().expect("stdout"))),
-        (false, Box::new(child.stderr.take().expect("stderr"))),
-    ];
-    for (is_stdout, mut pipe) in pipes {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            let _ = tx.send((is_stdout, String::from_utf8_lossy(&text).into_owned()));
-        });
-    }
-    drop(tx);
-    let deadline = Instant::now() + MEMCCAPABLE_LIMIT;
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let mut timed_out = false;
-    let mut outputs = 0;
-    while outputs < 2 {
-        // Once killed, the child closes its pipes at once.
-        let wait = if timed_out {
-            IO_TIMEOUT
-        } else {
-            deadline.saturating_duration_since(Instant::now())
-        };
-        match rx.recv_timeout(wait) {
-            Ok((true, text)) => stdout = text,
-            Ok((false, text)) => stderr = text,
-            Err(_) if !timed_out => {
-                timed_out = true;
-                let _ = child.kill();
-                continue;
-            }
-            Err(_) => break,
-        }
-        outputs += 1;
-    }
-    let status = child.wait().expect("wait for memccapable");
-    Run {
-        success: status.success() && !timed_out,
-        status: if timed_out {
-            format!("killed after {MEMCCAPABLE_LIMIT:?}")
-        } else {
-            status.to_string()
-        },
-        stdout,
-        stderr,
-    }
-}
-
-#[test]
-fn memccapable_binary_passes_at_1_and_4_threads() {
-    let Some(bin) = find_memccapable() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "memccapable not found on PATH: install libmemcached-tools \
-                 (apt-get install libmemcached-tools)"
-            );
-        }
-        eprintln!(
-            "SKIPPED memccapable_binary_passes_at_1_and_4_threads: memccapable not \
-             found on PATH (apt-get install libmemcached-tools)"
-        );
+/// Runs memccapable's tests of one protocol (`-b` or `-a`) against a
+/// server at each worker count; every one of `tests` must pass.
+fn memccapable_passes(test: &str, protocol_flag: &str, tests: &[&str]) {
+    let Some(bin) = require_tool(&["memccapable", "memcapable"], test) else {
         return;
     };
     for_each_worker_count(|threads| {
         let server = start(threads);
-        let run = run_memccapable(&bin, server.local_addr().port());
-        let verdict = check_memccapable_output(&run.stdout, &run.stderr);
+        let port = server.local_addr().port().to_string();
+        let run = tool::run(
+            &bin,
+            &["-h", "127.0.0.1", "-p", &port, protocol_flag, "-t", "2"],
+            MEMCCAPABLE_LIMIT,
+        );
+        let verdict = check_memccapable_output(tests, &run.stdout, &run.stderr);
         assert!(
             run.success && verdict.is_ok(),
-            "memccapable at {threads} worker(s): exit {}, {}\n--- stdout\n{}\n--- stderr\n{}",
+            "memccapable {protocol_flag} at {threads} worker(s): exit {}, {}\n--- stdout\n{}\n--- stderr\n{}",
             run.status,
             verdict.err().unwrap_or_else(|| "output fine".to_string()),
             run.stdout,
             run.stderr
         );
+    });
+}
+
+#[test]
+fn memccapable_binary_passes_at_1_and_4_threads() {
+    memccapable_passes(
+        "memccapable_binary_passes_at_1_and_4_threads",
+        "-b",
+        &MEMCCAPABLE_BINARY_TESTS,
+    );
+}
+
+#[test]
+fn memccapable_ascii_passes_at_1_and_4_threads() {
+    memccapable_passes(
+        "memccapable_ascii_passes_at_1_and_4_threads",
+        "-a",
+        &MEMCCAPABLE_ASCII_TESTS,
+    );
+}
+
+/// Checks memstat's report of one server: a `Server: HOST (PORT)` header,
+/// then one tab-indented `name: value` line per stat, among them the
+/// general ones.
+fn check_memcstat_output(port: u16, stdout: &str) -> Result<(), String> {
+    let mut lines = stdout.lines();
+    let header = format!("Server: 127.0.0.1 ({port})");
+    if lines.next() != Some(header.as_str()) {
+        return Err(format!("no {header:?} first"));
+    }
+    let mut stats = HashMap::new();
+    for line in lines {
+        let Some((name, value)) = line.strip_prefix('\t').and_then(|l| l.split_once(": ")) else {
+            return Err(format!("not a stat line: {line:?}"));
+        };
+        stats.insert(name, value);
+    }
+    for name in [
+        "pid",
+        "uptime",
+        "version",
+        "curr_items",
+        "cmd_get",
+        "threads",
+    ] {
+        if !stats.contains_key(name) {
+            return Err(format!("no {name} among {} stats", stats.len()));
+        }
+    }
+    match stats["curr_items"].parse::<u64>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("curr_items {:?}", stats["curr_items"])),
+    }
+}
+
+#[test]
+fn memcstat_prints_stats_over_text_and_binary() {
+    let test = "memcstat_prints_stats_over_text_and_binary";
+    let Some(bin) = require_tool(&["memcstat", "memstat"], test) else {
+        return;
+    };
+    for_each_worker_count(|threads| {
+        let server = start(threads);
+        let port = server.local_addr().port();
+        let servers = format!("--servers=127.0.0.1:{port}");
+        for extra in [None, Some("--binary")] {
+            let mut args = vec![servers.as_str()];
+            args.extend(extra);
+            let run = tool::run(&bin, &args, MEMCCAPABLE_LIMIT);
+            let verdict = check_memcstat_output(port, &run.stdout);
+            assert!(
+                run.success && verdict.is_ok(),
+                "memcstat {args:?} at {threads} worker(s): exit {}, {}\n--- stdout\n{}\n--- stderr\n{}",
+                run.status,
+                verdict.err().unwrap_or_else(|| "output fine".to_string()),
+                run.stdout,
+                run.stderr
+            );
+        }
     });
 }
 
@@ -901,7 +955,10 @@ fn memccapable_output_check_refuses_failures() {
         .map(|name| format!("{name:<40}[pass]\n"))
         .chain(["All tests passed\n".to_string()])
         .collect();
-    assert_eq!(check_memccapable_output(&passing, ""), Ok(()));
+    let binary = &MEMCCAPABLE_BINARY_TESTS;
+    assert_eq!(check_memccapable_output(binary, &passing, ""), Ok(()));
+    // Another run's list does not pass for this one.
+    assert!(check_memccapable_output(&MEMCCAPABLE_ASCII_TESTS, &passing, "").is_err());
 
     // A failing test leaves its name on stdout, unterminated, and its
     // `[FAIL]` on stderr.
@@ -911,14 +968,30 @@ fn memccapable_output_check_refuses_failures() {
         1,
     );
     let failing = failing.replace("All tests passed\n", "");
-    let err = check_memccapable_output(&failing, "[FAIL]\n1 of 27 tests failed\n");
+    let err = check_memccapable_output(binary, &failing, "[FAIL]\n1 of 27 tests failed\n");
     let err = err.expect_err("a failed test is refused");
     assert!(err.contains("\"binary quit\" did not pass"), "{err}");
 
     // A run cut short, or one that says nothing.
     let first_half: String = passing.lines().take(10).map(|l| format!("{l}\n")).collect();
-    assert!(check_memccapable_output(&first_half, "").is_err());
-    assert!(check_memccapable_output("", "").is_err());
+    assert!(check_memccapable_output(binary, &first_half, "").is_err());
+    assert!(check_memccapable_output(binary, "", "").is_err());
     // The summary alone is not enough.
-    assert!(check_memccapable_output("All tests passed\n", "").is_err());
+    assert!(check_memccapable_output(binary, "All tests passed\n", "").is_err());
+}
+
+/// The memstat check accepts memstat's real report (as it prints one for
+/// memcached 1.6) and refuses what is not one.
+#[test]
+fn memcstat_output_check_refuses_failures() {
+    let good = "Server: 127.0.0.1 (7070)\n\tpid: 4242\n\tuptime: 3\n\tversion: 1.6.18\n\
+                \tcurr_items: 0\n\tcmd_get: 0\n\tthreads: 4\n";
+    assert_eq!(check_memcstat_output(7070, good), Ok(()));
+    assert!(check_memcstat_output(7071, good).is_err(), "another server");
+    assert!(check_memcstat_output(7070, "").is_err());
+    assert!(check_memcstat_output(7070, "Server: 127.0.0.1 (7070)\n").is_err());
+    let missing = good.replace("\tcurr_items: 0\n", "");
+    assert!(check_memcstat_output(7070, &missing).is_err());
+    let garbled = good.replace("\tcmd_get: 0", "cmd_get 0");
+    assert!(check_memcstat_output(7070, &garbled).is_err());
 }

@@ -1,5 +1,5 @@
 //! The memcached text and meta codec (`cafe::protocol::text`) on byte
-//! vectors: every case of `common::text` decoded whole, at every split
+//! vectors: every case of `common::text_cases` decoded whole, at every split
 //! point and back to back; the decoder's answers on any bytes (random, or
 //! valid streams with flips, inserts, removals and truncations) are
 //! consistent with the bytes and do not depend on how the stream was split
@@ -16,7 +16,7 @@ use proptest::prelude::*;
 
 mod common;
 use common::codec::{Input, chunks, config, noisy, splits};
-use common::text::{Case, LIMITS, Want, cases, show};
+use common::text_cases::{Case, LIMITS, Want, cases, show};
 
 /// What one call of the decoder gave, in owned form.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The text and meta codec's answers checked against a real memcached
-//! (Debian's `memcached` package, 1.6.18): every case of `common::text`
+//! (Debian's `memcached` package, 1.6.18): every case of `common::text_cases`
 //! that memcached should answer alike is sent to it, followed by `mn`, and
 //! memcached must answer exactly the codec's error line (nothing when
 //! `noreply` hides it) or, for an accepted request, no error at all; the
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cafe::protocol::text::{Decoded, Limits, TextError, decode_request, response};
 
 mod common;
-use common::text::{Check, Want, cases};
+use common::text_cases::{Check, Want, cases};
 
 /// The version the table was written against.
 const VERSION: &[u8] = b"VERSION 1.6.18\r\n";

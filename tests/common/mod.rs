@@ -8,6 +8,8 @@
 pub mod codec;
 pub mod memcache;
 pub mod text;
+pub mod text_cases;
+pub mod tool;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
