@@ -163,8 +163,9 @@ pub struct MetaStore {
     pub flags: u32,
     /// Expiry (`T`; ignored by append and prepend of a live item).
     pub expiry: Expiry,
-    /// Required CAS (`C`), or 0.
-    pub cas: u64,
+    /// Required CAS (`C`); memcached compares whatever is given, 0
+    /// included.
+    pub cas: Option<u64>,
     /// The stored item's CAS (`E`), or 0 for the partition's next.
     pub new_cas: u64,
     /// With a CAS (`I`): a CAS older than the item's is accepted, and the
@@ -178,8 +179,9 @@ pub struct MetaStore {
 /// A meta delete (`md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MetaDelete {
-    /// Required CAS (`C`), or 0.
-    pub cas: u64,
+    /// Required CAS (`C`); memcached compares whatever is given, 0
+    /// included.
+    pub cas: Option<u64>,
     /// The item's new CAS when it is kept (`E`, with `I` or `x`), or 0.
     pub new_cas: u64,
     /// Keep the item, mark it stale and give it a new CAS (`I`).
@@ -202,8 +204,9 @@ pub struct MetaArith {
     pub initial: u64,
     /// Create a missing counter with this expiry (`N`).
     pub vivify: Option<Expiry>,
-    /// Required CAS (`C`), or 0.
-    pub cas: u64,
+    /// Required CAS (`C`); memcached compares whatever is given, 0
+    /// included.
+    pub cas: Option<u64>,
     /// The counter's new CAS (`E`), or 0.
     pub new_cas: u64,
     /// A new expiry on success (`T`; a created counter keeps `N`'s).

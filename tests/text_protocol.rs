@@ -1163,9 +1163,11 @@ fn an_overlong_command_line_closes_only_that_connection() {
 }
 
 #[test]
-fn an_http_request_is_closed_without_a_reply() {
+fn an_http_request_is_answered_error_and_closed() {
     // memcached treats an unknown command whose last word starts with
-    // "HTTP/" as a stray web client: no ERROR, the connection is closed.
+    // "HTTP/" as a stray web client and closes the connection without a
+    // word; cafe answers ERROR first (PROTOCOL.md §T6), so a person who
+    // pointed a tool at the wrong port learns why.
     each_server(|t| {
         let key = &t.keys("tp-http-", 1)[0];
         let mut other = t.conn();
@@ -1176,6 +1178,9 @@ fn an_http_request_is_closed_without_a_reply() {
         ] {
             let mut c = t.conn();
             c.send(request);
+            if t.is_cafe() {
+                assert_eq!(c.line(), "ERROR");
+            }
             c.expect_eof();
         }
         assert_eq!(other.get(key), Some((b"v".to_vec(), 0)));

@@ -243,7 +243,7 @@ fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
         }
         Op::MetaStore(store) => {
             s.cmd_set += 1;
-            if store.cas != 0
+            if store.cas.is_some()
                 && let Outcome::Meta { status, .. } = outcome
             {
                 match status {
@@ -254,13 +254,14 @@ fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
                 }
             }
         }
-        Op::MetaDelete(_) => {
+        Op::MetaDelete(delete) => {
             s.cmd_delete += 1;
             match outcome {
+                // memcached counts an invalidation as no delete hit.
                 Outcome::Meta {
                     status: MetaStatus::Deleted,
                     ..
-                } => s.delete_hits += 1,
+                } if !delete.invalidate => s.delete_hits += 1,
                 Outcome::Meta {
                     status: MetaStatus::NotFound,
                     ..

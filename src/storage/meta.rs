@@ -221,7 +221,7 @@ impl Partition {
         let Some(idx) = self.find_live(key, now_ms, false) else {
             let expiry = match req.mode {
                 // A CAS needs an item to compare with.
-                StoreMode::Set | StoreMode::Replace if req.cas != 0 => {
+                StoreMode::Set | StoreMode::Replace if req.cas.is_some() => {
                     return Err(Failure::NotFound);
                 }
                 // ADD takes no notice of a CAS, as memcached's meta ADD.
@@ -240,7 +240,7 @@ impl Partition {
             return Ok(idx);
         };
         let item = &self.items[idx as usize];
-        let matches = req.cas == 0 || req.cas == item.cas();
+        let matches = req.cas.is_none_or(|cas| cas == item.cas());
         let mut new = NewItem {
             flags: req.flags,
             expires_at: deadline(req.expiry, now_ms),
@@ -258,7 +258,9 @@ impl Partition {
             }
             // An invalidating store with an older CAS is accepted and marked
             // stale; it keeps the item's expiry and any win handed out.
-            StoreMode::Set | StoreMode::Replace if req.invalidate && req.cas < item.cas() => {
+            StoreMode::Set | StoreMode::Replace
+                if req.invalidate && req.cas.is_some_and(|cas| cas < item.cas()) =>
+            {
                 new.expires_at = item.expires_at();
                 new.bits = STALE | item.bits(WIN_SENT);
                 self.rewrite(idx, &[value], &new, now_ms)?
@@ -313,7 +315,7 @@ impl Partition {
             .find_live(key, now_ms, false)
             .ok_or(Failure::NotFound)?;
         let cas = self.items[idx as usize].cas();
-        if req.cas != 0 && req.cas != cas {
+        if req.cas.is_some_and(|want| want != cas) {
             return Err(Failure::Exists);
         }
         if !req.invalidate && !req.clear_value {
@@ -393,7 +395,7 @@ impl Partition {
             return Ok((idx, req.initial));
         };
         let item = &self.items[idx as usize];
-        if req.cas != 0 && req.cas != item.cas() {
+        if req.cas.is_some_and(|want| want != item.cas()) {
             return Err(Failure::Exists);
         }
         let current = parse_counter(item.value()).ok_or(Failure::NonNumeric)?;
@@ -469,7 +471,7 @@ mod tests {
             mode,
             flags: 0,
             expiry: Expiry::Never,
-            cas: 0,
+            cas: None,
             new_cas: 0,
             invalidate: false,
             vivify: None,
@@ -482,7 +484,7 @@ mod tests {
             delta: 1,
             initial: 0,
             vivify: None,
-            cas: 0,
+            cas: None,
             new_cas: 0,
             touch: None,
         }
@@ -651,7 +653,7 @@ mod tests {
         let mut p = Partition::new();
         let store = |mode, cas| {
             Op::MetaStore(MetaStore {
-                cas,
+                cas: (cas != 0).then_some(cas),
                 flags: 9,
                 ..ms(mode)
             })
@@ -761,7 +763,7 @@ mod tests {
         assert!(meta(&mut p, mg(read), b"k", b"", 0).1.won);
         let late = |cas| {
             Op::MetaStore(MetaStore {
-                cas,
+                cas: Some(cas),
                 invalidate: true,
                 expiry: Expiry::After(999),
                 flags: 4,
@@ -831,9 +833,9 @@ mod tests {
     #[test]
     fn delete_with_cas() {
         let mut p = Partition::new();
-        let delete = |cas| {
+        let delete = |cas: u64| {
             Op::MetaDelete(MetaDelete {
-                cas,
+                cas: (cas != 0).then_some(cas),
                 ..MetaDelete::default()
             })
         };
@@ -947,9 +949,9 @@ mod tests {
             (Some(999), 31),
             "T on success; E again"
         );
-        let with_cas = |cas| {
+        let with_cas = |cas: u64| {
             Op::MetaArith(MetaArith {
-                cas,
+                cas: (cas != 0).then_some(cas),
                 touch: Some(Expiry::Never),
                 delta: 50,
                 ..ma(false)

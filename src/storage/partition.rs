@@ -751,11 +751,12 @@ impl Partition {
                     StoreMode::Add if cas != 0 => StoreMode::Replace,
                     mode => mode,
                 };
+                // A binary CAS of 0 means "no check".
                 let req = MetaStore {
                     mode,
                     flags,
                     expiry,
-                    cas,
+                    cas: (cas != 0).then_some(cas),
                     new_cas: 0,
                     invalidate: false,
                     vivify: None,
@@ -769,7 +770,7 @@ impl Partition {
             }
             Op::Delete { cas } => {
                 let req = MetaDelete {
-                    cas,
+                    cas: (cas != 0).then_some(cas),
                     ..MetaDelete::default()
                 };
                 match self.delete_item(&req, key, now_ms) {
@@ -790,7 +791,7 @@ impl Partition {
                     delta,
                     initial,
                     vivify: create.then_some(expiry),
-                    cas,
+                    cas: (cas != 0).then_some(cas),
                     new_cas: 0,
                     touch: None,
                 };
@@ -1482,7 +1483,7 @@ mod tests {
                     11 => {
                         let mode = [StoreMode::Set, StoreMode::Add, StoreMode::Append][usize::from(n % 3)];
                         let new_cas = if n % 2 == 1 { u64::from(n) } else { 0 };
-                        let req = MetaStore { mode, flags: 0, expiry: Expiry::Never, cas: 0, new_cas, invalidate: false, vivify: Some(Expiry::Never) };
+                        let req = MetaStore { mode, flags: 0, expiry: Expiry::Never, cas: None, new_cas, invalidate: false, vivify: Some(Expiry::Never) };
                         let out = run(&mut p, Op::MetaStore(req), &key, &v, now);
                         let status = match &out {
                             Outcome::Meta { status, info, .. } => {
@@ -1527,7 +1528,7 @@ mod tests {
                     }
                     // A meta increment that vivifies from 7.
                     13 => {
-                        let req = MetaArith { incr: true, delta: u64::from(n), initial: 7, vivify: Some(Expiry::Never), cas: 0, new_cas: 0, touch: None };
+                        let req = MetaArith { incr: true, delta: u64::from(n), initial: 7, vivify: Some(Expiry::Never), cas: None, new_cas: 0, touch: None };
                         let out = run(&mut p, Op::MetaArith(req), &key, b"", now);
                         let want = match live(&model, &key, now) {
                             None => Some(7),

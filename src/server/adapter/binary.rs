@@ -50,8 +50,11 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             needed,
             framed: data.len() >= HEADER_LEN,
         },
-        Ok(Decoded::Rejected { error, skip }) if error.status == status::E2BIG => {
-            refuse_store(data, error, skip, route)
+        Ok(Decoded::Rejected { error, skip })
+            if error.status == status::E2BIG
+                && matches!(error.opcode, opcode::SET | opcode::SETQ) =>
+        {
+            refuse_set(data, error, skip, route)
         }
         Ok(Decoded::Rejected { error, skip }) => {
             route.reply(|out| encode_refusal(&error, out));
@@ -70,11 +73,12 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
     }
 }
 
-/// A store too large to keep removes the key's old value, as memcached
+/// A SET too large to keep removes the key's old value, as memcached
 /// does, so a cache never serves the value its client just tried to
 /// replace; E2BIG is written once the removal has run. The key must have
-/// arrived first.
-fn refuse_store(data: &[u8], error: RequestError, skip: u64, route: &mut Route<'_>) -> Step {
+/// arrived first. (memcached leaves the item alone for the other stores,
+/// which do not replace it outright.)
+fn refuse_set(data: &[u8], error: RequestError, skip: u64, route: &mut Route<'_>) -> Step {
     let (key_len, extras_len) = match (data.get(2..4), data.get(4)) {
         (Some(&[hi, lo]), Some(&extras)) => (
             usize::from(u16::from_be_bytes([hi, lo])),

@@ -83,7 +83,7 @@ pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) {
                 mode,
                 flags: flags.client_flags.unwrap_or(0),
                 expiry: flags.ttl.map_or(Expiry::Never, expiry),
-                cas: flags.cas.unwrap_or(0),
+                cas: flags.cas,
                 new_cas: flags.new_cas.unwrap_or(0),
                 invalidate: flags.has(b'I'),
                 vivify: flags.vivify.map(expiry),
@@ -98,7 +98,7 @@ pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) {
         }
         Request::MetaDelete { key, flags } => {
             let delete = MetaDelete {
-                cas: flags.cas.unwrap_or(0),
+                cas: flags.cas,
                 new_cas: flags.new_cas.unwrap_or(0),
                 invalidate: flags.has(b'I'),
                 expiry: flags.ttl.map(expiry),
@@ -118,7 +118,7 @@ pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) {
                 delta: flags.delta.unwrap_or(1),
                 initial: flags.initial.unwrap_or(0),
                 vivify: flags.vivify.map(expiry),
-                cas: flags.cas.unwrap_or(0),
+                cas: flags.cas,
                 new_cas: flags.new_cas.unwrap_or(0),
                 touch: flags.ttl.map(expiry),
             };
@@ -205,7 +205,9 @@ pub(crate) fn encode_outcome(
     let flags = echo.extra;
     let has = |flag: u8| Tokens::new(flags).any(|token| token.first() == Some(&flag));
     let quiet = has(b'q');
-    let found = !matches!(status, MetaStatus::Miss | MetaStatus::NotFound);
+    // memcached reports on an item whenever it has one; `ms` writes its
+    // return flags whatever happened (`c0` when nothing was stored).
+    let found = cmd == MetaCmd::Set || !matches!(status, MetaStatus::Miss | MetaStatus::NotFound);
     let reply = |out: &mut Vec<u8>, code: &[u8; 2]| {
         response::meta_reply(
             out,
