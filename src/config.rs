@@ -40,7 +40,16 @@ pub struct Config {
     /// Whether the text protocol's `shutdown` command stops the server
     /// (memcached's `-A`); off by default, as there.
     pub enable_shutdown: bool,
+    /// Where the admin listener serves `GET /metrics`; `None`: no admin
+    /// listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
+
+/// The admin listener's default address: loopback, Prometheus's
+/// registered port for memcached exporters, so a scrape config written for
+/// a memcached exporter finds cafe where it looked.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9150);
 
 impl Default for Config {
     fn default() -> Self {
@@ -53,6 +62,7 @@ impl Default for Config {
             memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
+            metrics_listen: Some(DEFAULT_METRICS_LISTEN),
         }
     }
 }
@@ -103,6 +113,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             threads,
             pin: false,
+            metrics_listen: None,
             ..Config::default()
         }
     }
@@ -252,17 +263,25 @@ pub struct Cli {
     /// command (memcached's `-A`). Off by default: any client could.
     #[arg(long, short = 'A')]
     pub enable_shutdown: bool,
+
+    /// Where the admin listener serves Prometheus metrics (`GET
+    /// /metrics`), or `off`. Loopback by default, as the cache port.
+    #[arg(long, default_value = "127.0.0.1:9150", value_name = "ADDR|off")]
+    pub metrics_listen: String,
+}
+
+/// The first address `addr` resolves to.
+fn resolve(addr: &str) -> Result<SocketAddr, ConfigError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| ConfigError::BadListen(addr.to_string()))
 }
 
 impl Cli {
     /// Validates the flags into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        let listen = self
-            .listen
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ConfigError::BadListen(self.listen.clone()))?;
+        let listen = resolve(&self.listen)?;
         let threads = self.threads.unwrap_or_else(available_cores);
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
         let memory = parse_size(&self.memory)?;
@@ -277,6 +296,10 @@ impl Cli {
             },
             memory,
             enable_shutdown: self.enable_shutdown,
+            metrics_listen: match self.metrics_listen.as_str() {
+                "off" | "none" | "" => None,
+                addr => Some(resolve(addr)?),
+            },
             ..Config::default()
         };
         config.validate()?;

@@ -36,6 +36,8 @@
 //! - [`config`]: flags, defaults and validation.
 //! - [`clock`]: real and manual time sources.
 //! - [`stats`]: per-worker counters and their server-wide sum.
+//! - [`metrics`]: latency histograms, the Prometheus exposition and the
+//!   admin HTTP listener.
 //! - [`workload`]: seeded random keys and Zipf sampling for load tools.
 
 #![deny(missing_docs, missing_debug_implementations)]
@@ -45,6 +47,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -1037,7 +1037,15 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 }
 
 fn binary_serves_then_exits_on(signal: &str) {
-    let mut p = spawn_server(&["--listen", "127.0.0.1:0", "--threads", "2", "--no-pin"]);
+    let mut p = spawn_server(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--no-pin",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
     let addr = listening_addr(&p);
     assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
     assert_ne!(addr.port(), 0);

@@ -57,6 +57,11 @@ pub enum Message {
         from: u32,
         stats: Box<WorkerStats>,
     },
+    /// Send a copy of this worker's counters and histograms to the admin
+    /// listener's channel (never blocks: the channel is unbounded).
+    Gather {
+        to: crossbeam_channel::Sender<crate::metrics::WorkerSnapshot>,
+    },
     /// Stop accepting, finish what is owed, exit.
     Shutdown,
 }

@@ -22,11 +22,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::{Poll, Waker};
 
 use crate::config::{Config, ConfigError};
+use crate::metrics::{self, AdminServer, ServerFacts, WorkerSnapshot};
 use mailbox::{Message, Outbox};
 use shard::Shard;
 use worker::{Shared, WAKER, Worker};
@@ -49,6 +50,8 @@ pub enum StartError {
     Config(ConfigError),
     /// A worker thread could not be spawned.
     Spawn(io::Error),
+    /// The admin (metrics) listener could not start.
+    Metrics(SocketAddr, io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -64,6 +67,12 @@ impl fmt::Display for StartError {
             }
             StartError::Config(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot spawn a worker thread: {e}"),
+            StartError::Metrics(addr, e) => {
+                write!(
+                    f,
+                    "cannot serve metrics on {addr}: {e} (--metrics-listen off to go without)"
+                )
+            }
         }
     }
 }
@@ -80,6 +89,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     outboxes: Vec<Outbox>,
     threads: Vec<JoinHandle<()>>,
+    admin: Option<AdminServer>,
 }
 
 /// Which core each worker is pinned to, or `None` for no pinning.
@@ -182,6 +192,7 @@ impl Server {
                         addr,
                         outboxes,
                         threads,
+                        admin: None,
                     };
                     partial.shutdown();
                     return Err(StartError::Spawn(e));
@@ -194,11 +205,64 @@ impl Server {
             }
             None => log::info!("listening on {addr}: {n} worker threads, not pinned"),
         }
-        Ok(ServerHandle {
+        let mut handle = ServerHandle {
             addr,
             outboxes,
             threads,
-        })
+            admin: None,
+        };
+        if let Some(metrics) = config.metrics_listen {
+            let scraper = Scraper {
+                outboxes: handle.outboxes.clone(),
+                facts: ServerFacts {
+                    version: env!("CARGO_PKG_VERSION"),
+                    memcached_version: crate::stats::MEMCACHED_VERSION,
+                    start_time: unix_base_ms.saturating_add(config.clock.now_ms()) / 1000,
+                    workers: n,
+                },
+            };
+            // A failure drops `handle`, which shuts the workers down.
+            let admin = AdminServer::start(metrics, move || scraper.scrape())
+                .map_err(|e| StartError::Metrics(metrics, e))?;
+            log::info!("metrics on http://{}/metrics", admin.local_addr());
+            handle.admin = Some(admin);
+        }
+        Ok(handle)
+    }
+}
+
+/// How long a scrape waits for the workers' snapshots: a worker busy for
+/// longer than this is reported as missing rather than stalling the scrape.
+const SCRAPE_WAIT: Duration = Duration::from_secs(1);
+
+/// Gathers every worker's counters and histograms over their inboxes, as
+/// STATS does, and renders them.
+struct Scraper {
+    outboxes: Vec<Outbox>,
+    facts: ServerFacts,
+}
+
+impl Scraper {
+    fn scrape(&self) -> String {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for outbox in &self.outboxes {
+            if let Err(e) = outbox.send_and_wake(Message::Gather { to: tx.clone() }) {
+                log::debug!("cannot wake a worker for a scrape: {e}");
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + SCRAPE_WAIT;
+        let mut parts = Vec::with_capacity(self.outboxes.len());
+        while parts.len() < self.outboxes.len() {
+            match rx.recv_deadline(deadline) {
+                Ok(part) => parts.push(part),
+                Err(_) => break,
+            }
+        }
+        parts.sort_unstable_by_key(|p: &WorkerSnapshot| p.id);
+        let mut out = String::with_capacity(64 << 10);
+        metrics::render(&self.facts, &parts, &mut out);
+        out
     }
 }
 
@@ -207,6 +271,11 @@ impl ServerHandle {
     /// was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the admin listener serves `/metrics`, if it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
     }
 
     /// A handle that can start the shutdown from another thread (a signal
@@ -231,6 +300,9 @@ impl ServerHandle {
     }
 
     fn join_threads(&mut self) -> bool {
+        if let Some(mut admin) = self.admin.take() {
+            admin.stop();
+        }
         let mut clean = true;
         for t in self.threads.drain(..) {
             clean &= t.join().is_ok();

@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use crate::command::{Command, MetaStatus, Op, Outcome};
+use crate::metrics::Latencies;
 use crate::router::Router;
 use crate::stats::WorkerStats;
 use crate::storage::Partition;
@@ -24,6 +25,8 @@ pub(crate) struct Shard {
     pub router: Router,
     pub partition: Partition,
     pub stats: WorkerStats,
+    /// Latency histograms, bumped only by this worker.
+    pub latencies: Latencies,
     /// Clock milliseconds read at the start of this loop turn.
     pub now_ms: u64,
     /// Unix time in milliseconds when the clock read zero, so that
@@ -51,6 +54,7 @@ impl Shard {
             router: Router::new(workers),
             partition: Partition::for_worker(id, workers, max_value_len, memory),
             stats: WorkerStats::default(),
+            latencies: Latencies::default(),
             now_ms: 0,
             unix_base_ms,
             outboxes,

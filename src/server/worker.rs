@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::clock::Clock;
+use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
 use super::connection::{Connection, Drive, Lifecycle};
@@ -292,6 +293,15 @@ impl Worker {
                     {
                         self.queue_flush((reply_to.conn, reply_to.generation));
                     }
+                }
+                Message::Gather { to } => {
+                    let snapshot = WorkerSnapshot {
+                        id: self.shard.id as u32,
+                        stats: self.shard.snapshot(),
+                        latencies: self.shard.latencies,
+                    };
+                    // The admin thread may have given up waiting: fine.
+                    let _ = to.send(snapshot);
                 }
                 Message::Shutdown => self.begin_shutdown(),
             }
