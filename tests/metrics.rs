@@ -98,6 +98,77 @@ fn counters_move_as_commands_run_on_every_worker() {
     });
 }
 
+/// The `_count` of a request-duration class, summed over workers.
+fn requests(samples: &HashMap<String, f64>, class: &str) -> f64 {
+    let suffix = format!(",command=\"{class}\"}}");
+    samples
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("cafe_request_duration_seconds_count{") && k.ends_with(&suffix)
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Sends `requests` in one write and reads until the reply ends in `last`.
+fn pipeline(c: &mut TcpStream, requests: &str, last: &[u8]) {
+    c.write_all(requests.as_bytes()).expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(last) {
+        let n = c.read(&mut buf).expect("read replies");
+        assert!(n > 0, "server closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn histograms_count_every_request_exactly_once() {
+    for_each_worker_count(|threads| {
+        let (server, admin) = start_with_metrics(threads);
+        let mut c = common::connect(&server);
+        let keys: Vec<String> = (0..24).map(|i| format!("hist-{i}")).collect();
+        let mut batch = String::new();
+        for key in &keys {
+            batch.push_str(&format!("set {key} 0 0 1\r\n7\r\n"));
+            batch.push_str(&format!("mg {key} v\r\n"));
+            batch.push_str(&format!("incr {key} 1\r\n"));
+        }
+        // One multi-key get is one request, however many workers it spans.
+        batch.push_str(&format!("get {}\r\n", keys.join(" ")));
+        for key in &keys[..10] {
+            batch.push_str(&format!("delete {key}\r\n"));
+        }
+        batch.push_str("version\r\nmn\r\n");
+        pipeline(&mut c, &batch, b"MN\r\n");
+        let m = scrape(admin);
+        assert_eq!(requests(&m, "set"), 24.0);
+        assert_eq!(requests(&m, "get"), 25.0);
+        assert_eq!(requests(&m, "arithmetic"), 24.0);
+        assert_eq!(requests(&m, "delete"), 10.0);
+        assert_eq!(requests(&m, "other"), 2.0);
+        // Each histogram's +Inf bucket is its count, and the buckets
+        // never decrease.
+        let inf: f64 = m
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("cafe_request_duration_seconds_bucket{") && k.contains("le=\"+Inf\"")
+            })
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(inf, 85.0);
+        if threads > 1 {
+            let forwarded: f64 = m
+                .iter()
+                .filter(|(k, _)| k.starts_with("cafe_forward_wait_seconds_count{"))
+                .map(|(_, v)| v)
+                .sum();
+            assert_eq!(forwarded, total(&m, "cafe_forwarded_total"));
+            assert!(forwarded > 0.0);
+        }
+    });
+}
+
 #[test]
 fn bad_http_gets_4xx_and_the_cache_is_undisturbed() {
     let (server, admin) = start_with_metrics(2);

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::limits::Limits;
+use crate::metrics::CommandClass;
 
 use super::adapter::{Protocol, Step};
 use super::replies::Replies;
@@ -195,6 +196,8 @@ pub(crate) struct Connection {
     read: ReadState,
     /// Fixed by the first byte; `None` until it arrives.
     protocol: Option<Protocol>,
+    /// When the last read returned bytes.
+    read_at: Instant,
 }
 
 impl Connection {
@@ -214,6 +217,7 @@ impl Connection {
             rbuf: ReadBuf::default(),
             read: ReadState::Idle,
             protocol: None,
+            read_at: Instant::now(),
         }
     }
 
@@ -273,6 +277,9 @@ impl Connection {
                     };
                 }
                 Ok(n) => {
+                    // One clock read per read syscall: every request this
+                    // read completes was read now, for its latency.
+                    self.read_at = Instant::now();
                     self.rbuf.filled(n);
                     budget = budget.saturating_sub(n);
                     // A short read emptied the socket's receive queue. With
@@ -324,8 +331,14 @@ impl Connection {
                     slot,
                     generation: self.generation,
                 },
+                read_at: self.read_at,
+                class: None,
             };
             let step = protocol.step(data, &mut route, limits);
+            let class = route.class.unwrap_or(CommandClass::Other);
+            if !matches!(step, Step::Incomplete { .. }) {
+                self.replies.mark_request(class, self.read_at);
+            }
             match step {
                 Step::Done { consumed } => {
                     self.rbuf.consume(consumed);

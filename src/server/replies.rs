@@ -18,8 +18,10 @@
 //! allocate per reply once its buffers have grown.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::command::Outcome;
+use crate::metrics::{CommandClass, Histogram};
 use crate::stats::WorkerStats;
 
 use crate::command::Broadcast;
@@ -76,6 +78,8 @@ enum Slot {
     /// the connection's window of forwarded requests counts.
     Remote {
         ctx: ReplyCtx,
+        /// When the request was read, for the forward-wait histogram.
+        since: Instant,
         sized: bool,
         /// What the reply echoes, in `echoes`: start, key length, extra
         /// length.
@@ -119,6 +123,26 @@ pub(crate) struct Replies {
     remote_in_flight: usize,
     /// Bytes of arrived remote values held in their slots until released.
     held_bytes: usize,
+    /// Bytes ever appended to `out`, and ever written from it: positions
+    /// in the connection's output stream.
+    out_total: u64,
+    written_total: u64,
+    /// Requests whose last reply is still in the queue: done once the slot
+    /// before `seq` has been released.
+    queued_marks: VecDeque<Mark>,
+    /// Requests whose replies are all in `out`: done once the stream
+    /// position `end` has been written.
+    written_marks: VecDeque<Mark>,
+}
+
+/// A request waiting for its replies to be written, for its latency.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// A slot sequence number (queued) or an output stream position
+    /// (written), by the queue it is in.
+    end: u64,
+    class: CommandClass,
+    read_at: Instant,
 }
 
 /// Buffers that grew past this are released once empty, so one large reply
@@ -150,7 +174,9 @@ impl Replies {
     /// Adds a reply that is finished now; `encode` appends its bytes.
     pub fn push_ready(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
         if self.slots.is_empty() {
+            let before = self.out.len();
             encode(&mut self.out);
+            self.out_total += (self.out.len() - before) as u64;
         } else {
             let before = self.staged.len();
             encode(&mut self.staged);
@@ -162,13 +188,20 @@ impl Replies {
     /// Adds a reply another worker will finish; returns its sequence number.
     /// `sized`: the reply may carry a value (its size is unknown until it
     /// arrives). `echo`: kept for the reply until it is encoded.
-    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool, echo: Echo<'_>) -> u64 {
+    pub fn push_remote(
+        &mut self,
+        ctx: ReplyCtx,
+        sized: bool,
+        echo: Echo<'_>,
+        since: Instant,
+    ) -> u64 {
         let seq = self.next_seq();
         let start = self.echoes.len();
         self.echoes.extend_from_slice(echo.key);
         self.echoes.extend_from_slice(echo.extra);
         self.slots.push_back(Slot::Remote {
             ctx,
+            since,
             sized,
             echo: (start, echo.key.len(), echo.extra.len()),
             outcome: None,
@@ -207,14 +240,29 @@ impl Replies {
         self.slots.get_mut(index)
     }
 
-    /// Fills a remote slot. False if no such slot is waiting (a bug or a
-    /// stale message; the caller drops it).
-    pub fn fill_remote(&mut self, seq: u64, result: Outcome<Vec<u8>>, enc: &impl Encode) -> bool {
+    /// Fills a remote slot, counting how long it waited in `wait`. False
+    /// if no such slot is waiting (a bug or a stale message; the caller
+    /// drops it).
+    pub fn fill_remote(
+        &mut self,
+        seq: u64,
+        result: Outcome<Vec<u8>>,
+        enc: &impl Encode,
+        now: Instant,
+        wait: &mut Histogram,
+    ) -> bool {
         let held = held_len(&result);
         match self.slot_mut(seq) {
-            Some(Slot::Remote { outcome, sized, .. }) if outcome.is_none() => {
+            Some(Slot::Remote {
+                outcome,
+                sized,
+                since,
+                ..
+            }) if outcome.is_none() => {
                 *outcome = Some(result);
-                self.remote_in_flight -= usize::from(*sized);
+                wait.record(nanos(now, *since));
+                let sized = *sized;
+                self.remote_in_flight -= usize::from(sized);
             }
             _ => return false,
         }
@@ -244,8 +292,58 @@ impl Replies {
         true
     }
 
+    /// Notes that a request read at `read_at` has pushed all its replies:
+    /// its latency is counted once they are written.
+    pub fn mark_request(&mut self, class: CommandClass, read_at: Instant) {
+        if self.slots.is_empty() {
+            self.written_marks.push_back(Mark {
+                end: self.out_total,
+                class,
+                read_at,
+            });
+        } else {
+            self.queued_marks.push_back(Mark {
+                end: self.next_seq(),
+                class,
+                read_at,
+            });
+        }
+    }
+
+    /// Calls `record` with each request whose replies have all been
+    /// written since the last call, and its latency in nanoseconds.
+    pub fn take_written(&mut self, now: Instant, mut record: impl FnMut(CommandClass, u64)) {
+        while let Some(mark) = self.written_marks.front() {
+            if mark.end > self.written_total {
+                break;
+            }
+            record(mark.class, nanos(now, mark.read_at));
+            self.written_marks.pop_front();
+        }
+    }
+
+    /// Whether a request's latency waits to be counted.
+    pub fn has_marks(&self) -> bool {
+        !self.written_marks.is_empty()
+    }
+
     /// Moves the finished prefix of the queue to the output buffer.
     fn release(&mut self, enc: &impl Encode) {
+        let before = self.out.len();
+        self.release_slots(enc);
+        self.out_total += (self.out.len() - before) as u64;
+        while let Some(mark) = self.queued_marks.front() {
+            if mark.end > self.base_seq {
+                break;
+            }
+            let mut mark = *mark;
+            mark.end = self.out_total;
+            self.written_marks.push_back(mark);
+            self.queued_marks.pop_front();
+        }
+    }
+
+    fn release_slots(&mut self, enc: &impl Encode) {
         while self.slots.front().is_some_and(Slot::is_ready) {
             let Some(slot) = self.slots.pop_front() else {
                 break;
@@ -301,7 +399,9 @@ impl Replies {
 
     /// Records that `n` bytes of [`Replies::unsent`] were written.
     pub fn advance(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.out.len());
+        let n = n.min(self.out.len() - self.sent);
+        self.written_total += n as u64;
+        self.sent += n;
         if self.sent == self.out.len() {
             self.out.clear();
             self.sent = 0;
@@ -310,6 +410,11 @@ impl Replies {
             }
         }
     }
+}
+
+/// Nanoseconds from `since` to `now` (0 if the clock disagrees).
+fn nanos(now: Instant, since: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(since).as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
@@ -375,25 +480,43 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE);
+        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE);
+        let s3 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
         assert_eq!(r.remote_in_flight(), 2);
         // The later remote reply arrives first: still held back, but its
         // bytes count as buffered.
-        assert!(r.fill_remote(s3, hit(b"d"), &Plain));
+        assert!(r.fill_remote(
+            s3,
+            hit(b"d"),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default()
+        ));
         assert_eq!(r.unsent(), b"a");
         assert_eq!(r.remote_in_flight(), 1);
         assert_eq!(r.buffered_bytes(), 1 + 1 + 1 + 1);
-        assert!(r.fill_remote(s1, hit(b"b"), &Plain));
+        assert!(r.fill_remote(
+            s1,
+            hit(b"b"),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default()
+        ));
         assert_eq!(r.unsent(), b"abcde");
         assert_eq!(r.remote_in_flight(), 0);
         assert_eq!(r.buffered_bytes(), 5);
         assert_eq!(r.owed(), 0);
         // Sequence numbers keep counting, so a duplicate is refused.
-        assert!(!r.fill_remote(s1, hit(b"x"), &Plain));
+        assert!(!r.fill_remote(
+            s1,
+            hit(b"x"),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default()
+        ));
         r.advance(5);
         assert!(r.is_idle());
     }
@@ -426,16 +549,66 @@ mod tests {
     #[test]
     fn remote_replies_echo_their_keys() {
         let mut r = Replies::default();
-        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::key(b"k1:"));
+        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::key(b"k1:"), Instant::now());
         let echo = Echo {
             key: b"key2",
             extra: b":",
         };
-        let s2 = r.push_remote(ReplyCtx::ANY, true, echo);
-        assert!(r.fill_remote(s2, hit(b"b"), &Plain));
-        assert!(r.fill_remote(s1, hit(b"a"), &Plain));
+        let s2 = r.push_remote(ReplyCtx::ANY, true, echo, Instant::now());
+        assert!(r.fill_remote(
+            s2,
+            hit(b"b"),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default()
+        ));
+        assert!(r.fill_remote(
+            s1,
+            hit(b"a"),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default()
+        ));
         assert_eq!(r.unsent(), b"k1:akey2:b");
         assert!(r.echoes.is_empty(), "the arena empties with the queue");
+    }
+
+    #[test]
+    fn a_request_is_counted_once_its_last_reply_is_written() {
+        let mut r = Replies::default();
+        let read_at = Instant::now();
+        let mut seen = Vec::new();
+        // A local request: counted once its bytes are written, not before.
+        r.push_ready(|o| o.extend_from_slice(b"ab"));
+        r.mark_request(CommandClass::Set, read_at);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert!(seen.is_empty());
+        r.advance(1);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert!(seen.is_empty(), "half written");
+        r.advance(1);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert_eq!(seen, [CommandClass::Set]);
+        // A request whose reply another worker owes, and a local one
+        // behind it: neither counts until the remote reply is released and
+        // both are written.
+        let seq = r.push_remote(ReplyCtx::ANY, true, Echo::NONE, read_at);
+        r.mark_request(CommandClass::Get, read_at);
+        r.push_ready(|o| o.push(b'c'));
+        r.mark_request(CommandClass::Other, read_at);
+        let mut wait = Histogram::default();
+        assert!(r.fill_remote(seq, hit(b"v"), &Plain, Instant::now(), &mut wait));
+        assert_eq!(wait.count(), 1);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert_eq!(seen.len(), 1);
+        let n = r.unsent().len();
+        r.advance(n);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert_eq!(
+            seen,
+            [CommandClass::Set, CommandClass::Get, CommandClass::Other]
+        );
+        assert!(!r.has_marks());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! Must not: know a wire format (replies are encoded through [`Encode`]
 //! with the protocol's [`ReplyCtx`]), or touch a socket.
 
-use crate::command::{Broadcast, Command};
+use std::time::Instant;
+
+use crate::command::{Broadcast, Command, Op};
+use crate::metrics::CommandClass;
 
 use super::adapter::ReplyCtx;
 use super::mailbox::ReplyTo;
@@ -38,6 +41,22 @@ pub(crate) struct Route<'a> {
     pub replies: &'a mut Replies,
     pub shard: &'a mut Shard,
     pub conn: ConnId,
+    /// When the bytes of the request being run were read.
+    pub read_at: Instant,
+    /// The request's class for the latency histograms: set by its first
+    /// keyed or server-wide command (a multi-key get is one get).
+    pub class: Option<CommandClass>,
+}
+
+/// The latency class of a command.
+fn class_of(op: &Op) -> CommandClass {
+    match op {
+        Op::Get | Op::GetAndTouch { .. } | Op::MetaRead(_) => CommandClass::Get,
+        Op::Store { .. } | Op::MetaStore(_) => CommandClass::Set,
+        Op::Delete { .. } | Op::MetaDelete(_) | Op::Unlink => CommandClass::Delete,
+        Op::Arith { .. } | Op::MetaArith(_) => CommandClass::Arith,
+        Op::Touch { .. } => CommandClass::Other,
+    }
 }
 
 impl Route<'_> {
@@ -46,6 +65,7 @@ impl Route<'_> {
     /// is what the reply repeats of the request (a key, meta flags), kept
     /// only while the reply is awaited.
     pub fn keyed(&mut self, ctx: ReplyCtx, cmd: &Command<'_>, echo: Echo<'_>) {
+        self.class.get_or_insert(class_of(&cmd.op));
         let owner = self.shard.router.owner(cmd.key);
         if owner == self.shard.id {
             let enc = self.shard.encoder();
@@ -53,7 +73,9 @@ impl Route<'_> {
             self.replies
                 .push_ready(|out| enc.outcome(ctx, echo, &outcome, out));
         } else {
-            let seq = self.replies.push_remote(ctx, cmd.returns_value(), echo);
+            let seq = self
+                .replies
+                .push_remote(ctx, cmd.returns_value(), echo, self.read_at);
             let to = self.conn.reply_to(self.shard, seq);
             self.shard.forward(owner, to, cmd);
         }
@@ -62,6 +84,7 @@ impl Route<'_> {
     /// Applies a server-wide request here and, with more than one worker,
     /// on every other worker; the reply waits for all of them.
     pub fn broadcast(&mut self, ctx: ReplyCtx, what: Broadcast) {
+        self.class.get_or_insert(CommandClass::Other);
         if matches!(what, Broadcast::Flush { .. }) {
             // Counted once, where the request arrived, as memcached counts it.
             self.shard.stats.cmd_flush += 1;

@@ -248,6 +248,8 @@ impl Worker {
 
     fn drain_inbox(&mut self) {
         self.inbox.start_drain();
+        // Read once, when the first reply of the drain arrives.
+        let mut arrived: Option<Instant> = None;
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
                 Message::Execute { reply_to, cmd } => {
@@ -261,9 +263,13 @@ impl Worker {
                 }
                 Message::Executed { reply_to, outcome } => {
                     let enc = self.shard.encoder();
+                    let now = *arrived.get_or_insert_with(Instant::now);
+                    let wait = &mut self.shard.latencies.forwarded;
                     if let Some(conn) = self.conns.get_mut(reply_to.conn)
                         && conn.generation == reply_to.generation
-                        && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
+                        && conn
+                            .replies
+                            .fill_remote(reply_to.seq, outcome, &enc, now, wait)
                     {
                         self.queue_flush((reply_to.conn, reply_to.generation));
                     }
@@ -381,6 +387,11 @@ impl Worker {
                 return;
             }
         };
+        if conn.replies.has_marks() {
+            let latencies = &mut self.shard.latencies;
+            conn.replies
+                .take_written(Instant::now(), |class, ns| latencies.record(class, ns));
+        }
         // Register WRITABLE only while output waits, so a connection
         // that keeps up costs no extra epoll_ctl or wake-ups.
         if all_written == conn.write_interest {
