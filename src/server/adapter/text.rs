@@ -103,8 +103,14 @@ fn is_http(data: &[u8]) -> bool {
 /// does for `set` and `ms`, so a cache never serves the value its client
 /// just tried to replace; the error is written once the removal has run.
 fn refuse_store(key: Key<'_>, noreply: bool, route: &mut Route<'_>) {
-    let mut scratch = [0u8; text::MAX_KEY];
-    let Ok(key) = key.decode(&mut scratch) else {
+    let mut scratch;
+    let key = if key.base64 {
+        scratch = [0u8; text::MAX_KEY];
+        key.decode(&mut scratch)
+    } else {
+        Ok(key.raw)
+    };
+    let Ok(key) = key else {
         return route.reply(|out| out.extend_from_slice(TextError::KeyDecode.reply()));
     };
     let cmd = Command {
