@@ -1022,6 +1022,38 @@ fn listening_addr(p: &Process) -> SocketAddr {
     }
 }
 
+/// Reads stderr until the `metrics on http://ADDR/metrics` line and
+/// returns ADDR.
+fn metrics_addr(p: &Process) -> SocketAddr {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = p
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no `metrics on` line ({e})"));
+        if let Some((_, rest)) = line.split_once("metrics on http://") {
+            let addr = rest.trim_end_matches("/metrics");
+            return addr
+                .parse()
+                .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        }
+    }
+}
+
+/// The body of a 200 answer to `GET path`.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to the admin listener");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: cafe\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
 /// Polls the process until it exits or `limit` passes.
 fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
@@ -1061,6 +1093,11 @@ fn binary_serves_then_exits_on(signal: &str) {
     let stats = c.stats().expect("stats");
     assert_eq!(stats.get_u64("threads"), Some(2));
     assert_eq!(stats.get_u64("pid"), Some(u64::from(p.child.id())));
+    // The admin listener serves for the process's whole life.
+    let metrics = metrics_addr(&p);
+    let body = http_get(metrics, "/metrics");
+    assert!(body.contains("cafe_workers 2\n"), "{body}");
+    assert!(body.contains("cafe_cmd_set_total{worker=\"0\"}"), "{body}");
 
     let pid = p.child.id().to_string();
     let sent = Command::new("kill")

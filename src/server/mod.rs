@@ -300,12 +300,14 @@ impl ServerHandle {
     }
 
     fn join_threads(&mut self) -> bool {
-        if let Some(mut admin) = self.admin.take() {
-            admin.stop();
-        }
         let mut clean = true;
         for t in self.threads.drain(..) {
             clean &= t.join().is_ok();
+        }
+        // Metrics are served for as long as the workers run: `join` is
+        // where a binary waits for the whole life of the server.
+        if let Some(mut admin) = self.admin.take() {
+            admin.stop();
         }
         clean
     }
