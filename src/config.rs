@@ -14,6 +14,12 @@ use crate::protocol::native::Limits;
 /// memcached's default `-m 64`.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 
+/// memcached's default `-b 1024`: connections each listener's kernel queue
+/// holds before refusing more.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+/// `listen(2)` takes an int.
+const MAX_LISTEN_BACKLOG: u32 = i32::MAX as u32;
+
 /// Keys are u16-length-prefixed on the wire.
 const MAX_KEY_LEN: usize = u16::MAX as usize;
 /// Values are u32-length-prefixed, and SET_TTL spends 4 of those bytes on
@@ -40,6 +46,9 @@ pub struct Config {
     /// Whether the text protocol's `shutdown` command stops the server
     /// (memcached's `-A`); off by default, as there.
     pub enable_shutdown: bool,
+    /// Connections each listener's kernel queue holds before refusing more
+    /// (memcached's `-b`); Linux caps it at `net.core.somaxconn`.
+    pub listen_backlog: u32,
 }
 
 impl Default for Config {
@@ -53,6 +62,7 @@ impl Default for Config {
             memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -69,6 +79,15 @@ impl Config {
         }
         if self.limits.max_value_len == 0 {
             return Err(ConfigError::ZeroLimit("--max-item-size"));
+        }
+        if self.listen_backlog == 0 {
+            return Err(ConfigError::ZeroLimit("--listen-backlog"));
+        }
+        if self.listen_backlog > MAX_LISTEN_BACKLOG {
+            return Err(ConfigError::LimitTooLarge(
+                "--listen-backlog",
+                u64::from(MAX_LISTEN_BACKLOG),
+            ));
         }
         if self.limits.max_key_len > MAX_KEY_LEN {
             return Err(ConfigError::LimitTooLarge(
@@ -252,6 +271,12 @@ pub struct Cli {
     /// command (memcached's `-A`). Off by default: any client could.
     #[arg(long, short = 'A')]
     pub enable_shutdown: bool,
+
+    /// Connections each worker's listening socket queues in the kernel
+    /// before refusing more (memcached's `-b`); Linux caps it at
+    /// `net.core.somaxconn`.
+    #[arg(long, short = 'b', default_value_t = DEFAULT_LISTEN_BACKLOG, value_name = "N")]
+    pub listen_backlog: u32,
 }
 
 impl Cli {
@@ -277,6 +302,7 @@ impl Cli {
             },
             memory,
             enable_shutdown: self.enable_shutdown,
+            listen_backlog: self.listen_backlog,
             ..Config::default()
         };
         config.validate()?;
@@ -367,5 +393,23 @@ mod tests {
         ));
         let cli = Cli::parse_from(["cafe-server", "--listen", "nowhere"]);
         assert!(matches!(cli.into_config(), Err(ConfigError::BadListen(_))));
+        let cli = Cli::parse_from(["cafe-server", "-b", "0"]);
+        assert_eq!(
+            cli.into_config().err(),
+            Some(ConfigError::ZeroLimit("--listen-backlog"))
+        );
+        let cli = Cli::parse_from(["cafe-server", "--listen-backlog", "3000000000"]);
+        assert!(matches!(
+            cli.into_config(),
+            Err(ConfigError::LimitTooLarge("--listen-backlog", _))
+        ));
+    }
+
+    #[test]
+    fn listen_backlog_is_memcacheds_by_default() {
+        let cfg = Cli::parse_from(["cafe-server"]).into_config();
+        assert_eq!(cfg.map(|c| c.listen_backlog), Ok(1024));
+        let cfg = Cli::parse_from(["cafe-server", "-b", "64"]).into_config();
+        assert_eq!(cfg.map(|c| c.listen_backlog), Ok(64));
     }
 }

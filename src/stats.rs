@@ -150,6 +150,45 @@ impl WorkerStats {
     }
 }
 
+/// What `stats settings` reports: the configuration, under memcached's
+/// names where memcached has the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Bytes of items the server may hold (`--memory`, or the last
+    /// `cache_memlimit`).
+    pub maxbytes: u64,
+    /// Number of workers.
+    pub threads: usize,
+    /// Largest value accepted.
+    pub item_size_max: usize,
+    /// Longest key accepted.
+    pub key_max_length: usize,
+    /// Connections each listener's kernel queue holds before refusing
+    /// (`--listen-backlog`).
+    pub tcp_backlog: u32,
+    /// Whether a client may stop the server (`--enable-shutdown`).
+    pub shutdown_command: bool,
+}
+
+fn yes_no(on: bool) -> &'static str {
+    if on { "yes" } else { "no" }
+}
+
+/// Calls `f` with every setting, in a fixed order: the one list the text
+/// and binary protocols render.
+pub fn for_each_setting(s: &Settings, mut f: impl FnMut(&str, &dyn fmt::Display)) {
+    f("maxbytes", &s.maxbytes);
+    f("tcp_backlog", &s.tcp_backlog);
+    f("num_threads", &s.threads);
+    f("item_size_max", &s.item_size_max);
+    f("key_max_length", &s.key_max_length);
+    f("cas_enabled", &"yes");
+    f("binding_protocol", &"auto-negotiate");
+    f("evictions", &"on");
+    f("eviction_policy", &"sieve");
+    f("shutdown_command", &yes_no(s.shutdown_command));
+}
+
 /// Calls `f` with every stat, server facts first, in a fixed order: the one
 /// list both protocols render.
 pub fn for_each(info: &ServerInfo, sum: &WorkerStats, mut f: impl FnMut(&str, &dyn fmt::Display)) {

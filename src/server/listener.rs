@@ -10,10 +10,9 @@ use std::net::SocketAddr;
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Pending connections the kernel queues per listener before refusing.
-const BACKLOG: i32 = 1024;
-
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+/// `backlog`: connections the kernel queues per listener before refusing
+/// (Linux caps it at `net.core.somaxconn`).
+fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // SO_REUSEADDR lets a restarted server bind while old connections sit
     // in TIME_WAIT; SO_REUSEPORT lets every worker bind the same port.
@@ -21,7 +20,7 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
+    socket.listen(backlog)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 
@@ -30,13 +29,16 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 pub(crate) fn bind_all(
     addr: SocketAddr,
     count: usize,
+    backlog: u32,
 ) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
-    let first = bind_one(addr)?;
+    // The configuration keeps it within i32.
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    let first = bind_one(addr, backlog)?;
     let local = first.local_addr()?;
     let mut listeners = Vec::with_capacity(count);
     listeners.push(first);
     for _ in 1..count {
-        listeners.push(bind_one(local)?);
+        listeners.push(bind_one(local, backlog)?);
     }
     Ok((listeners, local))
 }

@@ -27,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mio::{Poll, Waker};
 
 use crate::config::{Config, ConfigError};
+use crate::stats::Settings;
 use mailbox::{Message, Outbox};
 use shard::Shard;
 use worker::{Shared, WAKER, Worker};
@@ -119,8 +120,8 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         let n = config.threads;
         let pinning = plan_pinning(&config)?;
-        let (listeners, addr) =
-            listener::bind_all(config.listen, n).map_err(|e| StartError::Bind(config.listen, e))?;
+        let (listeners, addr) = listener::bind_all(config.listen, n, config.listen_backlog)
+            .map_err(|e| StartError::Bind(config.listen, e))?;
 
         let mut polls = Vec::with_capacity(n);
         let mut outboxes = Vec::with_capacity(n);
@@ -141,18 +142,25 @@ impl Server {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
             .saturating_sub(config.clock.now_ms());
+        let settings = Settings {
+            maxbytes: config.memory,
+            threads: n,
+            item_size_max: config.limits.max_value_len,
+            key_max_length: config.limits.max_key_len,
+            tcp_backlog: config.listen_backlog,
+            shutdown_command: config.enable_shutdown,
+        };
         let shared = Arc::new(Shared::default());
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
         for (id, ((poll, inbox), listener)) in workers {
-            let mut shard = Shard::new(
+            let shard = Shard::new(
                 id,
                 outboxes.clone(),
-                config.limits.max_value_len,
+                settings,
                 config.memory_per_worker(),
                 unix_base_ms,
             );
-            shard.shutdown_command = config.enable_shutdown;
             let worker = Worker::new(
                 poll,
                 listener,

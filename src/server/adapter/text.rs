@@ -44,7 +44,7 @@ pub(crate) enum Ctx {
 /// Decodes the first command in `data` and runs it.
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match text::decode_request(data, limits) {
-        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route, limits) {
+        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route) {
             Flow::Go => Step::Done { consumed },
             Flow::Close => Step::Quit { consumed },
         },
@@ -122,7 +122,7 @@ enum Flow {
     Close,
 }
 
-fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
+fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
     let now = route.shard.unix_now();
     match req {
         Request::Get {
@@ -239,7 +239,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
         }
         Request::Quit => return Flow::Close,
         Request::Shutdown { .. } => {
-            if !route.shard.shutdown_command {
+            if !route.shard.settings.shutdown_command {
                 route.reply(|out| out.extend_from_slice(response::SHUTDOWN_DISABLED));
                 return Flow::Go;
             }
@@ -247,7 +247,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
             route.shard.shutdown_server();
             return Flow::Close;
         }
-        Request::Stats { args } => run_stats(args, route, limits),
+        Request::Stats { args } => run_stats(args, route),
         other => meta::run(other, route),
     }
     Flow::Go
@@ -259,7 +259,7 @@ fn keyed(route: &mut Route<'_>, op: Op, key: &[u8], value: &[u8], noreply: bool)
     route.keyed(ReplyCtx::Text(Ctx::Status { noreply }), &cmd, Echo::NONE);
 }
 
-fn run_stats(args: &[u8], route: &mut Route<'_>, limits: &Limits) {
+fn run_stats(args: &[u8], route: &mut Route<'_>) {
     let group = match args {
         b"" => StatsGroup::General,
         b"workers" => StatsGroup::Workers,
@@ -269,21 +269,9 @@ fn run_stats(args: &[u8], route: &mut Route<'_>, limits: &Limits) {
             return route.broadcast(ReplyCtx::Text(Ctx::Stats), Broadcast::ResetStats);
         }
         b"settings" => {
-            let threads = route.shard.workers();
-            let maxbytes = route.shard.partition.stats().limit * threads as u64;
-            let shutdown = route.shard.shutdown_command;
+            let settings = route.shard.settings();
             route.reply(|out| {
-                let mut stat =
-                    |name: &str, value: &dyn std::fmt::Display| response::stat(out, name, value);
-                stat("maxbytes", &maxbytes);
-                stat("num_threads", &threads);
-                stat("item_size_max", &limits.max_value_len);
-                stat("key_max_length", &limits.max_key_len);
-                stat("cas_enabled", &"yes");
-                stat("binding_protocol", &"auto-negotiate");
-                stat("evictions", &"on");
-                stat("eviction_policy", &"sieve");
-                stat("shutdown_command", &if shutdown { "yes" } else { "no" });
+                stats::for_each_setting(&settings, |name, value| response::stat(out, name, value));
                 response::end(out);
             });
             return;
