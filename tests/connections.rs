@@ -4,14 +4,23 @@
 //!
 //! Every test starts its own server in-process on 127.0.0.1 port 0.
 
+use std::net::SocketAddr;
 use std::process::Command;
 
 use cafe::config::Config;
+use cafe::server::{Server, StartError};
+use cafe::stats::VERSION;
 
 mod common;
 use common::text::TextConn;
 use common::tool::in_ci;
-use common::{for_each_worker_count, start_config};
+use common::{for_each_worker_count, start, start_config};
+
+/// Whether the server at `addr` answers a request: the text protocol's
+/// `version`.
+fn serves(addr: SocketAddr) -> bool {
+    TextConn::open(addr).call("version\r\n") == format!("VERSION {VERSION}")
+}
 
 #[test]
 fn listen_backlog_is_each_listeners_queue_length() {
@@ -42,4 +51,42 @@ fn listen_backlog_is_each_listeners_queue_length() {
             .collect();
         assert_eq!(backlogs, vec!["77"; threads], "ss says:\n{out}");
     });
+}
+
+#[test]
+fn a_second_server_on_a_port_in_use_fails_to_start() {
+    for_each_worker_count(|threads| {
+        let first = start(threads);
+        let addr = first.local_addr();
+        let mut config = Config::ephemeral(threads);
+        config.listen = addr;
+        match Server::start(config.clone()) {
+            Err(e @ StartError::InUse(at)) => {
+                assert_eq!(at, addr);
+                assert!(e.to_string().contains("address in use"), "{e}");
+            }
+            Err(e) => panic!("expected \"address in use\", got: {e}"),
+            Ok(second) => panic!("a second server started on {}", second.local_addr()),
+        }
+        // The first one serves on, every worker of it.
+        for _ in 0..2 * threads {
+            assert!(serves(addr));
+        }
+        // Once it has stopped, the port is free for a new server at once,
+        // its closed connections in TIME_WAIT notwithstanding.
+        first.shutdown();
+        assert!(first.join(), "workers exit cleanly");
+        let again = start_config(config);
+        assert_eq!(again.local_addr(), addr);
+        assert!(serves(addr));
+    });
+}
+
+#[test]
+fn a_server_refuses_a_port_another_program_listens_on() {
+    // A plain listener, as most programs open one: no SO_REUSEPORT.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut config = Config::ephemeral(2);
+    config.listen = other.local_addr().expect("local address");
+    assert!(matches!(Server::start(config), Err(StartError::InUse(_))));
 }

@@ -35,6 +35,9 @@ use worker::{Shared, WAKER, Worker};
 /// Why a server could not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// Another socket already listens on the address: another server, or
+    /// another program.
+    InUse(SocketAddr),
     /// Binding or listening on the address failed.
     Bind(SocketAddr, io::Error),
     /// Creating a poll or waker failed.
@@ -55,6 +58,10 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StartError::InUse(addr) => write!(
+                f,
+                "cannot listen on {addr}: address in use (is another server running there?)"
+            ),
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             StartError::Poll(e) => write!(f, "cannot create an event loop: {e}"),
             StartError::UnknownCore { core, available } => {
@@ -121,7 +128,10 @@ impl Server {
         let n = config.threads;
         let pinning = plan_pinning(&config)?;
         let (listeners, addr) = listener::bind_all(config.listen, n, config.listen_backlog)
-            .map_err(|e| StartError::Bind(config.listen, e))?;
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => StartError::InUse(config.listen),
+                _ => StartError::Bind(config.listen, e),
+            })?;
 
         let mut polls = Vec::with_capacity(n);
         let mut outboxes = Vec::with_capacity(n);
