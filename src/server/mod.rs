@@ -7,9 +7,11 @@
 //! Must not: parse protocols or touch storage directly; it only wires
 //! workers together.
 
+mod accept;
 mod adapter;
 mod connection;
 mod listener;
+mod log_throttle;
 #[doc(hidden)]
 pub mod mailbox;
 mod replies;

@@ -23,6 +23,7 @@ use slab::Slab;
 use crate::clock::Clock;
 use crate::protocol::native::Limits;
 
+use super::accept::Acceptor;
 use super::connection::{Connection, Drive, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
@@ -57,7 +58,7 @@ type ConnRef = (usize, u32);
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub poll: Poll,
-    pub listener: Option<TcpListener>,
+    acceptor: Acceptor,
     pub inbox: Inbox,
     pub shard: Shard,
     pub limits: Limits,
@@ -89,7 +90,7 @@ impl Worker {
     ) -> Self {
         Worker {
             poll,
-            listener: Some(listener),
+            acceptor: Acceptor::new(listener),
             inbox,
             shard,
             limits,
@@ -108,7 +109,7 @@ impl Worker {
 
     /// Registers the listener and runs until shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
-        if let Some(listener) = self.listener.as_mut() {
+        if let Some(listener) = self.acceptor.listener() {
             self.poll
                 .registry()
                 .register(listener, LISTENER, Interest::READABLE)?;
@@ -126,6 +127,8 @@ impl Worker {
             let mut pending_runs = std::mem::take(&mut self.to_run);
             for event in events.iter() {
                 match event.token() {
+                    // While backing off, the retry timer accepts.
+                    LISTENER if self.acceptor.backing_off() => {}
                     LISTENER => self.accept(),
                     WAKER => self.drain_inbox(),
                     Token(key) => {
@@ -143,6 +146,9 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if self.acceptor.deadline().is_some() && self.acceptor.retry_due(Instant::now()) {
+                self.accept();
             }
             for conn in pending_runs.drain(..) {
                 self.drive(conn);
@@ -183,10 +189,12 @@ impl Worker {
             let wait = self.next_sweep_ms.saturating_sub(self.shard.now_ms);
             Duration::from_millis(wait.clamp(1, SWEEP_TICK_MS))
         });
-        if self.lingering.is_empty() {
+        let accept = self.acceptor.deadline();
+        if self.lingering.is_empty() && accept.is_none() {
             return sweep;
         }
         let now = Instant::now();
+        let accept = accept.map(|at| at.saturating_duration_since(now));
         let linger = self
             .lingering
             .iter()
@@ -200,48 +208,32 @@ impl Worker {
                 _ => None,
             })
             .min();
-        match (linger, sweep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [linger, sweep, accept].into_iter().flatten().min()
     }
 
     fn accept(&mut self) {
-        let Some(listener) = self.listener.as_ref() else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((mut sock, _)) => {
-                    // A connection's replies leave in one write per turn;
-                    // Nagle would only hold them back waiting for an ACK.
-                    if let Err(e) = sock.set_nodelay(true) {
-                        log::debug!("TCP_NODELAY: {e}");
-                    }
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut sock, Token(key), Interest::READABLE)
-                    {
-                        log::warn!("worker {}: register: {e}", self.shard.id);
-                        continue;
-                    }
-                    self.next_generation = self.next_generation.wrapping_add(1);
-                    entry.insert(Connection::new(sock, self.next_generation));
-                    self.shard.stats.curr_connections += 1;
-                    self.shard.stats.total_connections += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Out of descriptors or similar: the queued connections
-                    // wait for the next accept event.
-                    log::warn!("worker {}: accept: {e}", self.shard.id);
-                    return;
-                }
+        while let Some(mut sock) = self.acceptor.next() {
+            // A connection's replies leave in one write per turn; Nagle
+            // would only hold them back waiting for an ACK.
+            if let Err(e) = sock.set_nodelay(true) {
+                log::debug!("TCP_NODELAY: {e}");
             }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut sock, Token(key), Interest::READABLE)
+            {
+                // Out of epoll watches or memory, as good as out of
+                // descriptors: the same back-off.
+                self.acceptor.failed(e);
+                return;
+            }
+            self.next_generation = self.next_generation.wrapping_add(1);
+            entry.insert(Connection::new(sock, self.next_generation));
+            self.shard.stats.curr_connections += 1;
+            self.shard.stats.total_connections += 1;
         }
     }
 
@@ -441,7 +433,7 @@ impl Worker {
             return;
         }
         self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-        if let Some(mut listener) = self.listener.take() {
+        if let Some(mut listener) = self.acceptor.close() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let refs: Vec<ConnRef> = self
