@@ -14,6 +14,9 @@ use crate::protocol::native::Limits;
 /// memcached's default `-m 64`.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 
+/// memcached's default `-c 1024`: client connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 /// memcached's default `-b 1024`: connections each listener's kernel queue
 /// holds before refusing more.
 pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
@@ -49,6 +52,10 @@ pub struct Config {
     /// Connections each listener's kernel queue holds before refusing more
     /// (memcached's `-b`); Linux caps it at `net.core.somaxconn`.
     pub listen_backlog: u32,
+    /// Client connections open at once, over all workers (memcached's
+    /// `-c`). One more is answered `ERROR Too many open connections` and
+    /// closed.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -63,6 +70,7 @@ impl Default for Config {
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -79,6 +87,9 @@ impl Config {
         }
         if self.limits.max_value_len == 0 {
             return Err(ConfigError::ZeroLimit("--max-item-size"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroLimit("--max-connections"));
         }
         if self.listen_backlog == 0 {
             return Err(ConfigError::ZeroLimit("--listen-backlog"));
@@ -277,6 +288,12 @@ pub struct Cli {
     /// `net.core.somaxconn`.
     #[arg(long, short = 'b', default_value_t = DEFAULT_LISTEN_BACKLOG, value_name = "N")]
     pub listen_backlog: u32,
+
+    /// Client connections open at once, over all workers (memcached's
+    /// `-c`). One more is answered `ERROR Too many open connections` and
+    /// closed. The open-files limit is raised to fit at start.
+    #[arg(long, short = 'c', default_value_t = DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
 }
 
 impl Cli {
@@ -303,6 +320,7 @@ impl Cli {
             memory,
             enable_shutdown: self.enable_shutdown,
             listen_backlog: self.listen_backlog,
+            max_connections: self.max_connections,
             ..Config::default()
         };
         config.validate()?;
@@ -406,10 +424,18 @@ mod tests {
     }
 
     #[test]
-    fn listen_backlog_is_memcacheds_by_default() {
-        let cfg = Cli::parse_from(["cafe-server"]).into_config();
-        assert_eq!(cfg.map(|c| c.listen_backlog), Ok(1024));
-        let cfg = Cli::parse_from(["cafe-server", "-b", "64"]).into_config();
-        assert_eq!(cfg.map(|c| c.listen_backlog), Ok(64));
+    fn connection_flags_have_memcacheds_defaults() {
+        let cfg = Cli::parse_from(["cafe-server"])
+            .into_config()
+            .expect("defaults");
+        assert_eq!((cfg.max_connections, cfg.listen_backlog), (1024, 1024));
+        let cli = Cli::parse_from(["cafe-server", "-c", "10", "-b", "64"]);
+        let cfg = cli.into_config().expect("valid flags");
+        assert_eq!((cfg.max_connections, cfg.listen_backlog), (10, 64));
+        let cli = Cli::parse_from(["cafe-server", "--max-connections", "0"]);
+        assert_eq!(
+            cli.into_config().err(),
+            Some(ConfigError::ZeroLimit("--max-connections"))
+        );
     }
 }

@@ -35,6 +35,8 @@ counters! {
     curr_connections,
     /// Connections accepted since start.
     total_connections,
+    /// Connections turned away because `max_connections` were open.
+    rejected_connections,
     /// GET requests.
     cmd_get,
     /// SET and SET_TTL requests.
@@ -117,6 +119,8 @@ pub struct ServerInfo {
     pub time: u64,
     /// Number of workers.
     pub threads: usize,
+    /// Client connections the server keeps open at once.
+    pub max_connections: usize,
 }
 
 macro_rules! memcached_version {
@@ -166,6 +170,8 @@ pub struct Settings {
     /// Connections each listener's kernel queue holds before refusing
     /// (`--listen-backlog`).
     pub tcp_backlog: u32,
+    /// Client connections open at once (`--max-connections`).
+    pub maxconns: usize,
     /// Whether a client may stop the server (`--enable-shutdown`).
     pub shutdown_command: bool,
 }
@@ -178,6 +184,7 @@ fn yes_no(on: bool) -> &'static str {
 /// and binary protocols render.
 pub fn for_each_setting(s: &Settings, mut f: impl FnMut(&str, &dyn fmt::Display)) {
     f("maxbytes", &s.maxbytes);
+    f("maxconns", &s.maxconns);
     f("tcp_backlog", &s.tcp_backlog);
     f("num_threads", &s.threads);
     f("item_size_max", &s.item_size_max);
@@ -198,6 +205,7 @@ pub fn for_each(info: &ServerInfo, sum: &WorkerStats, mut f: impl FnMut(&str, &d
     f("version", &VERSION);
     f("threads", &info.threads);
     f("pointer_size", &(usize::BITS));
+    f("max_connections", &info.max_connections);
     for (name, value) in sum.fields() {
         f(name, &value);
     }
@@ -309,6 +317,7 @@ mod tests {
             uptime: 3,
             time: 1_700_000_000,
             threads: 2,
+            max_connections: 1024,
         };
         let parts = [
             (
@@ -333,6 +342,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("pid 42\n"));
         assert!(text.contains("threads 2\n"));
+        assert!(text.contains("max_connections 1024\n"));
         assert!(text.contains("get_hits 7\n"), "totals are summed");
         assert!(text.contains("\nbytes 130\n"));
         assert!(text.contains("worker:0:bytes 100\n"));

@@ -6,15 +6,17 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::time::Instant;
 
 use cafe::config::Config;
 use cafe::server::{Server, StartError};
 use cafe::stats::VERSION;
 
 mod common;
+use common::memcache::Conn;
 use common::text::TextConn;
 use common::tool::in_ci;
-use common::{for_each_worker_count, start, start_config};
+use common::{IO_TIMEOUT, client, for_each_worker_count, start, start_config};
 
 /// Whether the server at `addr` answers a request: the text protocol's
 /// `version`.
@@ -89,4 +91,71 @@ fn a_server_refuses_a_port_another_program_listens_on() {
     let mut config = Config::ephemeral(2);
     config.listen = other.local_addr().expect("local address");
     assert!(matches!(Server::start(config), Err(StartError::InUse(_))));
+}
+
+/// `max_connections`, `curr_connections` and `rejected_connections` as
+/// each protocol's stats report them: native, memcached binary, text.
+fn connection_stats(
+    native: &mut cafe::client::Client,
+    binary: &mut Conn,
+    text: &mut TextConn,
+) -> [[u64; 3]; 3] {
+    const NAMES: [&str; 3] = [
+        "max_connections",
+        "curr_connections",
+        "rejected_connections",
+    ];
+    let n = native.stats().expect("native stats");
+    let b = binary.stats(b"", 0x5747);
+    let t = text.stats("");
+    [
+        NAMES.map(|name| {
+            n.get_u64(name)
+                .unwrap_or_else(|| panic!("native stat {name}"))
+        }),
+        NAMES.map(|name| b.get(name)),
+        NAMES.map(|name| t.get(name)),
+    ]
+}
+
+#[test]
+fn connections_past_the_limit_are_turned_away_with_an_error() {
+    for_each_worker_count(|threads| {
+        let mut config = Config::ephemeral(threads);
+        config.max_connections = 3;
+        let server = start_config(config);
+        let addr = server.local_addr();
+        // One connection per protocol, each answered: all three are open.
+        let mut native = client(&server);
+        native.noop().expect("native noop");
+        let mut binary = Conn::open(&server);
+        binary.fence(1);
+        let mut text = TextConn::open(addr);
+        assert_eq!(text.call("version\r\n"), format!("VERSION {VERSION}"));
+
+        // The limit is server-wide, whichever worker accepts: a fourth is
+        // told why in memcached's words, and closed gracefully.
+        let mut fourth = TextConn::open(addr);
+        assert_eq!(fourth.line(), "ERROR Too many open connections");
+        fourth.expect_eof();
+        assert_eq!(
+            connection_stats(&mut native, &mut binary, &mut text),
+            [[3, 3, 1]; 3],
+            "max, current and rejected connections, in every protocol"
+        );
+
+        // A closed connection frees its slot.
+        drop(text);
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while native.stats().expect("stats").get_u64("curr_connections") != Some(2) {
+            assert!(
+                Instant::now() < deadline,
+                "the closed connection still counts"
+            );
+        }
+        assert!(serves(addr));
+        let s = native.stats().expect("stats");
+        assert_eq!(s.get_u64("total_connections"), Some(4));
+        assert_eq!(s.get_u64("rejected_connections"), Some(1));
+    });
 }

@@ -9,15 +9,59 @@
 //! when it fires, until the queue drains: it resumes by itself once
 //! descriptors free up, however few new connections arrive.
 //!
-//! Must not: read or write a connection, or log per failure (failures are
-//! counted and logged through [`LogThrottle`]).
+//! The number of open connections is bounded server-wide by one atomic
+//! counter that every worker's acceptor shares ([`ConnectionLimit`]),
+//! touched once per accept and once per close, never per request. A
+//! connection past the limit is answered memcached's
+//! `ERROR Too many open connections` and closed at once.
+//!
+//! Must not: read or write an accepted connection (except to turn one
+//! away), or log per event (failures and refusals are counted and logged
+//! through [`LogThrottle`]).
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 
+use crate::protocol::text::response::TOO_MANY_CONNECTIONS;
+use crate::stats::WorkerStats;
+
 use super::log_throttle::LogThrottle;
+
+/// Client connections open now over all workers, and how many may be.
+#[derive(Debug)]
+pub(crate) struct ConnectionLimit {
+    open: AtomicUsize,
+    max: usize,
+}
+
+impl ConnectionLimit {
+    pub fn new(max: usize) -> Self {
+        ConnectionLimit {
+            open: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes a slot for a new connection; false when all are taken. The
+    /// counter guards no other memory, so relaxed ordering suffices.
+    fn try_open(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a connection's slot back.
+    fn close(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// First retry delay after a failed accept: short, as descriptors are
 /// often freed within milliseconds (a burst of clients closing).
@@ -33,14 +77,18 @@ pub(crate) struct Acceptor {
     /// While accepting fails: when to try again, and the delay after that.
     retry: Option<(Instant, Duration)>,
     failures: LogThrottle,
+    limit: Arc<ConnectionLimit>,
+    refusals: LogThrottle,
 }
 
 impl Acceptor {
-    pub fn new(listener: TcpListener) -> Self {
+    pub fn new(listener: TcpListener, limit: Arc<ConnectionLimit>) -> Self {
         Acceptor {
             listener: Some(listener),
             retry: None,
             failures: LogThrottle::new("accept failed"),
+            limit,
+            refusals: LogThrottle::new("refused a connection"),
         }
     }
 
@@ -65,28 +113,41 @@ impl Acceptor {
     /// event, or flush a throttled warning; `None` if nothing is pending.
     pub fn deadline(&self) -> Option<Instant> {
         let retry = self.retry.map(|(at, _)| at);
-        match (retry, self.failures.due()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [retry, self.failures.due(), self.refusals.due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the retry timer has fired; also writes a throttled warning
     /// that has come due.
     pub fn retry_due(&mut self, now: Instant) -> bool {
         self.failures.flush_due(now);
+        self.refusals.flush_due(now);
         self.retry.is_some_and(|(at, _)| at <= now)
     }
 
-    /// The next connection waiting in the queue; `None` when the queue is
-    /// empty or accepting failed (a retry is then armed).
-    pub fn next(&mut self) -> Option<TcpStream> {
+    /// The next connection waiting in the queue, within the limit (it
+    /// holds a slot until [`Acceptor::closed`]); connections past the
+    /// limit are turned away meanwhile. `None` when the queue is empty or
+    /// accepting failed (a retry is then armed).
+    pub fn next(&mut self, stats: &mut WorkerStats) -> Option<TcpStream> {
         let listener = self.listener.as_ref()?;
         loop {
             match listener.accept() {
-                Ok((sock, _)) => {
+                Ok((sock, _)) if self.limit.try_open() => {
                     self.retry = None;
                     return Some(sock);
+                }
+                Ok((sock, _)) => {
+                    self.retry = None;
+                    turn_away(sock);
+                    stats.rejected_connections += 1;
+                    let max = self.limit.max;
+                    self.refusals.warn(
+                        Instant::now(),
+                        format_args!("too many open connections (--max-connections {max})"),
+                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.retry = None;
@@ -107,6 +168,12 @@ impl Acceptor {
         }
     }
 
+    /// Gives back the slot of a connection [`Acceptor::next`] returned, once
+    /// it is closed.
+    pub fn closed(&self) {
+        self.limit.close();
+    }
+
     /// Counts a failure to take a connection on (accepting it, or
     /// registering it with the poll) and arms the retry timer.
     pub fn failed(&mut self, error: io::Error) {
@@ -118,4 +185,16 @@ impl Acceptor {
         };
         self.retry = Some((now + delay, (delay * 2).min(BACKOFF_MAX)));
     }
+}
+
+/// Answers a connection over the limit and closes it. A fresh socket's
+/// send buffer is empty, so the line goes in one write; what the client
+/// has already sent is read away first, as closing a socket with unread
+/// input sends a reset, which could destroy the line before the client
+/// reads it.
+fn turn_away(sock: TcpStream) {
+    let _ = (&sock).write(TOO_MANY_CONNECTIONS);
+    let _ = sock.shutdown(Shutdown::Write);
+    let mut scratch = [0u8; 1024];
+    let _ = (&sock).read(&mut scratch);
 }

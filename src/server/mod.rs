@@ -30,6 +30,7 @@ use mio::{Poll, Waker};
 
 use crate::config::{Config, ConfigError};
 use crate::stats::Settings;
+use accept::{Acceptor, ConnectionLimit};
 use mailbox::{Message, Outbox};
 use shard::Shard;
 use worker::{Shared, WAKER, Worker};
@@ -159,10 +160,12 @@ impl Server {
             threads: n,
             item_size_max: config.limits.max_value_len,
             key_max_length: config.limits.max_key_len,
+            maxconns: config.max_connections,
             tcp_backlog: config.listen_backlog,
             shutdown_command: config.enable_shutdown,
         };
         let shared = Arc::new(Shared::default());
+        let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
         for (id, ((poll, inbox), listener)) in workers {
@@ -175,7 +178,7 @@ impl Server {
             );
             let worker = Worker::new(
                 poll,
-                listener,
+                Acceptor::new(listener, limit.clone()),
                 inbox,
                 shard,
                 config.limits,

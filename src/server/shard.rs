@@ -179,6 +179,7 @@ impl Shard {
         Encoder {
             started: self.started,
             threads: self.workers(),
+            max_connections: self.settings.maxconns,
             unix_now: self.unix_now(),
         }
     }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
@@ -81,7 +80,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub fn new(
         poll: Poll,
-        listener: TcpListener,
+        acceptor: Acceptor,
         inbox: Inbox,
         shard: Shard,
         limits: Limits,
@@ -90,7 +89,7 @@ impl Worker {
     ) -> Self {
         Worker {
             poll,
-            acceptor: Acceptor::new(listener),
+            acceptor,
             inbox,
             shard,
             limits,
@@ -212,7 +211,7 @@ impl Worker {
     }
 
     fn accept(&mut self) {
-        while let Some(mut sock) = self.acceptor.next() {
+        while let Some(mut sock) = self.acceptor.next(&mut self.shard.stats) {
             // A connection's replies leave in one write per turn; Nagle
             // would only hold them back waiting for an ACK.
             if let Err(e) = sock.set_nodelay(true) {
@@ -227,6 +226,8 @@ impl Worker {
             {
                 // Out of epoll watches or memory, as good as out of
                 // descriptors: the same back-off.
+                drop(sock);
+                self.acceptor.closed();
                 self.acceptor.failed(e);
                 return;
             }
@@ -422,6 +423,7 @@ impl Worker {
 
     fn close(&mut self, key: usize) {
         if self.conns.try_remove(key).is_some() {
+            self.acceptor.closed();
             // Closing the descriptor removes it from epoll; replies still on
             // their way are dropped by the generation check.
             self.shard.stats.curr_connections = self.shard.stats.curr_connections.saturating_sub(1);

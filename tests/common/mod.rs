@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod memcache;
+pub mod process;
 pub mod text;
 pub mod text_cases;
 pub mod tool;
