@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -16,6 +17,11 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 
 /// memcached's default `-c 1024`: client connections open at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// How long a request may take to arrive once its first byte has: far
+/// beyond any honest client (a 1 MiB value at 1 Mbit/s takes 8 s), short
+/// enough that a slowloris client cannot hold connections for long.
+pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
 
 /// memcached's default `-b 1024`: connections each listener's kernel queue
 /// holds before refusing more.
@@ -56,6 +62,13 @@ pub struct Config {
     /// `-c`). One more is answered `ERROR Too many open connections` and
     /// closed.
     pub max_connections: usize,
+    /// Close a connection that sent no request for this long (memcached's
+    /// `idle_timeout`); `None`, the default, never.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose request, once its first byte arrived, is
+    /// still incomplete after this long (a slowloris client); `None`:
+    /// never.
+    pub frame_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -71,6 +84,8 @@ impl Default for Config {
             enable_shutdown: false,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: None,
+            frame_timeout: Some(Duration::from_secs(DEFAULT_FRAME_TIMEOUT_SECS)),
         }
     }
 }
@@ -294,6 +309,17 @@ pub struct Cli {
     /// closed. The open-files limit is raised to fit at start.
     #[arg(long, short = 'c', default_value_t = DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
+
+    /// Close a connection that has sent no request for this many seconds
+    /// (memcached's `idle_timeout`). 0, the default, never closes one.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    /// Close a connection whose request is still incomplete this many
+    /// seconds after its first byte arrived, as a slowloris client's
+    /// would be. 0 never closes one.
+    #[arg(long, default_value_t = DEFAULT_FRAME_TIMEOUT_SECS, value_name = "SECS")]
+    pub frame_timeout: u64,
 }
 
 impl Cli {
@@ -321,11 +347,18 @@ impl Cli {
             enable_shutdown: self.enable_shutdown,
             listen_backlog: self.listen_backlog,
             max_connections: self.max_connections,
+            idle_timeout: seconds(self.idle_timeout),
+            frame_timeout: seconds(self.frame_timeout),
             ..Config::default()
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// A timeout flag in seconds: 0 is off.
+fn seconds(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -432,6 +465,12 @@ mod tests {
         let cli = Cli::parse_from(["cafe-server", "-c", "10", "-b", "64"]);
         let cfg = cli.into_config().expect("valid flags");
         assert_eq!((cfg.max_connections, cfg.listen_backlog), (10, 64));
+        assert_eq!(cfg.idle_timeout, None);
+        assert_eq!(cfg.frame_timeout, Some(Duration::from_secs(30)));
+        let cli = Cli::parse_from(["cafe-server", "--idle-timeout", "5", "--frame-timeout", "0"]);
+        let cfg = cli.into_config().expect("valid flags");
+        assert_eq!(cfg.idle_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(cfg.frame_timeout, None);
         let cli = Cli::parse_from(["cafe-server", "--max-connections", "0"]);
         assert_eq!(
             cli.into_config().err(),

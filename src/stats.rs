@@ -37,6 +37,11 @@ counters! {
     total_connections,
     /// Connections turned away because `max_connections` were open.
     rejected_connections,
+    /// Connections closed by the idle timeout (memcached's name).
+    idle_kicks,
+    /// Connections closed because a request stayed incomplete past the
+    /// frame timeout.
+    frame_timeouts,
     /// GET requests.
     cmd_get,
     /// SET and SET_TTL requests.
@@ -172,6 +177,10 @@ pub struct Settings {
     pub tcp_backlog: u32,
     /// Client connections open at once (`--max-connections`).
     pub maxconns: usize,
+    /// Seconds without a request before a connection is closed; 0: never.
+    pub idle_timeout: u64,
+    /// Seconds a request may take to arrive once begun; 0: forever.
+    pub frame_timeout: u64,
     /// Whether a client may stop the server (`--enable-shutdown`).
     pub shutdown_command: bool,
 }
@@ -194,6 +203,8 @@ pub fn for_each_setting(s: &Settings, mut f: impl FnMut(&str, &dyn fmt::Display)
     f("evictions", &"on");
     f("eviction_policy", &"sieve");
     f("shutdown_command", &yes_no(s.shutdown_command));
+    f("idle_timeout", &s.idle_timeout);
+    f("frame_timeout", &s.frame_timeout);
 }
 
 /// Calls `f` with every stat, server facts first, in a fixed order: the one

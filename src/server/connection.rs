@@ -32,6 +32,7 @@ use super::adapter::{Protocol, Step};
 use super::replies::Replies;
 use super::routing::{ConnId, Route};
 use super::shard::Shard;
+use super::timeouts::Activity;
 
 /// Replies a connection may owe before it stops reading more requests. This
 /// bounds the work one client can queue at other workers, and so the depth
@@ -195,10 +196,12 @@ pub(crate) struct Connection {
     read: ReadState,
     /// Fixed by the first byte; `None` until it arrives.
     protocol: Option<Protocol>,
+    /// What the idle and frame timeouts are measured from.
+    pub activity: Activity,
 }
 
 impl Connection {
-    pub fn new(sock: TcpStream, generation: u32) -> Self {
+    pub fn new(sock: TcpStream, generation: u32, now_ms: u64) -> Self {
         Connection {
             sock,
             generation,
@@ -214,6 +217,7 @@ impl Connection {
             rbuf: ReadBuf::default(),
             read: ReadState::Idle,
             protocol: None,
+            activity: Activity::new(now_ms),
         }
     }
 
@@ -223,10 +227,22 @@ impl Connection {
             || self.replies.remote_in_flight() >= remote_window(limits)
     }
 
+    /// Open, owing nothing and holding no input: waiting for the client's
+    /// next request, so the idle timeout may close it.
+    pub fn waiting_for_request(&self) -> bool {
+        self.lifecycle == Lifecycle::Open
+            && !self.paused
+            && self.read == ReadState::Idle
+            && self.rbuf.len() == 0
+            && self.replies.is_idle()
+    }
+
     /// Stop reading and close once everything owed is written.
     pub fn finish(&mut self) {
         if self.lifecycle == Lifecycle::Open {
             self.lifecycle = Lifecycle::Finishing;
+            // A trailing partial request is never run: nothing to time.
+            self.activity.frame_started_ms = None;
         }
     }
 
@@ -236,7 +252,11 @@ impl Connection {
         let mut budget = READ_BUDGET;
         loop {
             match self.lifecycle {
-                Lifecycle::Open => self.process(shard, slot, limits),
+                Lifecycle::Open => {
+                    let completed = self.process(shard, slot, limits);
+                    let mid_frame = self.read != ReadState::Idle;
+                    self.activity.framed(mid_frame, completed, shard.now_ms);
+                }
                 Lifecycle::Lingering { .. } => self.rbuf.clear(),
                 Lifecycle::Finishing | Lifecycle::Failing => return Drive::Wait,
             }
@@ -245,6 +265,9 @@ impl Connection {
             }
             if self.lifecycle == Lifecycle::Open && self.owes_too_much(limits) {
                 self.paused = true;
+                // Not the client's delay: the frame is timed afresh once
+                // reading resumes.
+                self.activity.frame_started_ms = None;
                 return Drive::Wait;
             }
             if !self.readable {
@@ -274,6 +297,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     self.rbuf.filled(n);
+                    self.activity.last_read_ms = shard.now_ms;
                     budget = budget.saturating_sub(n);
                     // A short read emptied the socket's receive queue. With
                     // edge-triggered epoll every later arrival raises a new
@@ -293,8 +317,10 @@ impl Connection {
     }
 
     /// Dispatches every complete frame in the buffer (the seed's
-    /// "processing" step), advancing the read state.
-    fn process(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) {
+    /// "processing" step), advancing the read state. True if a request
+    /// was completed (answered, refused or swallowed to its end).
+    fn process(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) -> bool {
+        let mut completed = false;
         while !self.owes_too_much(limits) {
             if let ReadState::Swallow { remaining } = self.read {
                 let n = remaining.min(self.rbuf.len() as u64);
@@ -303,18 +329,19 @@ impl Connection {
                     self.read = ReadState::Swallow {
                         remaining: remaining - n,
                     };
-                    return;
+                    return completed;
                 }
                 self.read = ReadState::Idle;
+                completed = true;
             }
             if let ReadState::Body { frame_len } = self.read
                 && self.rbuf.len() < frame_len
             {
-                return;
+                return completed;
             }
             let data = &self.rbuf.buf[self.rbuf.start..self.rbuf.end];
             let Some(&first) = data.first() else {
-                return;
+                return completed;
             };
             let protocol = *self.protocol.get_or_insert(Protocol::detect(first));
             let mut route = Route {
@@ -330,12 +357,13 @@ impl Connection {
                 Step::Done { consumed } => {
                     self.rbuf.consume(consumed);
                     self.read = ReadState::Idle;
+                    completed = true;
                 }
                 Step::Quit { .. } => {
                     self.rbuf.clear();
                     self.read = ReadState::Idle;
                     self.lifecycle = Lifecycle::Finishing;
-                    return;
+                    return completed;
                 }
                 Step::Incomplete { needed, framed } => {
                     self.read = match (self.rbuf.len(), framed) {
@@ -343,7 +371,7 @@ impl Connection {
                         (_, false) => ReadState::Header,
                         (_, true) => ReadState::Body { frame_len: needed },
                     };
-                    return;
+                    return completed;
                 }
                 Step::Refused { skip } => {
                     shard.stats.request_errors += 1;
@@ -355,6 +383,7 @@ impl Connection {
                             remaining: skip - now,
                         }
                     } else {
+                        completed = true;
                         ReadState::Idle
                     };
                 }
@@ -363,10 +392,11 @@ impl Connection {
                     self.rbuf.clear();
                     self.read = ReadState::Idle;
                     self.lifecycle = Lifecycle::Failing;
-                    return;
+                    return completed;
                 }
             }
         }
+        completed
     }
 
     /// Writes as much of the pending output as the socket takes. Ok(true)

@@ -17,6 +17,7 @@ pub mod mailbox;
 mod replies;
 mod routing;
 mod shard;
+mod timeouts;
 mod worker;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use crate::stats::Settings;
 use accept::{Acceptor, ConnectionLimit};
 use mailbox::{Message, Outbox};
 use shard::Shard;
+use timeouts::Timeouts;
 use worker::{Shared, WAKER, Worker};
 
 /// Why a server could not start.
@@ -162,6 +164,8 @@ impl Server {
             key_max_length: config.limits.max_key_len,
             maxconns: config.max_connections,
             tcp_backlog: config.listen_backlog,
+            idle_timeout: config.idle_timeout.map_or(0, |d| d.as_secs()),
+            frame_timeout: config.frame_timeout.map_or(0, |d| d.as_secs()),
             shutdown_command: config.enable_shutdown,
         };
         let shared = Arc::new(Shared::default());
@@ -184,6 +188,7 @@ impl Server {
                 config.limits,
                 config.clock.clone(),
                 shared.clone(),
+                Timeouts::new(config.idle_timeout, config.frame_timeout),
             );
             let core = pinning.as_ref().map(|cores| cores[id]);
             let spawned = std::thread::Builder::new()

@@ -26,6 +26,7 @@ use super::accept::Acceptor;
 use super::connection::{Connection, Drive, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
+use super::timeouts::{Expired, Timeouts, Watch};
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -75,9 +76,12 @@ pub(crate) struct Worker {
     reported_finished: bool,
     /// Clock millisecond of the next expiry sweep.
     next_sweep_ms: u64,
+    /// The idle and frame timeouts.
+    watch: Watch,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         poll: Poll,
         acceptor: Acceptor,
@@ -86,6 +90,7 @@ impl Worker {
         limits: Limits,
         clock: Arc<dyn Clock>,
         shared: Arc<Shared>,
+        timeouts: Timeouts,
     ) -> Self {
         Worker {
             poll,
@@ -103,6 +108,7 @@ impl Worker {
             shutdown_deadline: None,
             reported_finished: false,
             next_sweep_ms: 0,
+            watch: Watch::new(timeouts),
         }
     }
 
@@ -160,10 +166,24 @@ impl Worker {
             self.shard.flush_wakes();
             self.sweep_if_due();
             self.expire_lingering();
+            self.expire_timeouts();
             if self.shutdown_deadline.is_some() && self.shutdown_step() {
                 return Ok(());
             }
         }
+    }
+
+    /// Closes the connections whose idle or frame timeout has passed.
+    fn expire_timeouts(&mut self) {
+        let expired = self.watch.check(&self.conns, self.shard.now_ms);
+        for &(key, why) in &expired {
+            match why {
+                Expired::Idle => self.shard.stats.idle_kicks += 1,
+                Expired::Frame => self.shard.stats.frame_timeouts += 1,
+            }
+            self.close(key);
+        }
+        self.watch.give_back(expired);
     }
 
     fn sweep_if_due(&mut self) {
@@ -188,12 +208,16 @@ impl Worker {
             let wait = self.next_sweep_ms.saturating_sub(self.shard.now_ms);
             Duration::from_millis(wait.clamp(1, SWEEP_TICK_MS))
         });
-        let accept = self.acceptor.deadline();
-        if self.lingering.is_empty() && accept.is_none() {
-            return sweep;
+        let timeouts = self.watch.wait(&self.conns, self.shard.now_ms);
+        let deadline = match (self.acceptor.deadline(), self.watch.log_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.lingering.is_empty() && deadline.is_none() {
+            return sweep.into_iter().chain(timeouts).min();
         }
         let now = Instant::now();
-        let accept = accept.map(|at| at.saturating_duration_since(now));
+        let deadline = deadline.map(|at| at.saturating_duration_since(now));
         let linger = self
             .lingering
             .iter()
@@ -207,7 +231,10 @@ impl Worker {
                 _ => None,
             })
             .min();
-        [linger, sweep, accept].into_iter().flatten().min()
+        [linger, sweep, deadline, timeouts]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn accept(&mut self) {
@@ -232,7 +259,11 @@ impl Worker {
                 return;
             }
             self.next_generation = self.next_generation.wrapping_add(1);
-            entry.insert(Connection::new(sock, self.next_generation));
+            entry.insert(Connection::new(
+                sock,
+                self.next_generation,
+                self.shard.now_ms,
+            ));
             self.shard.stats.curr_connections += 1;
             self.shard.stats.total_connections += 1;
         }
@@ -302,7 +333,11 @@ impl Worker {
             return;
         };
         conn.queued_run = false;
-        match conn.drive(shard, conn_ref.0, limits) {
+        let step = conn.drive(shard, conn_ref.0, limits);
+        if conn.activity.frame_started_ms.is_some() {
+            self.watch.mid_frame();
+        }
+        match step {
             Drive::Wait => {}
             Drive::Yield => {
                 conn.queued_run = true;
