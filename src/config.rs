@@ -75,7 +75,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            threads: available_cores(),
+            threads: default_threads(available_cores(), DEFAULT_MEMORY, &Limits::default())
+                .map_or(1, |plan| plan.threads),
             cores: None,
             pin: true,
             limits: Limits::default(),
@@ -124,13 +125,15 @@ impl Config {
         if self.limits.max_value_len as u64 > MAX_ITEM_SIZE {
             return Err(ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE));
         }
-        // Each worker must be able to hold at least one largest item, with
-        // room for the table and slab around it: a server that refuses
-        // items its own limit accepts would be misconfigured.
         let share = self.memory_per_worker();
-        let needed = 2 * (self.limits.max_value_len + self.limits.max_key_len) as u64 + (64 << 10);
+        let needed = min_worker_memory(&self.limits);
         if share < needed {
-            return Err(ConfigError::MemoryTooSmall { share, needed });
+            return Err(ConfigError::MemoryTooSmall {
+                threads: self.threads,
+                share,
+                needed,
+                fit: (self.memory / needed) as usize,
+            });
         }
         Ok(())
     }
@@ -151,6 +154,57 @@ impl Config {
             ..Config::default()
         }
     }
+}
+
+/// The smallest share of `--memory` a worker may have: two items of the
+/// largest size, with room for the table and slots around them. A server
+/// that refused items its own limit accepts would be misconfigured, and
+/// with room for one only, every large store would evict the last.
+pub fn min_worker_memory(limits: &Limits) -> u64 {
+    2 * (limits.max_value_len as u64 + limits.max_key_len as u64) + (64 << 10)
+}
+
+/// The default number of workers, and what it was chosen from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPlan {
+    /// Workers to run.
+    pub threads: usize,
+    /// Cores available.
+    pub cores: usize,
+}
+
+impl ThreadPlan {
+    /// Whether memory, not the cores, set the number: fewer workers than
+    /// cores.
+    pub fn capped_by_memory(&self) -> bool {
+        self.threads < self.cores
+    }
+}
+
+/// The default worker count: one per core, but no more than `memory` can
+/// give each its minimum share ([`min_worker_memory`]), so that the
+/// default flags start on any machine (64 MiB over 64 cores would give
+/// each worker 1 MiB, less than two items of 1 MiB). Fails only if even
+/// one worker does not fit.
+pub fn default_threads(
+    cores: usize,
+    memory: u64,
+    limits: &Limits,
+) -> Result<ThreadPlan, ConfigError> {
+    let needed = min_worker_memory(limits);
+    let fit = usize::try_from(memory / needed).unwrap_or(usize::MAX);
+    if fit == 0 {
+        return Err(ConfigError::MemoryTooSmall {
+            threads: 1,
+            share: memory,
+            needed,
+            fit,
+        });
+    }
+    Ok(ThreadPlan {
+        threads: cores.clamp(1, fit),
+        cores,
+    })
 }
 
 /// The number of cores this process may run on.
@@ -175,12 +229,17 @@ pub enum ConfigError {
     LimitTooLarge(&'static str, u64),
     /// `--memory` is not a size like `64m`.
     BadSize(String),
-    /// `--memory` too small to give each worker room for one largest item.
+    /// `--memory` too small to give each worker room for two largest
+    /// items.
     MemoryTooSmall {
+        /// Workers asked for.
+        threads: usize,
         /// Bytes per worker.
         share: u64,
-        /// Bytes the largest item needs.
+        /// Bytes a worker needs ([`min_worker_memory`]).
         needed: u64,
+        /// How many workers `--memory` has room for.
+        fit: usize,
     },
 }
 
@@ -197,9 +256,27 @@ impl fmt::Display for ConfigError {
             ConfigError::BadSize(s) => {
                 write!(f, "--memory {s:?} is not a size like 64m, 4g or 1048576")
             }
-            ConfigError::MemoryTooSmall { share, needed } => write!(
+            ConfigError::MemoryTooSmall {
+                threads,
+                share,
+                needed,
+                fit: 0,
+            } => write!(
                 f,
-                "--memory gives each worker {share} bytes, less than the {needed} one item of --max-item-size needs"
+                "--memory gives {threads} worker(s) {share} bytes each, less than the {needed} \
+                 one worker needs for two items of --max-item-size: \
+                 give more --memory or a smaller --max-item-size"
+            ),
+            ConfigError::MemoryTooSmall {
+                threads,
+                share,
+                needed,
+                fit,
+            } => write!(
+                f,
+                "--memory gives {threads} workers (--threads) {share} bytes each, less than the \
+                 {needed} a worker needs for two items of --max-item-size: \
+                 give more --memory, a smaller --max-item-size, or at most --threads {fit}"
             ),
         }
     }
@@ -331,18 +408,35 @@ impl Cli {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| ConfigError::BadListen(self.listen.clone()))?;
-        let threads = self.threads.unwrap_or_else(available_cores);
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
         let memory = parse_size(&self.memory)?;
+        let limits = Limits {
+            max_key_len: self.max_key_len,
+            max_value_len: self.max_item_size,
+        };
+        let threads = match self.threads {
+            Some(threads) => threads,
+            None => {
+                let plan = default_threads(available_cores(), memory, &limits)?;
+                if plan.capped_by_memory() {
+                    log::info!(
+                        "{} cores, but --memory {memory} has room for {} workers \
+                         (two items of --max-item-size each): running {}; \
+                         --threads or more --memory to choose",
+                        plan.cores,
+                        plan.threads,
+                        plan.threads
+                    );
+                }
+                plan.threads
+            }
+        };
         let config = Config {
             listen,
             threads,
             cores,
             pin: !self.no_pin,
-            limits: Limits {
-                max_key_len: self.max_key_len,
-                max_value_len: self.max_item_size,
-            },
+            limits,
             memory,
             enable_shutdown: self.enable_shutdown,
             listen_backlog: self.listen_backlog,
@@ -418,6 +512,73 @@ mod tests {
         ));
         cfg.limits.max_value_len = 64 << 10;
         assert_eq!(cfg.validate(), Ok(()));
+    }
+
+    #[test]
+    fn default_flags_start_on_any_number_of_cores() {
+        let limits = Limits::default();
+        for cores in 1..=256 {
+            let plan = default_threads(cores, DEFAULT_MEMORY, &limits).expect("one worker fits");
+            assert!(
+                (1..=cores).contains(&plan.threads),
+                "{cores} cores: {plan:?}"
+            );
+            let mut cfg = Config::ephemeral(plan.threads);
+            assert_eq!(cfg.validate(), Ok(()), "{cores} cores: {plan:?}");
+            // As many as fit: one more worker would not.
+            if plan.capped_by_memory() {
+                cfg.threads += 1;
+                assert!(cfg.validate().is_err(), "{cores} cores: {plan:?}");
+            }
+        }
+        // 64 MiB over workers of two 1 MiB items each: 31 at most.
+        let plan = |cores| default_threads(cores, DEFAULT_MEMORY, &limits);
+        assert_eq!(
+            plan(8),
+            Ok(ThreadPlan {
+                threads: 8,
+                cores: 8
+            })
+        );
+        assert_eq!(plan(31).map(|p| p.capped_by_memory()), Ok(false));
+        assert_eq!(
+            plan(64),
+            Ok(ThreadPlan {
+                threads: 31,
+                cores: 64
+            })
+        );
+        // More memory, more workers.
+        let big = default_threads(64, 4 << 30, &limits);
+        assert_eq!(big.map(|p| p.threads), Ok(64));
+        // Not even one worker fits.
+        assert!(matches!(
+            default_threads(4, 1 << 20, &limits),
+            Err(ConfigError::MemoryTooSmall { fit: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn explicit_threads_that_do_not_fit_fail_with_what_would() {
+        let cli = Cli::parse_from(["cafe-server", "--threads", "64"]);
+        let err = cli
+            .into_config()
+            .expect_err("64 workers do not fit in 64 MiB");
+        assert!(matches!(
+            err,
+            ConfigError::MemoryTooSmall {
+                threads: 64,
+                fit: 31,
+                ..
+            }
+        ));
+        let text = err.to_string();
+        for part in ["--memory", "--max-item-size", "at most --threads 31"] {
+            assert!(text.contains(part), "{part:?} in {text}");
+        }
+        let cli = Cli::parse_from(["cafe-server", "--memory", "1m"]);
+        let text = cli.into_config().expect_err("too small").to_string();
+        assert!(text.contains("give more --memory"), "{text}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 mod common;
-use common::process::{BIN, Process, listening_addr, spawn};
+use common::process::{BIN, Process, listening_addr, spawn, spawn_server};
 use common::text::TextConn;
 use common::tool::in_ci;
 
@@ -64,4 +64,23 @@ fn the_soft_limit_is_raised_as_far_as_max_connections_needs() {
         .unwrap_or_else(|| panic!("no open-files line in {limits}"));
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, ["120", "500"], "{line}");
+}
+
+#[test]
+fn threads_that_do_not_fit_in_memory_refuse_to_start() {
+    // 64 MiB cannot give 256 workers two 1 MiB items each; the default
+    // worker count would have been capped instead.
+    let p = spawn_server(&["--listen", "127.0.0.1:0", "--no-pin", "--threads", "256"]);
+    let (status, stderr) = p.exit_and_stderr();
+    assert!(!status.success(), "started 256 workers in 64 MiB");
+    for part in ["--memory gives 256 workers", "at most --threads 31"] {
+        assert!(stderr.contains(part), "{part:?} not in stderr: {stderr}");
+    }
+
+    // With the memory for them, as many workers start as asked, cores or
+    // not, and serve.
+    let args = ["--listen", "127.0.0.1:0", "--no-pin", "--threads", "64"];
+    let p = spawn_server(&[&args[..], &["--memory", "256m"]].concat());
+    let mut c = TextConn::open(listening_addr(&p));
+    assert_eq!(c.stats("settings").get("num_threads"), 64);
 }
