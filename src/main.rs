@@ -64,7 +64,9 @@ fn main() -> ExitCode {
         log::info!("stopped");
         ExitCode::SUCCESS
     } else {
-        log::error!("a worker panicked");
+        // A worker died and took the server down (fail-stop): a supervisor
+        // restarts it whole.
+        log::error!("a worker died: the server stopped");
         ExitCode::FAILURE
     }
 }

@@ -10,6 +10,7 @@
 mod accept;
 mod adapter;
 mod connection;
+mod fail_stop;
 mod listener;
 mod log_throttle;
 #[doc(hidden)]
@@ -32,6 +33,7 @@ use mio::{Poll, Waker};
 use crate::config::{Config, ConfigError};
 use crate::stats::Settings;
 use accept::{Acceptor, ConnectionLimit};
+use fail_stop::FailStop;
 use mailbox::{Message, Outbox};
 use shard::Shard;
 use timeouts::Timeouts;
@@ -92,7 +94,8 @@ pub struct Server;
 pub struct ServerHandle {
     addr: SocketAddr,
     outboxes: Vec<Outbox>,
-    threads: Vec<JoinHandle<()>>,
+    /// Each returns whether its worker exited cleanly.
+    threads: Vec<JoinHandle<bool>>,
 }
 
 /// Which core each worker is pinned to, or `None` for no pinning.
@@ -191,6 +194,12 @@ impl Server {
                 Timeouts::new(config.idle_timeout, config.frame_timeout),
             );
             let core = pinning.as_ref().map(|cores| cores[id]);
+            let fail_stop = FailStop::new(
+                id,
+                Stopper {
+                    outboxes: outboxes.clone(),
+                },
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("cafe-worker-{id}"))
                 .spawn(move || {
@@ -199,8 +208,17 @@ impl Server {
                     {
                         log::warn!("worker {id}: could not pin to core {core}");
                     }
-                    if let Err(e) = worker.run() {
-                        log::error!("worker {id} stopped: {e}");
+                    // A panic in `run` unwinds through `fail_stop`, which
+                    // stops the server as an error does.
+                    match worker.run() {
+                        Ok(()) => {
+                            fail_stop.disarm();
+                            true
+                        }
+                        Err(e) => {
+                            log::error!("worker {id} stopped: {e}");
+                            false
+                        }
                     }
                 });
             match spawned {
@@ -252,8 +270,9 @@ impl ServerHandle {
         self.stopper().stop();
     }
 
-    /// Waits for every worker to exit. True if all exited cleanly (none
-    /// panicked).
+    /// Waits for every worker to exit. True if all exited cleanly; false
+    /// if one died (a panic or an error), which stops the others too (see
+    /// `fail_stop`), so this never waits on a server that lost a worker.
     pub fn join(mut self) -> bool {
         self.join_threads()
     }
@@ -261,9 +280,21 @@ impl ServerHandle {
     fn join_threads(&mut self) -> bool {
         let mut clean = true;
         for t in self.threads.drain(..) {
-            clean &= t.join().is_ok();
+            clean &= t.join().unwrap_or(false);
         }
         clean
+    }
+
+    /// Makes worker `worker` die, by a panic or by an error from its loop,
+    /// as a bug or a failed system call would: for tests of the fail-stop
+    /// rule. Costs nothing otherwise (one more message kind).
+    #[doc(hidden)]
+    pub fn inject_worker_failure(&self, worker: usize, panic: bool) {
+        if let Some(outbox) = self.outboxes.get(worker)
+            && let Err(e) = outbox.send_and_wake(Message::Fail { panic })
+        {
+            log::error!("cannot wake worker {worker}: {e}");
+        }
     }
 }
 

@@ -135,7 +135,7 @@ impl Worker {
                     // While backing off, the retry timer accepts.
                     LISTENER if self.acceptor.backing_off() => {}
                     LISTENER => self.accept(),
-                    WAKER => self.drain_inbox(),
+                    WAKER => self.drain_inbox()?,
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue;
@@ -269,7 +269,9 @@ impl Worker {
         }
     }
 
-    fn drain_inbox(&mut self) {
+    /// Handles every message waiting; an error only for an injected
+    /// failure.
+    fn drain_inbox(&mut self) -> io::Result<()> {
         self.inbox.start_drain();
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
@@ -318,8 +320,15 @@ impl Worker {
                     }
                 }
                 Message::Shutdown => self.begin_shutdown(),
+                Message::Fail { panic: true } => {
+                    panic!("worker {}: failure injected by a test", self.shard.id)
+                }
+                Message::Fail { panic: false } => {
+                    return Err(io::Error::other("failure injected by a test"));
+                }
             }
         }
+        Ok(())
     }
 
     fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
