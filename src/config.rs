@@ -69,6 +69,9 @@ pub struct Config {
     /// still incomplete after this long (a slowloris client); `None`:
     /// never.
     pub frame_timeout: Option<Duration>,
+    /// Refuse every client's FLUSH (memcached's `-F`): off by default, as
+    /// there.
+    pub disable_flush: bool,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: None,
             frame_timeout: Some(Duration::from_secs(DEFAULT_FRAME_TIMEOUT_SECS)),
+            disable_flush: false,
         }
     }
 }
@@ -397,6 +401,11 @@ pub struct Cli {
     /// would be. 0 never closes one.
     #[arg(long, default_value_t = DEFAULT_FRAME_TIMEOUT_SECS, value_name = "SECS")]
     pub frame_timeout: u64,
+
+    /// Refuse `flush_all` and FLUSH from every client (memcached's `-F`):
+    /// text `CLIENT_ERROR flush_all not allowed`, binary status 0x20.
+    #[arg(long, short = 'F')]
+    pub disable_flush: bool,
 }
 
 impl Cli {
@@ -443,6 +452,7 @@ impl Cli {
             max_connections: self.max_connections,
             idle_timeout: seconds(self.idle_timeout),
             frame_timeout: seconds(self.frame_timeout),
+            disable_flush: self.disable_flush,
             ..Config::default()
         };
         config.validate()?;

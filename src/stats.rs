@@ -183,6 +183,8 @@ pub struct Settings {
     pub frame_timeout: u64,
     /// Whether a client may stop the server (`--enable-shutdown`).
     pub shutdown_command: bool,
+    /// Whether clients may flush the cache (not `--disable-flush`).
+    pub flush_enabled: bool,
 }
 
 fn yes_no(on: bool) -> &'static str {
@@ -203,6 +205,7 @@ pub fn for_each_setting(s: &Settings, mut f: impl FnMut(&str, &dyn fmt::Display)
     f("evictions", &"on");
     f("eviction_policy", &"sieve");
     f("shutdown_command", &yes_no(s.shutdown_command));
+    f("flush_enabled", &yes_no(s.flush_enabled));
     f("idle_timeout", &s.idle_timeout);
     f("frame_timeout", &s.frame_timeout);
 }

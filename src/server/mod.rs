@@ -170,6 +170,7 @@ impl Server {
             idle_timeout: config.idle_timeout.map_or(0, |d| d.as_secs()),
             frame_timeout: config.frame_timeout.map_or(0, |d| d.as_secs()),
             shutdown_command: config.enable_shutdown,
+            flush_enabled: !config.disable_flush,
         };
         let shared = Arc::new(Shared::default());
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));

@@ -133,6 +133,12 @@ fn run(req: &Request<'_>, route: &mut Route<'_>) -> bool {
             let settings = route.shard.settings();
             route.reply(|out| encode_local(opcode, opaque, local, &settings, out));
         }
+        // memcached's answer to a disabled flush, quiet or not; counted,
+        // as its text protocol counts one.
+        Action::Broadcast(Broadcast::Flush { .. }) if !route.shard.settings.flush_enabled => {
+            route.shard.stats.cmd_flush += 1;
+            route.reply(|out| respond_error(out, opcode, opaque, status::AUTH_ERROR));
+        }
         Action::Broadcast(what) => route.broadcast(ReplyCtx::Binary(ctx), what),
         Action::Quit => {
             route.reply(|out| encode_quit(opcode, opaque, out));

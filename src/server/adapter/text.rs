@@ -75,6 +75,14 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             route.reply(|out| out.extend_from_slice(TextError::UnknownCommand.reply()));
             Step::Fatal
         }
+        // memcached refuses a disabled flush before it reads the delay.
+        Ok(Decoded::Rejected {
+            error: TextError::InvalidExptime { noreply },
+            skip,
+        }) if !route.shard.settings.flush_enabled && data.starts_with(b"flush_all ") => {
+            refuse_flush(route, noreply);
+            Step::Refused { skip }
+        }
         Ok(Decoded::Rejected { error, skip }) => {
             if !error.noreply() {
                 route.reply(|out| out.extend_from_slice(error.reply()));
@@ -86,6 +94,15 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             route.reply(|out| out.extend_from_slice(fatal.reply()));
             Step::Fatal
         }
+    }
+}
+
+/// `flush_all` on a server started with `--disable-flush`: counted, as
+/// memcached counts it, and refused.
+fn refuse_flush(route: &mut Route<'_>, noreply: bool) {
+    route.shard.stats.cmd_flush += 1;
+    if !noreply {
+        route.reply(|out| out.extend_from_slice(response::FLUSH_DISABLED));
     }
 }
 
@@ -199,6 +216,9 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
                 expiry: Expiry::memcached(exptime, now),
             };
             keyed(route, op, key, &[], noreply);
+        }
+        Request::FlushAll { noreply, .. } if !route.shard.settings.flush_enabled => {
+            refuse_flush(route, noreply);
         }
         Request::FlushAll { delay, noreply } => {
             // memcached reads a flush delay with its expiry rules.
