@@ -1019,6 +1019,11 @@ fn binary_help_lists_every_flag() {
         "--no-pin",
         "--max-key-len",
         "--max-item-size",
+        "--max-connections",
+        "--idle-timeout",
+        "--frame-timeout",
+        "--disable-flush",
+        "--listen-backlog",
     ] {
         assert!(
             text.contains(flag),
