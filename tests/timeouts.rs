@@ -112,6 +112,8 @@ fn a_short_idle_timeout_on_the_real_clock() {
     let server = start_config(config);
     let started = Instant::now();
     let mut c = TextConn::open(server.local_addr());
+    // A fraction of a second reads as 1, not as 0 ("off").
+    assert_eq!(c.stats("settings").get("idle_timeout"), 1);
     // Closed by the server's own timer: nothing else happens meanwhile.
     c.expect_eof();
     assert!(

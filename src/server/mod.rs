@@ -167,8 +167,8 @@ impl Server {
             key_max_length: config.limits.max_key_len,
             maxconns: config.max_connections,
             tcp_backlog: config.listen_backlog,
-            idle_timeout: config.idle_timeout.map_or(0, |d| d.as_secs()),
-            frame_timeout: config.frame_timeout.map_or(0, |d| d.as_secs()),
+            idle_timeout: config.idle_timeout.map_or(0, whole_seconds),
+            frame_timeout: config.frame_timeout.map_or(0, whole_seconds),
             shutdown_command: config.enable_shutdown,
             flush_enabled: !config.disable_flush,
         };
@@ -247,6 +247,12 @@ impl Server {
             threads,
         })
     }
+}
+
+/// A timeout in whole seconds, rounded up: a timeout of a fraction of a
+/// second (in-process configurations) must not read as 0, "off".
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 impl ServerHandle {

@@ -191,11 +191,11 @@ impl Watch {
             match why {
                 Expired::Idle => log::debug!("closed an idle connection (--idle-timeout)"),
                 Expired::Frame => {
-                    let secs = self.timeouts.frame_ms.unwrap_or(0) / 1000;
+                    let limit = Duration::from_millis(self.timeouts.frame_ms.unwrap_or(0));
                     self.slow.warn(
                         Instant::now(),
                         format_args!(
-                            "closed a connection whose request was still incomplete after {secs} s (--frame-timeout)"
+                            "closed a connection whose request was still incomplete after {limit:?} (--frame-timeout)"
                         ),
                     );
                 }
