@@ -34,6 +34,7 @@
 //! - [`server`]: workers, connections, inboxes; moves bytes and messages.
 //! - [`client`]: a blocking client for tests, benchmarks and tools.
 //! - [`config`]: flags, defaults and validation.
+//! - [`fdlimit`]: the process's limit on open descriptors.
 //! - [`clock`]: real and manual time sources.
 //! - [`stats`]: per-worker counters and their server-wide sum.
 //! - [`metrics`]: latency histograms, the Prometheus exposition and the
@@ -46,6 +47,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod fdlimit;
 pub mod limits;
 pub mod metrics;
 pub mod protocol;

@@ -33,6 +33,7 @@ use super::adapter::{Protocol, Step};
 use super::replies::Replies;
 use super::routing::{ConnId, Route};
 use super::shard::Shard;
+use super::timeouts::Activity;
 
 /// Replies a connection may owe before it stops reading more requests. This
 /// bounds the work one client can queue at other workers, and so the depth
@@ -198,10 +199,12 @@ pub(crate) struct Connection {
     protocol: Option<Protocol>,
     /// When the last read returned bytes.
     read_at: Instant,
+    /// What the idle and frame timeouts are measured from.
+    pub activity: Activity,
 }
 
 impl Connection {
-    pub fn new(sock: TcpStream, generation: u32) -> Self {
+    pub fn new(sock: TcpStream, generation: u32, now_ms: u64) -> Self {
         Connection {
             sock,
             generation,
@@ -218,6 +221,7 @@ impl Connection {
             read: ReadState::Idle,
             protocol: None,
             read_at: Instant::now(),
+            activity: Activity::new(now_ms),
         }
     }
 
@@ -227,10 +231,22 @@ impl Connection {
             || self.replies.remote_in_flight() >= remote_window(limits)
     }
 
+    /// Open, owing nothing and holding no input: waiting for the client's
+    /// next request, so the idle timeout may close it.
+    pub fn waiting_for_request(&self) -> bool {
+        self.lifecycle == Lifecycle::Open
+            && !self.paused
+            && self.read == ReadState::Idle
+            && self.rbuf.len() == 0
+            && self.replies.is_idle()
+    }
+
     /// Stop reading and close once everything owed is written.
     pub fn finish(&mut self) {
         if self.lifecycle == Lifecycle::Open {
             self.lifecycle = Lifecycle::Finishing;
+            // A trailing partial request is never run: nothing to time.
+            self.activity.frame_started_ms = None;
         }
     }
 
@@ -240,7 +256,11 @@ impl Connection {
         let mut budget = READ_BUDGET;
         loop {
             match self.lifecycle {
-                Lifecycle::Open => self.process(shard, slot, limits),
+                Lifecycle::Open => {
+                    let completed = self.process(shard, slot, limits);
+                    let mid_frame = self.read != ReadState::Idle;
+                    self.activity.framed(mid_frame, completed, shard.now_ms);
+                }
                 Lifecycle::Lingering { .. } => self.rbuf.clear(),
                 Lifecycle::Finishing | Lifecycle::Failing => return Drive::Wait,
             }
@@ -249,6 +269,9 @@ impl Connection {
             }
             if self.lifecycle == Lifecycle::Open && self.owes_too_much(limits) {
                 self.paused = true;
+                // Not the client's delay: the frame is timed afresh once
+                // reading resumes.
+                self.activity.frame_started_ms = None;
                 return Drive::Wait;
             }
             if !self.readable {
@@ -281,6 +304,7 @@ impl Connection {
                     // read completes was read now, for its latency.
                     self.read_at = Instant::now();
                     self.rbuf.filled(n);
+                    self.activity.last_read_ms = shard.now_ms;
                     budget = budget.saturating_sub(n);
                     // A short read emptied the socket's receive queue. With
                     // edge-triggered epoll every later arrival raises a new
@@ -300,8 +324,10 @@ impl Connection {
     }
 
     /// Dispatches every complete frame in the buffer (the seed's
-    /// "processing" step), advancing the read state.
-    fn process(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) {
+    /// "processing" step), advancing the read state. True if a request
+    /// was completed (answered, refused or swallowed to its end).
+    fn process(&mut self, shard: &mut Shard, slot: usize, limits: &Limits) -> bool {
+        let mut completed = false;
         while !self.owes_too_much(limits) {
             if let ReadState::Swallow { remaining } = self.read {
                 let n = remaining.min(self.rbuf.len() as u64);
@@ -310,18 +336,19 @@ impl Connection {
                     self.read = ReadState::Swallow {
                         remaining: remaining - n,
                     };
-                    return;
+                    return completed;
                 }
                 self.read = ReadState::Idle;
+                completed = true;
             }
             if let ReadState::Body { frame_len } = self.read
                 && self.rbuf.len() < frame_len
             {
-                return;
+                return completed;
             }
             let data = &self.rbuf.buf[self.rbuf.start..self.rbuf.end];
             let Some(&first) = data.first() else {
-                return;
+                return completed;
             };
             let protocol = *self.protocol.get_or_insert(Protocol::detect(first));
             let mut route = Route {
@@ -343,12 +370,13 @@ impl Connection {
                 Step::Done { consumed } => {
                     self.rbuf.consume(consumed);
                     self.read = ReadState::Idle;
+                    completed = true;
                 }
                 Step::Quit { .. } => {
                     self.rbuf.clear();
                     self.read = ReadState::Idle;
                     self.lifecycle = Lifecycle::Finishing;
-                    return;
+                    return completed;
                 }
                 Step::Incomplete { needed, framed } => {
                     self.read = match (self.rbuf.len(), framed) {
@@ -356,7 +384,7 @@ impl Connection {
                         (_, false) => ReadState::Header,
                         (_, true) => ReadState::Body { frame_len: needed },
                     };
-                    return;
+                    return completed;
                 }
                 Step::Refused { skip } => {
                     shard.stats.request_errors += 1;
@@ -368,6 +396,7 @@ impl Connection {
                             remaining: skip - now,
                         }
                     } else {
+                        completed = true;
                         ReadState::Idle
                     };
                 }
@@ -376,10 +405,11 @@ impl Connection {
                     self.rbuf.clear();
                     self.read = ReadState::Idle;
                     self.lifecycle = Lifecycle::Failing;
-                    return;
+                    return completed;
                 }
             }
         }
+        completed
     }
 
     /// Writes as much of the pending output as the socket takes. Ok(true)

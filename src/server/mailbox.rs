@@ -64,6 +64,9 @@ pub enum Message {
     },
     /// Stop accepting, finish what is owed, exit.
     Shutdown,
+    /// Die, by a panic or an error: only sent by tests of the fail-stop
+    /// rule (`ServerHandle::inject_worker_failure`).
+    Fail { panic: bool },
 }
 
 /// The sending side of one worker's inbox.

@@ -7,14 +7,18 @@
 //! Must not: parse protocols or touch storage directly; it only wires
 //! workers together.
 
+mod accept;
 mod adapter;
 mod connection;
+mod fail_stop;
 mod listener;
+mod log_throttle;
 #[doc(hidden)]
 pub mod mailbox;
 mod replies;
 mod routing;
 mod shard;
+mod timeouts;
 mod worker;
 
 use std::fmt;
@@ -28,13 +32,20 @@ use mio::{Poll, Waker};
 
 use crate::config::{Config, ConfigError};
 use crate::metrics::{self, AdminServer, ServerFacts, WorkerSnapshot};
+use crate::stats::Settings;
+use accept::{Acceptor, ConnectionLimit};
+use fail_stop::FailStop;
 use mailbox::{Message, Outbox};
 use shard::Shard;
+use timeouts::Timeouts;
 use worker::{Shared, WAKER, Worker};
 
 /// Why a server could not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// Another socket already listens on the address: another server, or
+    /// another program.
+    InUse(SocketAddr),
     /// Binding or listening on the address failed.
     Bind(SocketAddr, io::Error),
     /// Creating a poll or waker failed.
@@ -57,6 +68,10 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StartError::InUse(addr) => write!(
+                f,
+                "cannot listen on {addr}: address in use (is another server running there?)"
+            ),
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             StartError::Poll(e) => write!(f, "cannot create an event loop: {e}"),
             StartError::UnknownCore { core, available } => {
@@ -88,7 +103,8 @@ pub struct Server;
 pub struct ServerHandle {
     addr: SocketAddr,
     outboxes: Vec<Outbox>,
-    threads: Vec<JoinHandle<()>>,
+    /// Each returns whether its worker exited cleanly.
+    threads: Vec<JoinHandle<bool>>,
     admin: Option<AdminServer>,
 }
 
@@ -129,8 +145,11 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         let n = config.threads;
         let pinning = plan_pinning(&config)?;
-        let (listeners, addr) =
-            listener::bind_all(config.listen, n).map_err(|e| StartError::Bind(config.listen, e))?;
+        let (listeners, addr) = listener::bind_all(config.listen, n, config.listen_backlog)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => StartError::InUse(config.listen),
+                _ => StartError::Bind(config.listen, e),
+            })?;
 
         let mut polls = Vec::with_capacity(n);
         let mut outboxes = Vec::with_capacity(n);
@@ -151,28 +170,47 @@ impl Server {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
             .saturating_sub(config.clock.now_ms());
+        let settings = Settings {
+            maxbytes: config.memory,
+            threads: n,
+            item_size_max: config.limits.max_value_len,
+            key_max_length: config.limits.max_key_len,
+            maxconns: config.max_connections,
+            tcp_backlog: config.listen_backlog,
+            idle_timeout: config.idle_timeout.map_or(0, whole_seconds),
+            frame_timeout: config.frame_timeout.map_or(0, whole_seconds),
+            shutdown_command: config.enable_shutdown,
+            flush_enabled: !config.disable_flush,
+        };
         let shared = Arc::new(Shared::default());
+        let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
         for (id, ((poll, inbox), listener)) in workers {
-            let mut shard = Shard::new(
+            let shard = Shard::new(
                 id,
                 outboxes.clone(),
-                config.limits.max_value_len,
+                settings,
                 config.memory_per_worker(),
                 unix_base_ms,
             );
-            shard.shutdown_command = config.enable_shutdown;
             let worker = Worker::new(
                 poll,
-                listener,
+                Acceptor::new(listener, limit.clone()),
                 inbox,
                 shard,
                 config.limits,
                 config.clock.clone(),
                 shared.clone(),
+                Timeouts::new(config.idle_timeout, config.frame_timeout),
             );
             let core = pinning.as_ref().map(|cores| cores[id]);
+            let fail_stop = FailStop::new(
+                id,
+                Stopper {
+                    outboxes: outboxes.clone(),
+                },
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("cafe-worker-{id}"))
                 .spawn(move || {
@@ -181,8 +219,17 @@ impl Server {
                     {
                         log::warn!("worker {id}: could not pin to core {core}");
                     }
-                    if let Err(e) = worker.run() {
-                        log::error!("worker {id} stopped: {e}");
+                    // A panic in `run` unwinds through `fail_stop`, which
+                    // stops the server as an error does.
+                    match worker.run() {
+                        Ok(()) => {
+                            fail_stop.disarm();
+                            true
+                        }
+                        Err(e) => {
+                            log::error!("worker {id} stopped: {e}");
+                            false
+                        }
                     }
                 });
             match spawned {
@@ -266,6 +313,12 @@ impl Scraper {
     }
 }
 
+/// A timeout in whole seconds, rounded up: a timeout of a fraction of a
+/// second (in-process configurations) must not read as 0, "off".
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 impl ServerHandle {
     /// The address the server listens on (with the real port if port 0
     /// was asked for).
@@ -293,8 +346,9 @@ impl ServerHandle {
         self.stopper().stop();
     }
 
-    /// Waits for every worker to exit. True if all exited cleanly (none
-    /// panicked).
+    /// Waits for every worker to exit. True if all exited cleanly; false
+    /// if one died (a panic or an error), which stops the others too (see
+    /// `fail_stop`), so this never waits on a server that lost a worker.
     pub fn join(mut self) -> bool {
         self.join_threads()
     }
@@ -302,7 +356,7 @@ impl ServerHandle {
     fn join_threads(&mut self) -> bool {
         let mut clean = true;
         for t in self.threads.drain(..) {
-            clean &= t.join().is_ok();
+            clean &= t.join().unwrap_or(false);
         }
         // Metrics are served for as long as the workers run: `join` is
         // where a binary waits for the whole life of the server.
@@ -310,6 +364,18 @@ impl ServerHandle {
             admin.stop();
         }
         clean
+    }
+
+    /// Makes worker `worker` die, by a panic or by an error from its loop,
+    /// as a bug or a failed system call would: for tests of the fail-stop
+    /// rule. Costs nothing otherwise (one more message kind).
+    #[doc(hidden)]
+    pub fn inject_worker_failure(&self, worker: usize, panic: bool) {
+        if let Some(outbox) = self.outboxes.get(worker)
+            && let Err(e) = outbox.send_and_wake(Message::Fail { panic })
+        {
+            log::error!("cannot wake worker {worker}: {e}");
+        }
     }
 }
 

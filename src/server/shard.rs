@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::command::{Command, MetaStatus, Op, Outcome};
 use crate::metrics::Latencies;
 use crate::router::Router;
-use crate::stats::WorkerStats;
+use crate::stats::{Settings, WorkerStats};
 use crate::storage::Partition;
 
 use super::adapter::Encoder;
@@ -33,8 +33,9 @@ pub(crate) struct Shard {
     /// protocols with absolute expiry times can convert them.
     unix_base_ms: u64,
     outboxes: Vec<Outbox>,
-    /// Whether a client may stop the server (`shutdown`).
-    pub shutdown_command: bool,
+    /// The configuration as `stats settings` reports it, and the policies
+    /// adapters apply (`shutdown`); `maxbytes` is read live instead.
+    pub settings: Settings,
     /// Workers sent a message this turn; woken once at the end of the turn.
     to_wake: Vec<bool>,
     started: Instant,
@@ -44,7 +45,7 @@ impl Shard {
     pub fn new(
         id: usize,
         outboxes: Vec<Outbox>,
-        max_value_len: usize,
+        settings: Settings,
         memory: u64,
         unix_base_ms: u64,
     ) -> Self {
@@ -52,13 +53,13 @@ impl Shard {
         Shard {
             id,
             router: Router::new(workers),
-            partition: Partition::for_worker(id, workers, max_value_len, memory),
+            partition: Partition::for_worker(id, workers, settings.item_size_max, memory),
             stats: WorkerStats::default(),
             latencies: Latencies::default(),
             now_ms: 0,
             unix_base_ms,
             outboxes,
-            shutdown_command: false,
+            settings,
             to_wake: vec![false; workers],
             started: Instant::now(),
         }
@@ -168,11 +169,21 @@ impl Shard {
         }
     }
 
+    /// The settings, with the memory limit as it is now (`cache_memlimit`
+    /// changes it).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            maxbytes: self.partition.stats().limit * self.workers() as u64,
+            ..self.settings
+        }
+    }
+
     /// The reply encoder for this worker's connections.
     pub fn encoder(&self) -> Encoder {
         Encoder {
             started: self.started,
             threads: self.workers(),
+            max_connections: self.settings.maxconns,
             unix_now: self.unix_now(),
         }
     }

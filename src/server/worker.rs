@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
@@ -24,9 +23,11 @@ use crate::clock::Clock;
 use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
+use super::accept::Acceptor;
 use super::connection::{Connection, Drive, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
+use super::timeouts::{Expired, Timeouts, Watch};
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -58,7 +59,7 @@ type ConnRef = (usize, u32);
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub poll: Poll,
-    pub listener: Option<TcpListener>,
+    acceptor: Acceptor,
     pub inbox: Inbox,
     pub shard: Shard,
     pub limits: Limits,
@@ -76,21 +77,25 @@ pub(crate) struct Worker {
     reported_finished: bool,
     /// Clock millisecond of the next expiry sweep.
     next_sweep_ms: u64,
+    /// The idle and frame timeouts.
+    watch: Watch,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         poll: Poll,
-        listener: TcpListener,
+        acceptor: Acceptor,
         inbox: Inbox,
         shard: Shard,
         limits: Limits,
         clock: Arc<dyn Clock>,
         shared: Arc<Shared>,
+        timeouts: Timeouts,
     ) -> Self {
         Worker {
             poll,
-            listener: Some(listener),
+            acceptor,
             inbox,
             shard,
             limits,
@@ -104,12 +109,13 @@ impl Worker {
             shutdown_deadline: None,
             reported_finished: false,
             next_sweep_ms: 0,
+            watch: Watch::new(timeouts),
         }
     }
 
     /// Registers the listener and runs until shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
-        if let Some(listener) = self.listener.as_mut() {
+        if let Some(listener) = self.acceptor.listener() {
             self.poll
                 .registry()
                 .register(listener, LISTENER, Interest::READABLE)?;
@@ -127,8 +133,10 @@ impl Worker {
             let mut pending_runs = std::mem::take(&mut self.to_run);
             for event in events.iter() {
                 match event.token() {
+                    // While backing off, the retry timer accepts.
+                    LISTENER if self.acceptor.backing_off() => {}
                     LISTENER => self.accept(),
-                    WAKER => self.drain_inbox(),
+                    WAKER => self.drain_inbox()?,
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue;
@@ -145,6 +153,9 @@ impl Worker {
                     }
                 }
             }
+            if self.acceptor.deadline().is_some() && self.acceptor.retry_due(Instant::now()) {
+                self.accept();
+            }
             for conn in pending_runs.drain(..) {
                 self.drive(conn);
             }
@@ -156,10 +167,24 @@ impl Worker {
             self.shard.flush_wakes();
             self.sweep_if_due();
             self.expire_lingering();
+            self.expire_timeouts();
             if self.shutdown_deadline.is_some() && self.shutdown_step() {
                 return Ok(());
             }
         }
+    }
+
+    /// Closes the connections whose idle or frame timeout has passed.
+    fn expire_timeouts(&mut self) {
+        let expired = self.watch.check(&self.conns, self.shard.now_ms);
+        for &(key, why) in &expired {
+            match why {
+                Expired::Idle => self.shard.stats.idle_kicks += 1,
+                Expired::Frame => self.shard.stats.frame_timeouts += 1,
+            }
+            self.close(key);
+        }
+        self.watch.give_back(expired);
     }
 
     fn sweep_if_due(&mut self) {
@@ -184,10 +209,16 @@ impl Worker {
             let wait = self.next_sweep_ms.saturating_sub(self.shard.now_ms);
             Duration::from_millis(wait.clamp(1, SWEEP_TICK_MS))
         });
-        if self.lingering.is_empty() {
-            return sweep;
+        let timeouts = self.watch.wait(&self.conns, self.shard.now_ms);
+        let deadline = match (self.acceptor.deadline(), self.watch.log_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.lingering.is_empty() && deadline.is_none() {
+            return sweep.into_iter().chain(timeouts).min();
         }
         let now = Instant::now();
+        let deadline = deadline.map(|at| at.saturating_duration_since(now));
         let linger = self
             .lingering
             .iter()
@@ -201,52 +232,47 @@ impl Worker {
                 _ => None,
             })
             .min();
-        match (linger, sweep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [linger, sweep, deadline, timeouts]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn accept(&mut self) {
-        let Some(listener) = self.listener.as_ref() else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((mut sock, _)) => {
-                    // A connection's replies leave in one write per turn;
-                    // Nagle would only hold them back waiting for an ACK.
-                    if let Err(e) = sock.set_nodelay(true) {
-                        log::debug!("TCP_NODELAY: {e}");
-                    }
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut sock, Token(key), Interest::READABLE)
-                    {
-                        log::warn!("worker {}: register: {e}", self.shard.id);
-                        continue;
-                    }
-                    self.next_generation = self.next_generation.wrapping_add(1);
-                    entry.insert(Connection::new(sock, self.next_generation));
-                    self.shard.stats.curr_connections += 1;
-                    self.shard.stats.total_connections += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Out of descriptors or similar: the queued connections
-                    // wait for the next accept event.
-                    log::warn!("worker {}: accept: {e}", self.shard.id);
-                    return;
-                }
+        while let Some(mut sock) = self.acceptor.next(&mut self.shard.stats) {
+            // A connection's replies leave in one write per turn; Nagle
+            // would only hold them back waiting for an ACK.
+            if let Err(e) = sock.set_nodelay(true) {
+                log::debug!("TCP_NODELAY: {e}");
             }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut sock, Token(key), Interest::READABLE)
+            {
+                // Out of epoll watches or memory, as good as out of
+                // descriptors: the same back-off.
+                drop(sock);
+                self.acceptor.closed();
+                self.acceptor.failed(e);
+                return;
+            }
+            self.next_generation = self.next_generation.wrapping_add(1);
+            entry.insert(Connection::new(
+                sock,
+                self.next_generation,
+                self.shard.now_ms,
+            ));
+            self.shard.stats.curr_connections += 1;
+            self.shard.stats.total_connections += 1;
         }
     }
 
-    fn drain_inbox(&mut self) {
+    /// Handles every message waiting; an error only for an injected
+    /// failure.
+    fn drain_inbox(&mut self) -> io::Result<()> {
         self.inbox.start_drain();
         // Read once, when the first reply of the drain arrives.
         let mut arrived: Option<Instant> = None;
@@ -310,8 +336,15 @@ impl Worker {
                     let _ = to.send(snapshot);
                 }
                 Message::Shutdown => self.begin_shutdown(),
+                Message::Fail { panic: true } => {
+                    panic!("worker {}: failure injected by a test", self.shard.id)
+                }
+                Message::Fail { panic: false } => {
+                    return Err(io::Error::other("failure injected by a test"));
+                }
             }
         }
+        Ok(())
     }
 
     fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
@@ -325,7 +358,11 @@ impl Worker {
             return;
         };
         conn.queued_run = false;
-        match conn.drive(shard, conn_ref.0, limits) {
+        let step = conn.drive(shard, conn_ref.0, limits);
+        if conn.activity.frame_started_ms.is_some() {
+            self.watch.mid_frame();
+        }
+        match step {
             Drive::Wait => {}
             Drive::Yield => {
                 conn.queued_run = true;
@@ -451,6 +488,7 @@ impl Worker {
 
     fn close(&mut self, key: usize) {
         if self.conns.try_remove(key).is_some() {
+            self.acceptor.closed();
             // Closing the descriptor removes it from epoll; replies still on
             // their way are dropped by the generation check.
             self.shard.stats.curr_connections = self.shard.stats.curr_connections.saturating_sub(1);
@@ -462,7 +500,7 @@ impl Worker {
             return;
         }
         self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-        if let Some(mut listener) = self.listener.take() {
+        if let Some(mut listener) = self.acceptor.close() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let refs: Vec<ConnRef> = self

@@ -44,7 +44,7 @@ pub(crate) enum Ctx {
 /// Decodes the first command in `data` and runs it.
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match text::decode_request(data, limits) {
-        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route, limits) {
+        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route) {
             Flow::Go => Step::Done { consumed },
             Flow::Close => Step::Quit { consumed },
         },
@@ -75,6 +75,14 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             route.reply(|out| out.extend_from_slice(TextError::UnknownCommand.reply()));
             Step::Fatal
         }
+        // memcached refuses a disabled flush before it reads the delay.
+        Ok(Decoded::Rejected {
+            error: TextError::InvalidExptime { noreply },
+            skip,
+        }) if !route.shard.settings.flush_enabled && data.starts_with(b"flush_all ") => {
+            refuse_flush(route, noreply);
+            Step::Refused { skip }
+        }
         Ok(Decoded::Rejected { error, skip }) => {
             if !error.noreply() {
                 route.reply(|out| out.extend_from_slice(error.reply()));
@@ -86,6 +94,15 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             route.reply(|out| out.extend_from_slice(fatal.reply()));
             Step::Fatal
         }
+    }
+}
+
+/// `flush_all` on a server started with `--disable-flush`: counted, as
+/// memcached counts it, and refused.
+fn refuse_flush(route: &mut Route<'_>, noreply: bool) {
+    route.shard.stats.cmd_flush += 1;
+    if !noreply {
+        route.reply(|out| out.extend_from_slice(response::FLUSH_DISABLED));
     }
 }
 
@@ -128,7 +145,7 @@ enum Flow {
     Close,
 }
 
-fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
+fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
     let now = route.shard.unix_now();
     match req {
         Request::Get {
@@ -206,6 +223,9 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
             };
             keyed(route, op, key, &[], noreply);
         }
+        Request::FlushAll { noreply, .. } if !route.shard.settings.flush_enabled => {
+            refuse_flush(route, noreply);
+        }
         Request::FlushAll { delay, noreply } => {
             // memcached reads a flush delay with its expiry rules.
             let delay = match Expiry::memcached(delay, now) {
@@ -245,7 +265,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
         }
         Request::Quit => return Flow::Close,
         Request::Shutdown { .. } => {
-            if !route.shard.shutdown_command {
+            if !route.shard.settings.shutdown_command {
                 route.reply(|out| out.extend_from_slice(response::SHUTDOWN_DISABLED));
                 return Flow::Go;
             }
@@ -253,7 +273,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Flow {
             route.shard.shutdown_server();
             return Flow::Close;
         }
-        Request::Stats { args } => run_stats(args, route, limits),
+        Request::Stats { args } => run_stats(args, route),
         other => meta::run(other, route),
     }
     Flow::Go
@@ -265,7 +285,7 @@ fn keyed(route: &mut Route<'_>, op: Op, key: &[u8], value: &[u8], noreply: bool)
     route.keyed(ReplyCtx::Text(Ctx::Status { noreply }), &cmd, Echo::NONE);
 }
 
-fn run_stats(args: &[u8], route: &mut Route<'_>, limits: &Limits) {
+fn run_stats(args: &[u8], route: &mut Route<'_>) {
     let group = match args {
         b"" => StatsGroup::General,
         b"workers" => StatsGroup::Workers,
@@ -275,21 +295,9 @@ fn run_stats(args: &[u8], route: &mut Route<'_>, limits: &Limits) {
             return route.broadcast(ReplyCtx::Text(Ctx::Stats), Broadcast::ResetStats);
         }
         b"settings" => {
-            let threads = route.shard.workers();
-            let maxbytes = route.shard.partition.stats().limit * threads as u64;
-            let shutdown = route.shard.shutdown_command;
+            let settings = route.shard.settings();
             route.reply(|out| {
-                let mut stat =
-                    |name: &str, value: &dyn std::fmt::Display| response::stat(out, name, value);
-                stat("maxbytes", &maxbytes);
-                stat("num_threads", &threads);
-                stat("item_size_max", &limits.max_value_len);
-                stat("key_max_length", &limits.max_key_len);
-                stat("cas_enabled", &"yes");
-                stat("binding_protocol", &"auto-negotiate");
-                stat("evictions", &"on");
-                stat("eviction_policy", &"sieve");
-                stat("shutdown_command", &if shutdown { "yes" } else { "no" });
+                stats::for_each_setting(&settings, |name, value| response::stat(out, name, value));
                 response::end(out);
             });
             return;
