@@ -58,6 +58,11 @@ pub struct Config {
     /// Where the admin listener serves `GET /metrics`; `None`: no admin
     /// listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// A UNIX domain socket served beside TCP (memcached's `-s`).
+    pub unix_socket: Option<std::path::PathBuf>,
+    /// The UNIX socket's permissions (memcached's `-a`, default 0700:
+    /// only the server's own user may connect).
+    pub unix_mode: u32,
     /// Connections each listener's kernel queue holds before refusing more
     /// (memcached's `-b`); Linux caps it at `net.core.somaxconn`.
     pub listen_backlog: u32,
@@ -96,6 +101,8 @@ impl Default for Config {
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
             metrics_listen: Some(DEFAULT_METRICS_LISTEN),
+            unix_socket: None,
+            unix_mode: 0o700,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: None,

@@ -25,12 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, UnixListener};
 
 use crate::protocol::text::response::TOO_MANY_CONNECTIONS;
 use crate::stats::WorkerStats;
 
 use super::log_throttle::LogThrottle;
+use super::stream::Stream;
 
 /// Client connections open now over all workers, and how many may be.
 #[derive(Debug)]
@@ -74,6 +75,8 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Acceptor {
     listener: Option<TcpListener>,
+    /// The UNIX domain socket every worker shares, if one is served.
+    unix: Option<UnixListener>,
     /// While accepting fails: when to try again, and the delay after that.
     retry: Option<(Instant, Duration)>,
     failures: LogThrottle,
@@ -82,9 +85,14 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(listener: TcpListener, limit: Arc<ConnectionLimit>) -> Self {
+    pub fn new(
+        listener: TcpListener,
+        unix: Option<UnixListener>,
+        limit: Arc<ConnectionLimit>,
+    ) -> Self {
         Acceptor {
             listener: Some(listener),
+            unix,
             retry: None,
             failures: LogThrottle::new("accept failed"),
             limit,
@@ -97,10 +105,16 @@ impl Acceptor {
         self.listener.as_mut()
     }
 
+    /// The UNIX listener, to register or deregister; `None` if none is
+    /// served or once closed.
+    pub fn unix_listener(&mut self) -> Option<&mut UnixListener> {
+        self.unix.as_mut()
+    }
+
     /// Stops accepting for good (shutdown).
-    pub fn close(&mut self) -> Option<TcpListener> {
+    pub fn close(&mut self) -> (Option<TcpListener>, Option<UnixListener>) {
         self.retry = None;
-        self.listener.take()
+        (self.listener.take(), self.unix.take())
     }
 
     /// Whether accepting failed and waits for its retry timer: readiness
@@ -131,15 +145,28 @@ impl Acceptor {
     /// holds a slot until [`Acceptor::closed`]); connections past the
     /// limit are turned away meanwhile. `None` when the queue is empty or
     /// accepting failed (a retry is then armed).
-    pub fn next(&mut self, stats: &mut WorkerStats) -> Option<TcpStream> {
-        let listener = self.listener.as_ref()?;
+    pub fn next(&mut self, stats: &mut WorkerStats) -> Option<Stream> {
         loop {
-            match listener.accept() {
-                Ok((sock, _)) if self.limit.try_open() => {
+            // TCP first, then the UNIX socket: one readiness event may
+            // stand for arrivals on both, and each is drained to WouldBlock.
+            let accepted = match self.listener.as_ref().map(TcpListener::accept) {
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => None,
+                None => None,
+                Some(other) => Some(other.map(|(sock, _)| Stream::Tcp(sock))),
+            };
+            let accepted = match accepted {
+                Some(result) => result,
+                None => match self.unix.as_ref()?.accept() {
+                    Ok((sock, _)) => Ok(Stream::Unix(sock)),
+                    Err(e) => Err(e),
+                },
+            };
+            match accepted {
+                Ok(sock) if self.limit.try_open() => {
                     self.retry = None;
                     return Some(sock);
                 }
-                Ok((sock, _)) => {
+                Ok(sock) => {
                     self.retry = None;
                     turn_away(sock);
                     stats.rejected_connections += 1;
@@ -192,9 +219,9 @@ impl Acceptor {
 /// has already sent is read away first, as closing a socket with unread
 /// input sends a reset, which could destroy the line before the client
 /// reads it.
-fn turn_away(sock: TcpStream) {
-    let _ = (&sock).write(TOO_MANY_CONNECTIONS);
+fn turn_away(mut sock: Stream) {
+    let _ = sock.write(TOO_MANY_CONNECTIONS);
     let _ = sock.shutdown(Shutdown::Write);
     let mut scratch = [0u8; 1024];
-    let _ = (&sock).read(&mut scratch);
+    let _ = sock.read(&mut scratch);
 }

@@ -24,8 +24,6 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use crate::limits::Limits;
 use crate::metrics::CommandClass;
 
@@ -33,6 +31,7 @@ use super::adapter::{Protocol, Step};
 use super::replies::Replies;
 use super::routing::{ConnId, Route};
 use super::shard::Shard;
+use super::stream::Stream;
 use super::timeouts::Activity;
 
 /// Replies a connection may owe before it stops reading more requests. This
@@ -172,7 +171,7 @@ impl ReadBuf {
 /// A client connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub sock: TcpStream,
+    pub sock: Stream,
     /// Distinguishes this connection from others that use the same slab
     /// slot before or after it.
     pub generation: u32,
@@ -204,7 +203,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub fn new(sock: TcpStream, generation: u32, now_ms: u64) -> Self {
+    pub fn new(sock: Stream, generation: u32, now_ms: u64) -> Self {
         Connection {
             sock,
             generation,
@@ -365,6 +364,7 @@ impl Connection {
             let class = route.class.unwrap_or(CommandClass::Other);
             if !matches!(step, Step::Incomplete { .. }) {
                 self.replies.mark_request(class, self.read_at);
+                log_step(&self.sock, data, step);
             }
             match step {
                 Step::Done { consumed } => {
@@ -466,6 +466,28 @@ impl Connection {
 /// [`REMOTE_REPLY_BUDGET`]).
 fn remote_window(limits: &Limits) -> usize {
     (REMOTE_REPLY_BUDGET / limits.max_value_len.max(1)).clamp(MIN_REMOTE_WINDOW, MAX_OWED)
+}
+
+/// At trace level, every request; at debug, every refusal and framing
+/// error, naming the peer. The checks come first: a peer's address costs
+/// a system call.
+fn log_step(sock: &Stream, data: &[u8], step: Step) {
+    let (level, what, len) = match step {
+        Step::Done { consumed } | Step::Quit { consumed } => {
+            (log::Level::Trace, "request", consumed)
+        }
+        Step::Refused { skip } => (
+            log::Level::Debug,
+            "refused a request",
+            usize::try_from(skip).unwrap_or(usize::MAX),
+        ),
+        Step::Fatal => (log::Level::Debug, "cannot frame the stream", data.len()),
+        Step::Incomplete { .. } => return,
+    };
+    if log::log_enabled!(level) {
+        let shown = &data[..len.min(data.len()).min(80)];
+        log::log!(level, "{}: {what}: {}", sock.peer(), shown.escape_ascii());
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::TcpListener;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use mio::net::{TcpListener, UnixListener};
 use socket2::{Domain, Protocol, Socket, Type};
 
 fn socket(addr: SocketAddr) -> io::Result<Socket> {
@@ -71,4 +74,29 @@ pub(crate) fn bind_all(
         .collect::<io::Result<Vec<_>>>()?;
     drop(claim);
     Ok((listeners, local))
+}
+
+/// Binds the UNIX domain socket at `path` with permissions `mode` (as
+/// memcached's `-a`, an octal mode such as 0o700) and returns one
+/// listener per worker, all the same socket.
+///
+/// A socket file left by a server that died is removed first; one that a
+/// running server answers on is not: that is "address in use", as for TCP.
+pub(crate) fn bind_unix(path: &Path, mode: u32, count: usize) -> io::Result<Vec<UnixListener>> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        // Only a socket is ever removed: a regular file at the path is a
+        // configuration mistake, and binding fails on it with a clear error.
+        if std::fs::symlink_metadata(path)?.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    listener.set_nonblocking(true)?;
+    (0..count)
+        .map(|_| Ok(UnixListener::from_std(listener.try_clone()?)))
+        .collect()
 }

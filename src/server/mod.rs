@@ -18,6 +18,7 @@ pub mod mailbox;
 mod replies;
 mod routing;
 mod shard;
+mod stream;
 mod timeouts;
 mod worker;
 
@@ -61,6 +62,10 @@ pub enum StartError {
     Config(ConfigError),
     /// A worker thread could not be spawned.
     Spawn(io::Error),
+    /// The UNIX socket's path is served by a running server.
+    UnixInUse(std::path::PathBuf),
+    /// Binding the UNIX socket failed.
+    UnixBind(std::path::PathBuf, io::Error),
     /// The admin (metrics) listener could not start.
     Metrics(SocketAddr, io::Error),
 }
@@ -82,6 +87,12 @@ impl fmt::Display for StartError {
             }
             StartError::Config(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot spawn a worker thread: {e}"),
+            StartError::UnixInUse(path) => write!(
+                f,
+                "cannot listen on {}: address in use (another server answers there)",
+                path.display()
+            ),
+            StartError::UnixBind(path, e) => write!(f, "cannot listen on {}: {e}", path.display()),
             StartError::Metrics(addr, e) => {
                 write!(
                     f,
@@ -106,6 +117,8 @@ pub struct ServerHandle {
     /// Each returns whether its worker exited cleanly.
     threads: Vec<JoinHandle<bool>>,
     admin: Option<AdminServer>,
+    /// Removed once the workers have exited.
+    unix_socket: Option<std::path::PathBuf>,
 }
 
 /// Which core each worker is pinned to, or `None` for no pinning.
@@ -150,6 +163,17 @@ impl Server {
                 io::ErrorKind::AddrInUse => StartError::InUse(config.listen),
                 _ => StartError::Bind(config.listen, e),
             })?;
+
+        let mut unix_listeners = match &config.unix_socket {
+            Some(path) => {
+                listener::bind_unix(path, config.unix_mode, n).map_err(|e| match e.kind() {
+                    io::ErrorKind::AddrInUse => StartError::UnixInUse(path.clone()),
+                    _ => StartError::UnixBind(path.clone(), e),
+                })?
+            }
+            None => Vec::new(),
+        }
+        .into_iter();
 
         let mut polls = Vec::with_capacity(n);
         let mut outboxes = Vec::with_capacity(n);
@@ -196,7 +220,7 @@ impl Server {
             );
             let worker = Worker::new(
                 poll,
-                Acceptor::new(listener, limit.clone()),
+                Acceptor::new(listener, unix_listeners.next(), limit.clone()),
                 inbox,
                 shard,
                 config.limits,
@@ -240,23 +264,40 @@ impl Server {
                         outboxes,
                         threads,
                         admin: None,
+                        unix_socket: None,
                     };
                     partial.shutdown();
                     return Err(StartError::Spawn(e));
                 }
             }
         }
-        match &pinning {
-            Some(cores) => {
-                log::info!("listening on {addr}: {n} worker threads pinned to cores {cores:?}")
-            }
-            None => log::info!("listening on {addr}: {n} worker threads, not pinned"),
-        }
+        let pinned = match &pinning {
+            Some(cores) => format!("pinned to cores {cores:?}"),
+            None => "not pinned".to_string(),
+        };
+        let unix = config.unix_socket.as_ref().map_or(String::new(), |p| {
+            format!(", and on {} (mode {:o})", p.display(), config.unix_mode)
+        });
+        let metrics = config
+            .metrics_listen
+            .map_or("metrics off".to_string(), |a| format!("metrics on {a}"));
+        log::info!(
+            "listening on {addr}: {n} worker threads, {pinned}{unix}; cafe {} speaking memcached {} \
+             (text, meta, binary) and the native protocol; memory {} MiB, items up to {} bytes, \
+             keys up to {} bytes, at most {} connections; {metrics}",
+            env!("CARGO_PKG_VERSION"),
+            crate::stats::MEMCACHED_VERSION,
+            config.memory >> 20,
+            config.limits.max_value_len,
+            config.limits.max_key_len,
+            config.max_connections,
+        );
         let mut handle = ServerHandle {
             addr,
             outboxes,
             threads,
             admin: None,
+            unix_socket: config.unix_socket.clone(),
         };
         if let Some(metrics) = config.metrics_listen {
             let scraper = Scraper {
@@ -362,6 +403,11 @@ impl ServerHandle {
         // where a binary waits for the whole life of the server.
         if let Some(mut admin) = self.admin.take() {
             admin.stop();
+        }
+        if let Some(path) = self.unix_socket.take()
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            log::warn!("cannot remove {}: {e}", path.display());
         }
         clean
     }

@@ -27,9 +27,12 @@ use super::accept::Acceptor;
 use super::connection::{Connection, Drive, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
+use super::stream::Stream;
 use super::timeouts::{Expired, Timeouts, Watch};
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
+/// The UNIX domain socket's listener, shared by every worker.
+pub(crate) const UNIX_LISTENER: Token = Token(usize::MAX - 2);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 /// How long shutdown waits for owed replies before closing regardless; the
@@ -120,6 +123,11 @@ impl Worker {
                 .registry()
                 .register(listener, LISTENER, Interest::READABLE)?;
         }
+        if let Some(listener) = self.acceptor.unix_listener() {
+            self.poll
+                .registry()
+                .register(listener, UNIX_LISTENER, Interest::READABLE)?;
+        }
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
@@ -134,8 +142,8 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     // While backing off, the retry timer accepts.
-                    LISTENER if self.acceptor.backing_off() => {}
-                    LISTENER => self.accept(),
+                    LISTENER | UNIX_LISTENER if self.acceptor.backing_off() => {}
+                    LISTENER | UNIX_LISTENER => self.accept(),
                     WAKER => self.drain_inbox()?,
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
@@ -178,11 +186,17 @@ impl Worker {
     fn expire_timeouts(&mut self) {
         let expired = self.watch.check(&self.conns, self.shard.now_ms);
         for &(key, why) in &expired {
-            match why {
-                Expired::Idle => self.shard.stats.idle_kicks += 1,
-                Expired::Frame => self.shard.stats.frame_timeouts += 1,
-            }
-            self.close(key);
+            let reason = match why {
+                Expired::Idle => {
+                    self.shard.stats.idle_kicks += 1;
+                    "idle timeout"
+                }
+                Expired::Frame => {
+                    self.shard.stats.frame_timeouts += 1;
+                    "request incomplete past the frame timeout"
+                }
+            };
+            self.close(key, reason);
         }
         self.watch.give_back(expired);
     }
@@ -242,7 +256,9 @@ impl Worker {
         while let Some(mut sock) = self.acceptor.next(&mut self.shard.stats) {
             // A connection's replies leave in one write per turn; Nagle
             // would only hold them back waiting for an ACK.
-            if let Err(e) = sock.set_nodelay(true) {
+            if let Stream::Tcp(tcp) = &sock
+                && let Err(e) = tcp.set_nodelay(true)
+            {
                 log::debug!("TCP_NODELAY: {e}");
             }
             let entry = self.conns.vacant_entry();
@@ -369,7 +385,7 @@ impl Worker {
                 self.to_run.push(conn_ref);
             }
             Drive::Close => {
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "closed by the client, or a read error");
                 return;
             }
         }
@@ -420,7 +436,7 @@ impl Worker {
         let all_written = match conn.write_out() {
             Ok(done) => done,
             Err(_) => {
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "write error");
                 return;
             }
         };
@@ -441,7 +457,7 @@ impl Worker {
                 .reregister(&mut conn.sock, Token(conn_ref.0), interest)
                 .is_err()
             {
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "cannot reregister with the poll");
                 return;
             }
             conn.write_interest = !all_written;
@@ -458,7 +474,7 @@ impl Worker {
                     self.to_run.push(conn_ref);
                 }
             }
-            Drive::Close => self.close(conn_ref.0),
+            Drive::Close => self.close(conn_ref.0, "done"),
         }
     }
 
@@ -479,15 +495,23 @@ impl Worker {
             };
             if expired {
                 self.lingering.swap_remove(i);
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "still sending a second after its error reply");
             } else {
                 i += 1;
             }
         }
     }
 
-    fn close(&mut self, key: usize) {
-        if self.conns.try_remove(key).is_some() {
+    /// Closes connection `key`; at debug level, says whose and why.
+    fn close(&mut self, key: usize, why: &str) {
+        if let Some(conn) = self.conns.try_remove(key) {
+            if log::log_enabled!(log::Level::Debug) {
+                log::debug!(
+                    "worker {}: closed the connection from {}: {why}",
+                    self.shard.id,
+                    conn.sock.peer()
+                );
+            }
             self.acceptor.closed();
             // Closing the descriptor removes it from epoll; replies still on
             // their way are dropped by the generation check.
@@ -500,7 +524,11 @@ impl Worker {
             return;
         }
         self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-        if let Some(mut listener) = self.acceptor.close() {
+        let (tcp, unix) = self.acceptor.close();
+        if let Some(mut listener) = tcp {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(mut listener) = unix {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let refs: Vec<ConnRef> = self
