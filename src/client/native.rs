@@ -1,5 +1,5 @@
 //! A blocking client for the native protocol, for integration tests,
-//! benchmarks and tools.
+//! benchmarks, tools and the cluster client.
 //!
 //! This module owns one TCP connection's client side: it encodes requests
 //! with [`crate::protocol::native`], reads replies into a reused buffer and
@@ -18,21 +18,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 
+use super::readbuf::{ReadBuf, ReadError, owned};
 use crate::protocol::native::{
-    Decoded, EncodeError, Request, ResponseError, Status, decode_response, encode_request,
+    EncodeError, Request, ResponseError, Status, decode_response, encode_request,
 };
 
 /// Default for [`Client::max_response_len`]: well above the server's largest
 /// item (1 MiB by default) and STATS body, yet small enough that a broken
 /// server cannot make a test or benchmark allocate without bound.
 pub const DEFAULT_MAX_RESPONSE_LEN: usize = 64 << 20;
-
-/// Smallest read buffer, and so the most one `read` takes at first: large
-/// enough that a pipeline's small replies arrive in few system calls.
-const MIN_READ_BUF: usize = 64 << 10;
 
 /// Largest pipeline written in full before its replies are read. Socket
 /// buffers on both ends hold at least this much, so the write completes even
@@ -181,79 +178,30 @@ fn invalid_data(msg: String) -> ClientError {
     ClientError::Io(io::Error::new(io::ErrorKind::InvalidData, msg))
 }
 
-/// The read side of a connection: bytes received but not yet decoded live in
-/// `buf[start..end]`. `buf` is zero-filled up to its length once, when it
-/// grows, so reads go straight into it without `unsafe`.
-struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+impl From<ReadError> for ClientError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io(e) => ClientError::Io(e),
+            ReadError::Closed => ClientError::Closed,
+        }
+    }
 }
 
-impl ReadBuf {
-    fn new() -> ReadBuf {
-        ReadBuf {
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// Decodes the next response, reading from `stream` until it is whole.
-    fn next(&mut self, stream: &TcpStream, max_len: usize) -> Result<OwnedResponse, ClientError> {
-        loop {
-            let needed = match decode_response(&self.buf[self.start..self.end], max_len)? {
-                Decoded::Complete { frame, consumed } => {
-                    let resp = OwnedResponse {
-                        status: frame.status,
-                        flags: frame.flags,
-                        value: frame.value.to_vec(),
-                    };
-                    self.start += consumed;
-                    if self.start == self.end {
-                        self.start = 0;
-                        self.end = 0;
-                    }
-                    return Ok(resp);
-                }
-                Decoded::Incomplete { needed } => needed,
-                // Responses are never refused: the error type is empty.
-                Decoded::Rejected { error, .. } => match error {},
-            };
-            self.fill(stream, needed)?;
-        }
-    }
-
-    /// Reads at least one byte, making room for it first. `needed` is the
-    /// codec's total for the frame at `start`; it caps growth so that a
-    /// large frame is not over-allocated, while doubling keeps the buffer
-    /// within twice what has actually arrived.
-    fn fill(&mut self, mut stream: &TcpStream, needed: usize) -> Result<(), ClientError> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            let len = self.buf.len();
-            let grown = len
-                .saturating_mul(2)
-                .min(needed.max(len + 1))
-                .max(MIN_READ_BUF);
-            self.buf.resize(grown, 0);
-        }
-        loop {
-            match stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Err(ClientError::Closed),
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::Io(e)),
+/// Reads the next native response off `stream` into an owned copy.
+fn next_response(
+    reader: &mut ReadBuf,
+    stream: &TcpStream,
+    max_len: usize,
+) -> Result<OwnedResponse, ClientError> {
+    reader.next(stream, |buf| {
+        Ok(owned(decode_response(buf, max_len)?, |frame| {
+            OwnedResponse {
+                status: frame.status,
+                flags: frame.flags,
+                value: frame.value.to_vec(),
             }
-        }
-    }
+        }))
+    })
 }
 
 /// A blocking connection to a cafe server speaking the native protocol.
@@ -272,7 +220,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("stream", &self.stream)
-            .field("buffered", &(self.reader.end - self.reader.start))
+            .field("buffered", &self.reader.buffered())
             .field("max_response_len", &self.max_response_len)
             .finish()
     }
@@ -409,7 +357,7 @@ impl Client {
     /// Reads the next response, whatever the status. Bytes that arrived
     /// beyond it stay buffered for the next call.
     pub fn read_response(&mut self) -> Result<OwnedResponse, ClientError> {
-        self.reader.next(&self.stream, self.max_response_len)
+        next_response(&mut self.reader, &self.stream, self.max_response_len)
     }
 }
 
@@ -538,7 +486,7 @@ impl Pipeline<'_> {
             let mut w = stream;
             w.write_all(wbuf)?;
             for _ in 0..n {
-                out.push(reader.next(stream, max)?);
+                out.push(next_response(reader, stream, max)?);
             }
             return Ok(out);
         }
@@ -558,7 +506,7 @@ impl Pipeline<'_> {
             });
             let mut read = Ok(());
             for _ in 0..n {
-                match reader.next(stream, max) {
+                match next_response(reader, stream, max) {
                     Ok(resp) => out.push(resp),
                     Err(e) => {
                         // Wakes the writer if it is blocked on a server that
@@ -586,9 +534,12 @@ impl Pipeline<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::readbuf::MIN_READ_BUF;
     use super::*;
+    use crate::protocol::Decoded;
     use crate::protocol::native::{Limits, Response, decode_request, encode_response};
     use std::collections::HashMap;
+    use std::io::Read;
     use std::net::TcpListener;
     use std::time::Duration;
 
