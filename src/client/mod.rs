@@ -6,6 +6,7 @@
 //! only on the codecs in [`crate::protocol`]), or trust a server's length
 //! claims beyond a limit the caller sets.
 
+pub mod ketama;
 mod native;
 mod readbuf;
 
