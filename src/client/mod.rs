@@ -1,12 +1,16 @@
 //! Blocking clients for tests, benchmarks, tools and applications.
 //!
 //! - [`Client`] (`native`): one connection speaking cafe's native protocol.
+//! - [`memcache::MemcacheClient`]: one connection speaking the memcached
+//!   binary protocol.
+//! - [`ketama`]: key placement over a fleet, libmemcached's continuum.
 //!
 //! Must not: know anything about the server's internals (clients depend
 //! only on the codecs in [`crate::protocol`]), or trust a server's length
 //! claims beyond a limit the caller sets.
 
 pub mod ketama;
+pub mod memcache;
 mod native;
 mod readbuf;
 

@@ -127,6 +127,11 @@ impl OwnedResponse {
 pub struct Stats(BTreeMap<String, String>);
 
 impl Stats {
+    /// Counters already split into names and values.
+    pub(crate) fn from_map(map: BTreeMap<String, String>) -> Stats {
+        Stats(map)
+    }
+
     /// Parses a STATS body: UTF-8 `name value` lines, each `\n`-terminated.
     fn parse(body: &[u8]) -> Result<Stats, ClientError> {
         let text = std::str::from_utf8(body)
