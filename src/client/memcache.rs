@@ -23,8 +23,8 @@ use std::fmt;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 
-use super::native::{DEFAULT_MAX_RESPONSE_LEN, Stats};
-use super::readbuf::{ReadBuf, ReadError, owned};
+use super::native::Stats;
+use super::wire::{ReadError, Wire, connect, owned};
 use crate::protocol::memcache::{
     Command, Request, ResponseError, StoreMode, decode_response, encode_request, opcode, status,
 };
@@ -150,57 +150,40 @@ impl Reply {
 }
 
 /// A blocking connection speaking the memcached binary protocol.
+#[derive(Debug)]
 pub struct MemcacheClient {
-    stream: TcpStream,
-    reader: ReadBuf,
-    wbuf: Vec<u8>,
-    max_response_len: usize,
+    wire: Wire,
     next_opaque: u32,
-}
-
-impl fmt::Debug for MemcacheClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemcacheClient")
-            .field("stream", &self.stream)
-            .field("buffered", &self.reader.buffered())
-            .field("max_response_len", &self.max_response_len)
-            .finish()
-    }
 }
 
 impl MemcacheClient {
     /// Connects and sets TCP_NODELAY (every request is written whole).
     pub fn connect(addr: impl ToSocketAddrs) -> Result<MemcacheClient, MemcacheError> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        Ok(MemcacheClient::from_stream(stream))
+        Ok(MemcacheClient::from_stream(connect(addr)?))
     }
 
     /// Wraps a connected stream as is, socket options left to the caller.
     pub fn from_stream(stream: TcpStream) -> MemcacheClient {
         MemcacheClient {
-            stream,
-            reader: ReadBuf::new(),
-            wbuf: Vec::new(),
-            max_response_len: DEFAULT_MAX_RESPONSE_LEN,
+            wire: Wire::new(stream),
             next_opaque: 0,
         }
     }
 
     /// The underlying stream, e.g. to set timeouts.
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        &self.wire.stream
     }
 
     /// Largest response body this client accepts; a larger claim is
     /// [`MemcacheError::Protocol`] before any of it is read.
     pub fn max_response_len(&self) -> usize {
-        self.max_response_len
+        self.wire.max_response_len
     }
 
     /// Sets [`MemcacheClient::max_response_len`].
     pub fn set_max_response_len(&mut self, max: usize) {
-        self.max_response_len = max;
+        self.wire.max_response_len = max;
     }
 
     fn opaque(&mut self) -> u32 {
@@ -215,19 +198,20 @@ impl MemcacheClient {
             opaque,
             cmd,
         };
-        encode_request(&req, &mut self.wbuf)
+        encode_request(&req, &mut self.wire.wbuf)
             .map_err(|e| MemcacheError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)))
     }
 
     fn flush(&mut self) -> Result<(), MemcacheError> {
-        let sent = (&self.stream).write_all(&self.wbuf);
-        self.wbuf.clear();
+        let sent = (&self.wire.stream).write_all(&self.wire.wbuf);
+        self.wire.wbuf.clear();
         Ok(sent?)
     }
 
     fn read_reply(&mut self) -> Result<Reply, MemcacheError> {
-        let max = self.max_response_len;
-        self.reader.next(&self.stream, |buf| {
+        let w = &mut self.wire;
+        let max = w.max_response_len;
+        w.reader.next(&w.stream, |buf| {
             Ok(owned(decode_response(buf, max)?, |r| Reply {
                 opcode: r.opcode,
                 status: r.status,
@@ -244,7 +228,7 @@ impl MemcacheClient {
     /// and opaque.
     fn call(&mut self, opcode: u8, cmd: Command<'_>) -> Result<Reply, MemcacheError> {
         let opaque = self.opaque();
-        self.wbuf.clear();
+        self.wire.wbuf.clear();
         self.queue(opcode, opaque, cmd)?;
         self.flush()?;
         let reply = self.read_reply()?;
@@ -323,7 +307,7 @@ impl MemcacheClient {
     /// empty key.
     pub fn stats(&mut self) -> Result<Stats, MemcacheError> {
         let opaque = self.opaque();
-        self.wbuf.clear();
+        self.wire.wbuf.clear();
         self.queue(opcode::STAT, opaque, Command::Stat { group: b"" })?;
         self.flush()?;
         let mut map = BTreeMap::new();
@@ -369,7 +353,7 @@ impl MemcacheClient {
     /// servers before reading should keep each batch small (the socket
     /// buffers hold 64 KiB of requests whatever the server does).
     pub fn send_get_multi(&mut self, keys: &[&[u8]]) -> Result<(), MemcacheError> {
-        self.wbuf.clear();
+        self.wire.wbuf.clear();
         for (i, key) in keys.iter().enumerate() {
             let Ok(opaque) = u32::try_from(i) else {
                 return Err(MemcacheError::Io(io::Error::new(
@@ -378,7 +362,7 @@ impl MemcacheClient {
                 )));
             };
             if let Err(e) = self.queue(opcode::GETKQ, opaque, Command::Get { key }) {
-                self.wbuf.clear();
+                self.wire.wbuf.clear();
                 return Err(e);
             }
         }
@@ -420,30 +404,20 @@ impl MemcacheClient {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::testing::model_server;
     use super::*;
     use crate::protocol::Decoded;
     use crate::protocol::memcache::{Limits, Response, decode_request, encode_response};
     use std::collections::HashMap;
     use std::io::Read;
     use std::net::TcpListener;
-    use std::time::Duration;
 
-    /// A sequential model of memcached's binary GET/GETKQ/SET/DELETE/NOOP,
-    /// enough to check framing, opaques and quiet misses.
-    fn model_server(listener: TcpListener) {
-        let Ok((mut sock, _)) = listener.accept() else {
-            return;
-        };
+    /// A model of memcached's binary GET/GETKQ/SET/DELETE/NOOP, enough to
+    /// check framing, opaques and quiet misses.
+    fn connect_model() -> MemcacheClient {
         let mut map: HashMap<Vec<u8>, (Vec<u8>, u32)> = HashMap::new();
-        let (mut input, mut chunk, mut out) = (Vec::new(), vec![0; 4096], Vec::new());
-        loop {
-            let n = match sock.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            input.extend_from_slice(&chunk[..n]);
+        MemcacheClient::from_stream(model_server(move |input, out| {
             let mut at = 0;
-            out.clear();
             while let Ok(Decoded::Complete { frame, consumed }) =
                 decode_request(&input[at..], &Limits::default())
             {
@@ -485,24 +459,10 @@ mod tests {
                     Command::Noop => {}
                     _ => resp.status = status::UNKNOWN_COMMAND,
                 }
-                encode_response(&resp, &mut out);
+                encode_response(&resp, out);
             }
-            input.drain(..at);
-            if sock.write_all(&out).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn connect_model() -> MemcacheClient {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        std::thread::spawn(move || model_server(listener));
-        let c = MemcacheClient::connect(addr).expect("connect");
-        let t = Some(Duration::from_secs(20));
-        c.stream().set_read_timeout(t).expect("timeout");
-        c.stream().set_write_timeout(t).expect("timeout");
-        c
+            at
+        }))
     }
 
     #[test]

@@ -21,15 +21,11 @@ use std::fmt;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 
-use super::readbuf::{ReadBuf, ReadError, owned};
+pub use super::wire::DEFAULT_MAX_RESPONSE_LEN;
+use super::wire::{ReadBuf, ReadError, Wire, connect, owned};
 use crate::protocol::native::{
     EncodeError, Request, ResponseError, Status, decode_response, encode_request,
 };
-
-/// Default for [`Client::max_response_len`]: well above the server's largest
-/// item (1 MiB by default) and STATS body, yet small enough that a broken
-/// server cannot make a test or benchmark allocate without bound.
-pub const DEFAULT_MAX_RESPONSE_LEN: usize = 64 << 20;
 
 /// Largest pipeline written in full before its replies are read. Socket
 /// buffers on both ends hold at least this much, so the write completes even
@@ -214,64 +210,47 @@ fn next_response(
 /// Requests are sent one at a time by the typed methods, or many at once by
 /// [`Client::pipeline`]. The read and write buffers are reused, so a request
 /// allocates only what it returns.
+#[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
-    reader: ReadBuf,
-    wbuf: Vec<u8>,
-    max_response_len: usize,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("stream", &self.stream)
-            .field("buffered", &self.reader.buffered())
-            .field("max_response_len", &self.max_response_len)
-            .finish()
-    }
+    wire: Wire,
 }
 
 impl Client {
     /// Connects and sets TCP_NODELAY, since every request is written whole
     /// and waiting to coalesce would only add latency.
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        Ok(Client::from_stream(stream))
+        Ok(Client::from_stream(connect(addr)?))
     }
 
     /// Wraps a connected stream as is; unlike [`Client::connect`] it leaves
     /// socket options (TCP_NODELAY included) to the caller.
     pub fn from_stream(stream: TcpStream) -> Client {
         Client {
-            stream,
-            reader: ReadBuf::new(),
-            wbuf: Vec::new(),
-            max_response_len: DEFAULT_MAX_RESPONSE_LEN,
+            wire: Wire::new(stream),
         }
     }
 
     /// The underlying stream, e.g. to set timeouts or shut it down.
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        &self.wire.stream
     }
 
     /// Largest response value this client accepts; a larger claim is
     /// [`ClientError::Protocol`] before any of its body is read.
     pub fn max_response_len(&self) -> usize {
-        self.max_response_len
+        self.wire.max_response_len
     }
 
     /// Sets [`Client::max_response_len`].
     pub fn set_max_response_len(&mut self, max: usize) {
-        self.max_response_len = max;
+        self.wire.max_response_len = max;
     }
 
     /// Sends one request and returns its response, whatever the status.
     pub fn request(&mut self, req: &Request<'_>) -> Result<OwnedResponse, ClientError> {
-        self.wbuf.clear();
-        encode_request(req, &mut self.wbuf).map_err(invalid_input)?;
-        (&self.stream).write_all(&self.wbuf)?;
+        self.wire.wbuf.clear();
+        encode_request(req, &mut self.wire.wbuf).map_err(invalid_input)?;
+        (&self.wire.stream).write_all(&self.wire.wbuf)?;
         self.read_response()
     }
 
@@ -346,7 +325,7 @@ impl Client {
 
     /// Starts a batch of requests sent together; see [`Pipeline`].
     pub fn pipeline(&mut self) -> Pipeline<'_> {
-        self.wbuf.clear();
+        self.wire.wbuf.clear();
         Pipeline {
             client: self,
             expected: 0,
@@ -356,13 +335,14 @@ impl Client {
 
     /// Writes `bytes` as they are, for tests that hand-make frames.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&self.stream).write_all(bytes)
+        (&self.wire.stream).write_all(bytes)
     }
 
     /// Reads the next response, whatever the status. Bytes that arrived
     /// beyond it stay buffered for the next call.
     pub fn read_response(&mut self) -> Result<OwnedResponse, ClientError> {
-        next_response(&mut self.reader, &self.stream, self.max_response_len)
+        let w = &mut self.wire;
+        next_response(&mut w.reader, &w.stream, w.max_response_len)
     }
 }
 
@@ -392,7 +372,7 @@ impl fmt::Debug for Pipeline<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("requests", &self.expected)
-            .field("bytes", &self.client.wbuf.len())
+            .field("bytes", &self.client.wire.wbuf.len())
             .field("invalid", &self.invalid)
             .finish()
     }
@@ -401,7 +381,7 @@ impl fmt::Debug for Pipeline<'_> {
 impl Pipeline<'_> {
     /// Queues any request.
     pub fn request(&mut self, req: &Request<'_>) -> &mut Self {
-        if let Err(e) = encode_request(req, &mut self.client.wbuf) {
+        if let Err(e) = encode_request(req, &mut self.client.wire.wbuf) {
             self.invalid.get_or_insert(invalid_input(e));
         }
         self.expected += 1;
@@ -453,7 +433,7 @@ impl Pipeline<'_> {
     /// pipeline (and may make `execute` wait for a response that never
     /// comes, unless the stream has a read timeout).
     pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
-        self.client.wbuf.extend_from_slice(bytes);
+        self.client.wire.wbuf.extend_from_slice(bytes);
         self.expected += 1;
         self
     }
@@ -478,12 +458,12 @@ impl Pipeline<'_> {
             return Err(ClientError::Io(e));
         }
         let n = self.expected;
-        let Client {
+        let Wire {
             stream,
             reader,
             wbuf,
             max_response_len,
-        } = self.client;
+        } = &mut self.client.wire;
         let max = *max_response_len;
         let stream: &TcpStream = stream;
         let mut out = Vec::with_capacity(n);
@@ -539,35 +519,20 @@ impl Pipeline<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::readbuf::MIN_READ_BUF;
+    use super::super::wire::MIN_READ_BUF;
+    use super::super::wire::testing::model_server;
     use super::*;
     use crate::protocol::Decoded;
     use crate::protocol::native::{Limits, Response, decode_request, encode_response};
     use std::collections::HashMap;
-    use std::io::Read;
     use std::net::TcpListener;
     use std::time::Duration;
 
-    /// A sequential model server: read, answer every whole request with
-    /// blocking writes, repeat. It stops reading while a write blocks, which
-    /// is exactly what deadlocks a client that writes a large pipeline
-    /// before reading.
-    fn model_server(listener: TcpListener) {
-        let Ok((mut sock, _)) = listener.accept() else {
-            return;
-        };
+    /// A model of the native protocol's five requests.
+    fn connect_model() -> Client {
         let mut map: HashMap<Vec<u8>, (Vec<u8>, u16)> = HashMap::new();
-        let mut input = Vec::new();
-        let mut chunk = vec![0; 4096];
-        let mut out = Vec::new();
-        loop {
-            let n = match sock.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            input.extend_from_slice(&chunk[..n]);
+        Client::from_stream(model_server(move |input, out| {
             let mut at = 0;
-            out.clear();
             while let Ok(Decoded::Complete { frame, consumed }) =
                 decode_request(&input[at..], &Limits::default())
             {
@@ -595,27 +560,12 @@ mod tests {
                         flags,
                         value,
                     },
-                    &mut out,
+                    out,
                 );
                 at += consumed;
             }
-            input.drain(..at);
-            if sock.write_all(&out).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn connect_model() -> Client {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        std::thread::spawn(move || model_server(listener));
-        let client = Client::connect(addr).expect("connect");
-        // A deadlock shows up as a failed test, not a hung one.
-        let t = Some(Duration::from_secs(20));
-        client.stream().set_read_timeout(t).expect("timeout");
-        client.stream().set_write_timeout(t).expect("timeout");
-        client
+            at
+        }))
     }
 
     #[test]
@@ -787,7 +737,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(c.reader.buf.len() <= MIN_READ_BUF);
+        assert!(c.wire.reader.buf.len() <= MIN_READ_BUF);
         drop(server.join());
     }
 

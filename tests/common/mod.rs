@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod codec;
+pub mod fleet;
 pub mod memcache;
 pub mod text;
 pub mod text_cases;
