@@ -44,6 +44,17 @@ pub fn server_name(host: &str, port: u16) -> String {
     }
 }
 
+/// A server written `host[:port]`, as libmemcached reads a server list:
+/// port 11211 when none is given.
+pub fn parse_server(spec: &str) -> Option<(&str, u16)> {
+    match spec.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host, port.parse().ok()?)),
+        Some(_) => None,
+        None if !spec.is_empty() => Some((spec, DEFAULT_PORT)),
+        None => None,
+    }
+}
+
 /// A key's position on the continuum (libhashkit's `hashkit_md5`).
 pub fn key_hash(key: &[u8]) -> u32 {
     let digest = Md5::digest(key);
@@ -194,6 +205,16 @@ mod tests {
                 .collect();
             assert_eq!(got, expected, "servers {servers}");
         }
+    }
+
+    #[test]
+    fn server_specs_parse_as_libmemcached_reads_them() {
+        assert_eq!(parse_server("127.0.0.2:7070"), Some(("127.0.0.2", 7070)));
+        assert_eq!(parse_server("127.0.0.2"), Some(("127.0.0.2", 11211)));
+        assert_eq!(parse_server("localhost:1"), Some(("localhost", 1)));
+        assert_eq!(parse_server(":7070"), None);
+        assert_eq!(parse_server("127.0.0.2:x"), None);
+        assert_eq!(parse_server(""), None);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 pub use conn::{NodeError, Protocol};
 pub use health::{EjectPolicy, ServerState};
 
-use super::ketama::{DEFAULT_PORT, Ring, server_name};
+use super::ketama::{Ring, parse_server, server_name};
 use super::memcache::Item;
 use conn::Conn;
 use health::Health;
@@ -160,16 +160,6 @@ pub struct Cluster {
     config: ClusterConfig,
     /// Whether some server is ejected, so that the clock is read only then.
     any_ejected: bool,
-}
-
-/// `host[:port]` as libmemcached reads a server: port 11211 if none.
-fn parse_server(spec: &str) -> Option<(&str, u16)> {
-    match spec.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Some((host, port.parse().ok()?)),
-        Some(_) => None,
-        None if !spec.is_empty() => Some((spec, DEFAULT_PORT)),
-        None => None,
-    }
 }
 
 impl Cluster {
@@ -418,16 +408,6 @@ fn abandon(result: &mut MultiGet, error: ClusterError, keys: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_specs_parse_as_libmemcached_reads_them() {
-        assert_eq!(parse_server("127.0.0.2:7070"), Some(("127.0.0.2", 7070)));
-        assert_eq!(parse_server("127.0.0.2"), Some(("127.0.0.2", 11211)));
-        assert_eq!(parse_server("localhost:1"), Some(("localhost", 1)));
-        assert_eq!(parse_server(":7070"), None);
-        assert_eq!(parse_server("127.0.0.2:x"), None);
-        assert_eq!(parse_server(""), None);
-    }
 
     #[test]
     fn names_follow_libmemcached() {
