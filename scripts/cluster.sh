@@ -21,6 +21,9 @@
 #                    "--threads 1 --no-pin"); --listen and
 #                    --metrics-listen are set here: each node serves
 #                    /metrics on its own address, port 9150
+#   --engine memcached   memcached nodes instead, for comparison (flags
+#                    default "-t 1 -m 64 -U 0"; -l and -p are set here)
+#   -c CORES         run the nodes and the proxy under `taskset -c CORES`
 #   --timeout MS                 twemproxy's timeout (default 400)
 #   --server-failure-limit K     failures that eject a node (default 2)
 #   --server-retry-timeout MS    how long it stays out (default 2000)
@@ -40,7 +43,7 @@ shift
 node_arg=""
 case "$cmd" in stop-node|start-node) node_arg=${1:?"$cmd needs a node index"}; shift ;; esac
 
-nodes=3 port=7070 proxy_port=22122 stats_port=22222 node_args="--threads 1 --no-pin"
+nodes=3 port=7070 proxy_port=22122 stats_port=22222 node_args="" engine=cafe cores=""
 timeout_ms=400 failure_limit=2 retry_ms=2000 dir=target/cluster
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,6 +52,8 @@ while [ $# -gt 0 ]; do
     -P) proxy_port=${2:?-P needs a port}; shift 2 ;;
     -S) stats_port=${2:?-S needs a port}; shift 2 ;;
     -a) node_args=${2?-a needs flags}; shift 2 ;;
+    --engine) engine=${2:?--engine needs cafe or memcached}; shift 2 ;;
+    -c) cores=${2:?-c needs a core list}; shift 2 ;;
     --timeout) timeout_ms=${2:?}; shift 2 ;;
     --server-failure-limit) failure_limit=${2:?}; shift 2 ;;
     --server-retry-timeout) retry_ms=${2:?}; shift 2 ;;
@@ -60,8 +65,13 @@ for n in "$nodes" "$port" "$proxy_port" "$stats_port" "$timeout_ms" "$failure_li
   [[ $n =~ ^[0-9]+$ ]] || die "$n is not a number"
 done
 [ "$nodes" -ge 1 ] && [ "$nodes" -le 200 ] || die "-n must be between 1 and 200"
+case "$engine" in
+  cafe) node_args=${node_args:-"--threads 1 --no-pin"} ;;
+  memcached) node_args=${node_args:-"-t 1 -m 64 -U 0"} ;;
+  *) die "--engine is cafe or memcached" ;;
+esac
 case " $node_args " in
-  *" --listen"*|*" --metrics-listen"*) die "-a must not set --listen or --metrics-listen: cluster.sh sets them" ;;
+  *" --listen"*|*" --metrics-listen"*|*" -l"*|*" -p"*) die "-a must not set the listen address or port: cluster.sh sets them" ;;
 esac
 
 node_host() { echo "127.0.0.$(( $1 + 2 ))"; }
@@ -104,6 +114,10 @@ load_settings() {
 }
 
 server_binary() {
+  if [ "$engine" = memcached ]; then
+    server_bin=$(command -v memcached) || die "memcached not found: apt-get install memcached"
+    return
+  fi
   if [ -n "${CAFE_SERVER:-}" ]; then
     server_bin=$CAFE_SERVER
   else
@@ -119,9 +133,13 @@ start_node() {  # start_node I
   host=$(node_host "$i")
   loopback "$host"
   if alive "$(pid_of "node$i")"; then die "node $i is already running"; fi
+  local where=("--listen" "$host:$port" "--metrics-listen" "$host:9150")
+  if [ "$engine" = memcached ]; then
+    where=(-l "$host" -p "$port")
+    [ "$(id -u)" != 0 ] || where+=(-u root)  # memcached refuses root without it
+  fi
   # shellcheck disable=SC2086
-  "$server_bin" --listen "$host:$port" --metrics-listen "$host:9150" $node_args \
-    >"$dir/node$i.log" 2>&1 &
+  "${pin[@]}" "$server_bin" "${where[@]}" $node_args >"$dir/node$i.log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/node$i.pid"
   wait_listen "$host" "$port" "$pid" "$dir/node$i.log" || die "node $i did not start"
@@ -138,17 +156,26 @@ stop_pid() {  # stop_pid NAME: SIGTERM the process in NAME.pid, wait up to 5 s
   rm -f "$dir/$1.pid"
 }
 
+# pin: the taskset prefix (set after the settings are known)
+set_pin() {
+  pin=()
+  if [ -n "$cores" ]; then
+    command -v taskset >/dev/null || die "-c needs taskset (util-linux)"
+    pin=(taskset -c "$cores")
+  fi
+}
+
 case "$cmd" in
   start)
+    set_pin
     [ ! -f "$dir/settings" ] || ! alive "$(pid_of proxy)" || die "a fleet is already running from $dir (stop it first)"
     nutcracker=${NUTCRACKER:-$(command -v nutcracker || echo /usr/sbin/nutcracker)}
     [ -x "$nutcracker" ] || die "nutcracker not found: apt-get install nutcracker (or set NUTCRACKER)"
     loopback 127.0.0.1
     mkdir -p "$dir"
     server_binary
-    cat >"$dir/settings" <<EOF
-nodes=$nodes port=$port proxy_port=$proxy_port stats_port=$stats_port
-EOF
+    printf 'nodes=%q port=%q proxy_port=%q stats_port=%q engine=%q cores=%q node_args=%q\n' \
+      "$nodes" "$port" "$proxy_port" "$stats_port" "$engine" "$cores" "$node_args" >"$dir/settings"
     servers=""
     for i in $(seq 0 $(( nodes - 1 ))); do
       start_node "$i"
@@ -169,12 +196,12 @@ $servers
 EOF
     "$nutcracker" -t -c "$dir/nutcracker.yml" >"$dir/nutcracker-check.log" 2>&1 \
       || { cat "$dir/nutcracker-check.log" >&2; die "nutcracker rejects $dir/nutcracker.yml"; }
-    "$nutcracker" -c "$dir/nutcracker.yml" -a 127.0.0.1 -s "$stats_port" \
+    "${pin[@]}" "$nutcracker" -c "$dir/nutcracker.yml" -a 127.0.0.1 -s "$stats_port" \
       -o "$dir/nutcracker.log" -p "$dir/nutcracker.pidfile" >"$dir/nutcracker.out" 2>&1 &
     echo $! >"$dir/proxy.pid"
     wait_listen 127.0.0.1 "$proxy_port" "$(pid_of proxy)" "$dir/nutcracker.log" \
       || die "nutcracker did not start"
-    echo "fleet of $nodes: nodes $(node_host 0)..$(node_host $(( nodes - 1 ))):$port, proxy 127.0.0.1:$proxy_port (state in $dir)"
+    echo "fleet of $nodes $engine: nodes $(node_host 0)..$(node_host $(( nodes - 1 ))):$port, proxy 127.0.0.1:$proxy_port (state in $dir)"
     printf 'cafe-bench --servers %s\n' "$(for i in $(seq 0 $(( nodes - 1 ))); do printf '%s:%s,' "$(node_host "$i")" "$port"; done | sed 's/,$//')"
     ;;
   stop)
@@ -186,6 +213,7 @@ EOF
     ;;
   stop-node|start-node)
     load_settings
+    set_pin
     [[ $node_arg =~ ^[0-9]+$ ]] && [ "$node_arg" -lt "$nodes" ] || die "no node $node_arg (0..$(( nodes - 1 )))"
     if [ "$cmd" = stop-node ]; then
       stop_pid "node$node_arg"
@@ -193,7 +221,7 @@ EOF
     else
       server_binary
       start_node "$node_arg"
-      echo "started node $node_arg ($(node_host "$node_arg"):$port), empty"
+      echo "started $engine node $node_arg ($(node_host "$node_arg"):$port), empty"
     fi
     ;;
   status)

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Fleets side by side in one run: three cafe nodes and three memcached
+# nodes, each fleet behind its own twemproxy (nutcracker), measured with
+# cafe-bench over memcached's text protocol (the protocol twemproxy
+# proxies), and the same fleets driven directly by cafe-bench --servers
+# (client-side ketama, the placement twemproxy uses), which isolates the
+# proxy's own cost. Fleets come from scripts/cluster.sh, on loopback only
+# (nodes on 127.0.0.2-4, proxies on 127.0.0.1), ports free ones.
+#
+# Four targets, runs interleaved:
+#   cafe-proxy        cafe-bench --server PROXY   -> twemproxy -> 3 cafe
+#   memcached-proxy   cafe-bench --server PROXY   -> twemproxy -> 3 memcached
+#   cafe-direct       cafe-bench --servers A,B,C  -> 3 cafe
+#   memcached-direct  cafe-bench --servers A,B,C  -> 3 memcached
+# Two phases: the closed-loop maximum (throughput, p50, p99) and an open
+# loop at one rate for all four (p50, p99, p99.9; by default half the
+# lowest closed-loop maximum, so every target can sustain it). CPU per
+# request of the nodes and of the proxy is read from /proc over each run.
+# Prints a markdown table and the ratios proxy / direct (the proxy's
+# overhead) and cafe / memcached behind the proxy.
+#
+# The load: 16 connections, 100,000 16-byte keys preloaded, 64-byte
+# values, 90% GET, uniform keys; nodes `--threads 1` / `-t 1`.
+#
+# usage: scripts/bench-fleet.sh [options]
+#   --duration S        seconds measured per run (default 3)
+#   --warmup S          seconds before measuring (default 1)
+#   --connections C     connections in all (default 16)
+#   --pipeline P        closed loop: requests in flight per connection
+#                       (default 1)
+#   --rate R            the open-loop rate (default: half the lowest
+#                       closed-loop maximum)
+#   --server-cores L    cores of the nodes and proxies (default 0)
+#   --load-core N       cafe-bench's core (default 1)
+#   --out FILE          the runs, one JSON object each (default: kept in
+#                       a scratch directory, removed at the end)
+# Environment: CAFE_BENCH / CAFE_SERVER name prebuilt binaries (no build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command_line="scripts/bench-fleet.sh${*:+ $*}"
+duration=3 warmup=1 connections=16 pipeline=1 rate="" server_cores=0 load_core=1 out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=${2:?}; shift 2 ;;
+    --warmup) warmup=${2:?}; shift 2 ;;
+    --connections) connections=${2:?}; shift 2 ;;
+    --pipeline) pipeline=${2:?}; shift 2 ;;
+    --rate) rate=${2:?}; shift 2 ;;
+    --server-cores) server_cores=${2:?}; shift 2 ;;
+    --load-core) load_core=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# need, need_build, binaries, pin_load, free_port, cpu_ticks, start_work
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+need_build
+need python3 "apt-get install python3"
+need memcached "apt-get install memcached"
+need timeout "apt-get install coreutils"
+command -v nutcracker >/dev/null || [ -x /usr/sbin/nutcracker ] \
+  || { echo "missing nutcracker: apt-get install nutcracker" >&2; missing=1; }
+[ "$missing" = 0 ] || exit 1
+pin_load "$load_core" 1
+cores_flag=()
+[ ${#load_pin[@]} -eq 0 ] || cores_flag=(-c "$server_cores")
+
+binaries
+export CAFE_SERVER=$server_bin
+start_work "$out"
+
+# Fleets: label prefix, state directory, proxy and node addresses.
+declare -A dir_of target_of
+fleets_up=()
+stop_fleets() {
+  local d
+  for d in "${fleets_up[@]}"; do scripts/cluster.sh stop -d "$d" >/dev/null 2>&1 || true; done
+}
+trap 'stop_fleets; cleanup' EXIT
+for engine in cafe memcached; do
+  d=$work/$engine port=$(free_port) proxy=$(free_port)
+  scripts/cluster.sh start --engine "$engine" -n 3 -p "$port" -P "$proxy" -S "$(free_port)" \
+    -d "$d" "${cores_flag[@]}" >&2
+  fleets_up+=("$d")
+  dir_of[$engine-proxy]=$d dir_of[$engine-direct]=$d
+  target_of[$engine-proxy]="--server 127.0.0.1:$proxy"
+  target_of[$engine-direct]="--servers 127.0.0.2:$port,127.0.0.3:$port,127.0.0.4:$port"
+done
+targets=(cafe-proxy memcached-proxy cafe-direct memcached-direct)
+
+load_args=(--protocol text --connections "$connections" --keys 100000 --key-size 16
+  --value-size 64 --get-ratio 0.9 --distribution uniform --seed 1 "${load_where[@]}")
+
+# fleet_ticks DIR: "NODES PROXY" CPU ticks so far of the fleet in DIR
+fleet_ticks() {
+  local n=0 p f
+  for f in "$1"/node*.pid; do n=$(( n + $(cpu_ticks "$(cat "$f")") )); done
+  p=$(cpu_ticks "$(cat "$1/proxy.pid")")
+  echo "$n $p"
+}
+
+# run TARGET PHASE OFFERED ARGS...: one cafe-bench run, its JSON with the
+# label, phase, offered rate and the fleet's CPU seconds appended to
+# $results
+run() {
+  local label=$1 phase=$2 offered=$3; shift 3
+  local d=${dir_of[$label]} tag="$label-$phase" before after limit
+  limit=$(awk -v d="$duration" -v w="$warmup" 'BEGIN { print int(d + w + 120) }')
+  before=$(fleet_ticks "$d")
+  # shellcheck disable=SC2086  # the target is two words
+  "${load_pin[@]}" timeout "$limit" "$bench_bin" ${target_of[$label]} "${load_args[@]}" "$@" --json \
+    >"$work/$tag.json" 2>"$work/$tag.err" \
+    || { echo "cafe-bench failed against $label ($phase)" >&2; cat "$work/$tag.err" >&2; exit 1; }
+  after=$(fleet_ticks "$d")
+  [ "$phase" != preload ] || return 0
+  python3 - "$work/$tag.json" "$results" "$label" "$phase" "$offered" "$before" "$after" "$tick" <<'EOF'
+import json, sys
+src, dst, label, phase, offered, before, after, tick = sys.argv[1:]
+(n0, p0), (n1, p1) = map(int, before.split()), map(int, after.split())
+r = json.loads([l for l in open(src).read().splitlines() if l.startswith("{")][-1])
+r.update(label=label, phase=phase, offered_rate=float(offered) if offered else None,
+         nodes_cpu_s=(n1 - n0) / int(tick), proxy_cpu_s=(p1 - p0) / int(tick))
+with open(dst, "a") as f:
+    f.write(json.dumps(r) + "\n")
+EOF
+}
+
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+began=$(date +%s)
+for t in cafe-proxy memcached-proxy; do
+  echo "$t: preloading 100000 keys through the proxy" >&2
+  run "$t" preload "" --preload --duration 0.001 --warmup 0
+done
+for t in "${targets[@]}"; do
+  echo "$t: closed loop, pipeline $pipeline, ${duration}s" >&2
+  run "$t" max "" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
+done
+if [ -z "$rate" ]; then
+  rate=$(python3 -c '
+import json, sys
+print(round(min(r["throughput"] for r in map(json.loads, open(sys.argv[1])) if r["phase"] == "max") / 2))' "$results")
+fi
+for t in "${targets[@]}"; do
+  echo "$t: open loop at $rate requests/s, ${duration}s" >&2
+  run "$t" rate "$rate" --rate "$rate" --duration "$duration" --warmup "$warmup"
+done
+elapsed=$(( $(date +%s) - began ))
+
+echo
+echo "## Fleets of three behind twemproxy: cafe against memcached"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "- command: \`$command_line\`"
+echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr); load average at the start: $loadavg"
+dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
+echo "- nodes: 3 × cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 --no-pin\`, 3 × $(memcached -V) \`-t 1 -m 64 -U 0\`; $(nutcracker -V 2>&1 | head -1) in front of each fleet (ketama, md5); nodes and proxies ${cores_flag[*]:+under taskset -c $server_cores}"
+echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up, ${duration}s measured a run; $elapsed s in all"
+echo "- Latency in µs (open loop: from each request's intended send time). CPU: µs of CPU per request, nodes together and the proxy."
+echo
+python3 - "$results" "$rate" "$warmup" "${targets[@]}" <<'EOF'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rate, warmup, T = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+def one(label, phase):
+    return next(r for r in runs if r["label"] == label and r["phase"] == phase)
+print(f"| target | closed loop req/s | p50 | p99 | open loop at {rate:.0f}/s: p50 | p99 | p99.9 | nodes CPU µs/req | proxy CPU µs/req |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for t in T:
+    m, o = one(t, "max"), one(t, "rate")
+    # CPU per request over the closed-loop run (the busiest); the CPU was
+    # read over warm-up and measurement, the requests counted over the
+    # measurement alone.
+    served = max(m["requests"] * (m["duration_s"] + warmup) / m["duration_s"], 1)
+    ncpu = m["nodes_cpu_s"] / served * 1e6
+    pcpu = m["proxy_cpu_s"] / served * 1e6
+    print(f"| {t} | {m['throughput']:.0f} | {m['latency_us']['p50']:.0f} | {m['latency_us']['p99']:.0f} "
+          f"| {o['latency_us']['p50']:.0f} | {o['latency_us']['p99']:.0f} | {o['latency_us']['p999']:.0f} "
+          f"| {ncpu:.2f} | {pcpu:.2f} |")
+print()
+print("| ratio | closed loop req/s | open loop p50 | open loop p99 |")
+print("|---|---:|---:|---:|")
+for a, b, what in [("cafe-proxy", "cafe-direct", "cafe: proxied / direct"),
+                   ("memcached-proxy", "memcached-direct", "memcached: proxied / direct"),
+                   ("cafe-proxy", "memcached-proxy", "behind the proxy: cafe / memcached"),
+                   ("cafe-direct", "memcached-direct", "direct: cafe / memcached")]:
+    ma, mb, oa, ob = one(a, "max"), one(b, "max"), one(a, "rate"), one(b, "rate")
+    print(f"| {what} | {ma['throughput'] / mb['throughput']:.2f} "
+          f"| {oa['latency_us']['p50'] / ob['latency_us']['p50']:.2f} "
+          f"| {oa['latency_us']['p99'] / ob['latency_us']['p99']:.2f} |")
+bad = [r["label"] + "/" + r["phase"] for r in runs if r["errors"] or r["unanswered"] or r["misses"]]
+if bad:
+    print()
+    print(f"Warning: errors, misses or unanswered requests in {', '.join(bad)}.")
+EOF
