@@ -255,6 +255,53 @@ mod tests {
         assert_eq!(none.server_for(b"k"), None);
     }
 
+    /// The rebalancing cost docs/SCALE-OUT.md quotes: adding a node moves
+    /// about its new share of the keys, all of them to the new node.
+    /// `cargo test --lib ketama -- --nocapture` prints the figures.
+    #[test]
+    fn a_joining_node_takes_about_its_share_and_nothing_else_moves() {
+        let hashes: Vec<u32> = (0..100_000)
+            .map(|i| key_hash(format!("key:{i:012}").as_bytes()))
+            .collect();
+        let fleet = |n: u16| -> Vec<String> {
+            (0..n)
+                .map(|i| server_name(&format!("127.0.0.{}", i + 2), 7070))
+                .collect()
+        };
+        for n in [2u16, 3, 4, 5, 9, 10] {
+            let (before, after) = (Ring::new(&fleet(n)), Ring::new(&fleet(n + 1)));
+            let mut moved = 0;
+            for &h in &hashes {
+                let (a, b) = (before.server_for_hash(h), after.server_for_hash(h));
+                if a != b {
+                    assert_eq!(b, Some(usize::from(n)), "a key moved between old nodes");
+                    moved += 1;
+                }
+            }
+            let fraction = f64::from(moved) / hashes.len() as f64;
+            let ideal = 1.0 / f64::from(n + 1);
+            // Modulo placement (hash % nodes) moves every key whose
+            // remainder changes: n/(n+1) of them.
+            let modulo = hashes
+                .iter()
+                .filter(|&&h| h % u32::from(n) != h % u32::from(n + 1))
+                .count() as f64
+                / hashes.len() as f64;
+            eprintln!(
+                "{n} -> {} nodes: {:.2}% of 100,000 keys move (ideal {:.2}%; modulo {:.2}%)",
+                n + 1,
+                fraction * 100.0,
+                ideal * 100.0,
+                modulo * 100.0
+            );
+            assert!(
+                (fraction - ideal).abs() < 0.05,
+                "{n} -> {}: {fraction}",
+                n + 1
+            );
+        }
+    }
+
     #[test]
     fn wraps_past_the_last_point() {
         let ring = Ring::new(&["a:1", "b:2"]);
