@@ -17,7 +17,9 @@
 # lowest closed-loop maximum, so every target can sustain it). CPU per
 # request of the nodes and of the proxy is read from /proc over each run.
 # Prints a markdown table and the ratios proxy / direct (the proxy's
-# overhead) and cafe / memcached behind the proxy.
+# overhead) and cafe / memcached behind the proxy. With --repeat N the
+# whole interleaved sequence runs N times and the tables give medians (and
+# the closed-loop range), which a shared, noisy machine needs.
 #
 # The load: 16 connections, 100,000 16-byte keys preloaded, 64-byte
 # values, 90% GET, uniform keys; nodes `--threads 1` / `-t 1`.
@@ -32,13 +34,14 @@
 #                       closed-loop maximum)
 #   --server-cores L    cores of the nodes and proxies (default 0)
 #   --load-core N       cafe-bench's core (default 1)
+#   --repeat N          rounds of every run (default 1); medians reported
 #   --out FILE          the runs, one JSON object each (default: kept in
 #                       a scratch directory, removed at the end)
 # Environment: CAFE_BENCH / CAFE_SERVER name prebuilt binaries (no build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="scripts/bench-fleet.sh${*:+ $*}"
-duration=3 warmup=1 connections=16 pipeline=1 rate="" server_cores=0 load_core=1 out=""
+duration=3 warmup=1 connections=16 pipeline=1 rate="" server_cores=0 load_core=1 out="" repeat=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=${2:?}; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --server-cores) server_cores=${2:?}; shift 2 ;;
     --load-core) load_core=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
+    --repeat) repeat=${2:?}; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -134,18 +138,20 @@ for t in cafe-proxy memcached-proxy; do
   echo "$t: preloading 100000 keys through the proxy" >&2
   run "$t" preload "" --preload --duration 0.001 --warmup 0
 done
-for t in "${targets[@]}"; do
-  echo "$t: closed loop, pipeline $pipeline, ${duration}s" >&2
-  run "$t" max "" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
-done
-if [ -z "$rate" ]; then
-  rate=$(python3 -c '
+for round in $(seq 1 "$repeat"); do
+  for t in "${targets[@]}"; do
+    echo "round $round/$repeat, $t: closed loop, pipeline $pipeline, ${duration}s" >&2
+    run "$t" max "" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup"
+  done
+  if [ -z "$rate" ]; then
+    rate=$(python3 -c '
 import json, sys
 print(round(min(r["throughput"] for r in map(json.loads, open(sys.argv[1])) if r["phase"] == "max") / 2))' "$results")
-fi
-for t in "${targets[@]}"; do
-  echo "$t: open loop at $rate requests/s, ${duration}s" >&2
-  run "$t" rate "$rate" --rate "$rate" --duration "$duration" --warmup "$warmup"
+  fi
+  for t in "${targets[@]}"; do
+    echo "round $round/$repeat, $t: open loop at $rate requests/s, ${duration}s" >&2
+    run "$t" rate "$rate" --rate "$rate" --duration "$duration" --warmup "$warmup"
+  done
 done
 elapsed=$(( $(date +%s) - began ))
 
@@ -157,40 +163,44 @@ echo "- command: \`$command_line\`"
 echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr); load average at the start: $loadavg"
 dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
 echo "- nodes: 3 × cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 --no-pin\`, 3 × $(memcached -V) \`-t 1 -m 64 -U 0\`; $(nutcracker -V 2>&1 | head -1) in front of each fleet (ketama, md5); nodes and proxies ${cores_flag[*]:+under taskset -c $server_cores}"
-echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up, ${duration}s measured a run; $elapsed s in all"
-echo "- Latency in µs (open loop: from each request's intended send time). CPU: µs of CPU per request, nodes together and the proxy."
+echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up, ${duration}s measured a run; $repeat round(s), runs interleaved; $elapsed s in all"
+echo "- Medians over the rounds (closed-loop range in brackets). Latency in µs (open loop: from each request's intended send time). CPU: µs of CPU per request in the closed-loop runs, nodes together and the proxy."
 echo
 python3 - "$results" "$rate" "$warmup" "${targets[@]}" <<'EOF'
-import json, sys
+import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rate, warmup, T = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
-def one(label, phase):
-    return next(r for r in runs if r["label"] == label and r["phase"] == phase)
+def each(label, phase):
+    return [r for r in runs if r["label"] == label and r["phase"] == phase]
+def med(label, phase, f):
+    return statistics.median(f(r) for r in each(label, phase))
+thr = lambda r: r["throughput"]
+lat = lambda q: (lambda r: r["latency_us"][q])
+# CPU per request over a closed-loop run (the busiest); the CPU was read
+# over warm-up and measurement, the requests counted over the measurement.
+served = lambda r: max(r["requests"] * (r["duration_s"] + warmup) / r["duration_s"], 1)
+ncpu = lambda r: r["nodes_cpu_s"] / served(r) * 1e6
+pcpu = lambda r: r["proxy_cpu_s"] / served(r) * 1e6
+allcpu = lambda r: ncpu(r) + pcpu(r)
 print(f"| target | closed loop req/s | p50 | p99 | open loop at {rate:.0f}/s: p50 | p99 | p99.9 | nodes CPU µs/req | proxy CPU µs/req |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for t in T:
-    m, o = one(t, "max"), one(t, "rate")
-    # CPU per request over the closed-loop run (the busiest); the CPU was
-    # read over warm-up and measurement, the requests counted over the
-    # measurement alone.
-    served = max(m["requests"] * (m["duration_s"] + warmup) / m["duration_s"], 1)
-    ncpu = m["nodes_cpu_s"] / served * 1e6
-    pcpu = m["proxy_cpu_s"] / served * 1e6
-    print(f"| {t} | {m['throughput']:.0f} | {m['latency_us']['p50']:.0f} | {m['latency_us']['p99']:.0f} "
-          f"| {o['latency_us']['p50']:.0f} | {o['latency_us']['p99']:.0f} | {o['latency_us']['p999']:.0f} "
-          f"| {ncpu:.2f} | {pcpu:.2f} |")
+    span = [thr(r) for r in each(t, "max")]
+    rng = f" [{min(span):.0f}-{max(span):.0f}]" if len(span) > 1 else ""
+    print(f"| {t} | {med(t, 'max', thr):.0f}{rng} | {med(t, 'max', lat('p50')):.0f} | {med(t, 'max', lat('p99')):.0f} "
+          f"| {med(t, 'rate', lat('p50')):.0f} | {med(t, 'rate', lat('p99')):.0f} | {med(t, 'rate', lat('p999')):.0f} "
+          f"| {med(t, 'max', ncpu):.2f} | {med(t, 'max', pcpu):.2f} |")
 print()
-print("| ratio | closed loop req/s | open loop p50 | open loop p99 |")
-print("|---|---:|---:|---:|")
+print("| ratio (of medians) | closed loop req/s | open loop p50 | open loop p99 | CPU µs/req, all |")
+print("|---|---:|---:|---:|---:|")
 for a, b, what in [("cafe-proxy", "cafe-direct", "cafe: proxied / direct"),
                    ("memcached-proxy", "memcached-direct", "memcached: proxied / direct"),
                    ("cafe-proxy", "memcached-proxy", "behind the proxy: cafe / memcached"),
                    ("cafe-direct", "memcached-direct", "direct: cafe / memcached")]:
-    ma, mb, oa, ob = one(a, "max"), one(b, "max"), one(a, "rate"), one(b, "rate")
-    print(f"| {what} | {ma['throughput'] / mb['throughput']:.2f} "
-          f"| {oa['latency_us']['p50'] / ob['latency_us']['p50']:.2f} "
-          f"| {oa['latency_us']['p99'] / ob['latency_us']['p99']:.2f} |")
-bad = [r["label"] + "/" + r["phase"] for r in runs if r["errors"] or r["unanswered"] or r["misses"]]
+    ratio = lambda phase, f: med(a, phase, f) / med(b, phase, f)
+    print(f"| {what} | {ratio('max', thr):.2f} | {ratio('rate', lat('p50')):.2f} "
+          f"| {ratio('rate', lat('p99')):.2f} | {ratio('max', allcpu):.2f} |")
+bad = sorted({r["label"] + "/" + r["phase"] for r in runs if r["errors"] or r["unanswered"] or r["misses"]})
 if bad:
     print()
     print(f"Warning: errors, misses or unanswered requests in {', '.join(bad)}.")
