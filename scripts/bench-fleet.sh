@@ -162,7 +162,7 @@ echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "- command: \`$command_line\`"
 echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr); load average at the start: $loadavg"
 dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes')
-echo "- nodes: 3 × cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 --no-pin\`, 3 × $(memcached -V) \`-t 1 -m 64 -U 0\`; $(nutcracker -V 2>&1 | head -1) in front of each fleet (ketama, md5); nodes and proxies ${cores_flag[*]:+under taskset -c $server_cores}"
+echo "- nodes: 3 × cafe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty \`--threads 1 --no-pin\`, 3 × $(memcached -V) \`-t 1 -m 64 -U 0\`; $(nutcracker -V 2>&1 | head -1 | sed 's/^This is //') in front of each fleet (ketama, md5); nodes and proxies ${cores_flag[*]:+under taskset -c $server_cores}"
 echo "- load: \`cafe-bench ${load_args[*]}\`${load_pin[*]:+ under \`${load_pin[*]}\`}; ${warmup}s warm-up, ${duration}s measured a run; $repeat round(s), runs interleaved; $elapsed s in all"
 echo "- Medians over the rounds (closed-loop range in brackets). Latency in µs (open loop: from each request's intended send time). CPU: µs of CPU per request in the closed-loop runs, nodes together and the proxy."
 echo
@@ -200,8 +200,11 @@ for a, b, what in [("cafe-proxy", "cafe-direct", "cafe: proxied / direct"),
     ratio = lambda phase, f: med(a, phase, f) / med(b, phase, f)
     print(f"| {what} | {ratio('max', thr):.2f} | {ratio('rate', lat('p50')):.2f} "
           f"| {ratio('rate', lat('p99')):.2f} | {ratio('max', allcpu):.2f} |")
-bad = sorted({r["label"] + "/" + r["phase"] for r in runs if r["errors"] or r["unanswered"] or r["misses"]})
+# A few requests in flight when an open-loop run ends are normal; more
+# than 1% means a target could not keep up.
+bad = sorted({r["label"] + "/" + r["phase"] for r in runs
+              if r["errors"] or r["misses"] or r["unanswered"] > r["requests"] / 100})
 if bad:
     print()
-    print(f"Warning: errors, misses or unanswered requests in {', '.join(bad)}.")
+    print(f"Warning: errors, misses or over 1% unanswered requests in {', '.join(bad)}.")
 EOF
