@@ -14,6 +14,15 @@ use crate::protocol::native::Limits;
 /// memcached's default `-m 64`.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 
+/// What all connections together may hold by default: 64 MiB, beside the
+/// items' 64 MiB. Enough for hundreds of clients each with a large value
+/// in flight, and a known bound on what a crowd of slow or hostile
+/// clients can make the server hold.
+pub const DEFAULT_CONNECTION_MEMORY: u64 = 64 << 20;
+
+/// memcached's `-R` default: requests a connection runs per turn.
+pub const DEFAULT_REQS_PER_EVENT: usize = 20;
+
 /// Keys are u16-length-prefixed on the wire.
 const MAX_KEY_LEN: usize = u16::MAX as usize;
 /// Values are u32-length-prefixed, and SET_TTL spends 4 of those bytes on
@@ -40,6 +49,12 @@ pub struct Config {
     /// Whether the text protocol's `shutdown` command stops the server
     /// (memcached's `-A`); off by default, as there.
     pub enable_shutdown: bool,
+    /// Bytes all connections together may hold (input, replies, forwarded
+    /// requests), split evenly over the workers.
+    pub connection_memory: u64,
+    /// Requests a connection runs per loop turn before the others get
+    /// theirs (memcached's `-R`).
+    pub reqs_per_event: usize,
 }
 
 impl Default for Config {
@@ -53,6 +68,8 @@ impl Default for Config {
             memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
+            connection_memory: DEFAULT_CONNECTION_MEMORY,
+            reqs_per_event: DEFAULT_REQS_PER_EVENT,
         }
     }
 }
@@ -87,7 +104,23 @@ impl Config {
         if share < needed {
             return Err(ConfigError::MemoryTooSmall { share, needed });
         }
+        if self.reqs_per_event == 0 {
+            return Err(ConfigError::ZeroLimit("--reqs-per-event"));
+        }
+        // A connection alone must be able to hold a largest value twice
+        // over (a request arriving, a reply leaving), or a client could
+        // wait for room that never comes.
+        let share = self.connection_memory_per_worker() as u64;
+        let needed = 2 * (self.limits.max_value_len + self.limits.max_key_len) as u64 + (64 << 10);
+        if share < needed {
+            return Err(ConfigError::ConnectionMemoryTooSmall { share, needed });
+        }
         Ok(())
+    }
+
+    /// Each worker's share of the connections' budget.
+    pub fn connection_memory_per_worker(&self) -> usize {
+        usize::try_from(self.connection_memory / self.threads.max(1) as u64).unwrap_or(usize::MAX)
     }
 
     /// Each worker's byte budget.
@@ -137,6 +170,14 @@ pub enum ConfigError {
         /// Bytes the largest item needs.
         needed: u64,
     },
+    /// `--connection-memory` too small for one connection to hold a
+    /// largest value coming in and one going out.
+    ConnectionMemoryTooSmall {
+        /// Bytes per worker.
+        share: u64,
+        /// Bytes needed.
+        needed: u64,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -150,11 +191,15 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroLimit(flag) => write!(f, "{flag} must be at least 1"),
             ConfigError::LimitTooLarge(flag, max) => write!(f, "{flag} must be at most {max}"),
             ConfigError::BadSize(s) => {
-                write!(f, "--memory {s:?} is not a size like 64m, 4g or 1048576")
+                write!(f, "{s:?} is not a size like 64m, 4g or 1048576")
             }
             ConfigError::MemoryTooSmall { share, needed } => write!(
                 f,
                 "--memory gives each worker {share} bytes, less than the {needed} one item of --max-item-size needs"
+            ),
+            ConfigError::ConnectionMemoryTooSmall { share, needed } => write!(
+                f,
+                "--connection-memory gives each worker {share} bytes, less than the {needed} a request and a reply of --max-item-size need"
             ),
         }
     }
@@ -252,6 +297,19 @@ pub struct Cli {
     /// command (memcached's `-A`). Off by default: any client could.
     #[arg(long, short = 'A')]
     pub enable_shutdown: bool,
+
+    /// Memory all connections together may hold (partial requests, unsent
+    /// replies, requests forwarded between workers), split evenly over the
+    /// workers: `64m`, `1g` or bytes. A worker at its share stops reading
+    /// from the connections that hold the most until they drain, and goes
+    /// on serving the others.
+    #[arg(long, default_value = "64m", value_name = "SIZE")]
+    pub connection_memory: String,
+
+    /// Requests one connection runs per loop turn before the others on its
+    /// worker get theirs (memcached's `-R`).
+    #[arg(long, short = 'R', default_value_t = DEFAULT_REQS_PER_EVENT, value_name = "N")]
+    pub reqs_per_event: usize,
 }
 
 impl Cli {
@@ -266,6 +324,7 @@ impl Cli {
         let threads = self.threads.unwrap_or_else(available_cores);
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
         let memory = parse_size(&self.memory)?;
+        let connection_memory = parse_size(&self.connection_memory)?;
         let config = Config {
             listen,
             threads,
@@ -277,6 +336,8 @@ impl Cli {
             },
             memory,
             enable_shutdown: self.enable_shutdown,
+            connection_memory,
+            reqs_per_event: self.reqs_per_event,
             ..Config::default()
         };
         config.validate()?;

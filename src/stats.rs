@@ -104,6 +104,22 @@ counters! {
     /// Dead items (expired or flushed) reclaimed: on access, by the
     /// background sweep, or by the eviction hand.
     reclaimed,
+    /// Connections holding input between reads (part of a frame, or
+    /// frames left when they yielded), as memcached's `read_buf_count`.
+    read_buf_count,
+    /// Bytes of that input, as allocated.
+    read_buf_bytes,
+    /// Bytes the connections hold in all (input, replies, forwarded
+    /// requests), counted against `conn_limit`.
+    conn_bytes,
+    /// The connections' memory budget (`--connection-memory`).
+    conn_limit,
+    /// Times a connection gave up its turn after `--reqs-per-event`
+    /// requests or its bytes of work, memcached's `conn_yields`.
+    conn_yields,
+    /// Forwarded reads this worker sent back because the value was larger
+    /// than the reply room their origin had reserved.
+    deferred_for_peers,
 }
 
 /// Server-wide facts that are not counters.
@@ -145,6 +161,10 @@ impl WorkerStats {
             bytes: self.bytes,
             limit_maxbytes: self.limit_maxbytes,
             hash_bytes: self.hash_bytes,
+            read_buf_count: self.read_buf_count,
+            read_buf_bytes: self.read_buf_bytes,
+            conn_bytes: self.conn_bytes,
+            conn_limit: self.conn_limit,
             ..WorkerStats::default()
         };
     }

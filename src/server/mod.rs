@@ -8,10 +8,12 @@
 //! workers together.
 
 mod adapter;
+mod budget;
 mod connection;
 mod listener;
 #[doc(hidden)]
 pub mod mailbox;
+mod readbuf;
 mod replies;
 mod routing;
 mod shard;
@@ -153,6 +155,8 @@ impl Server {
                 unix_base_ms,
             );
             shard.shutdown_command = config.enable_shutdown;
+            shard.conn_budget = budget::Budget::new(config.connection_memory_per_worker());
+            shard.reqs_per_event = config.reqs_per_event;
             let worker = Worker::new(
                 poll,
                 listener,

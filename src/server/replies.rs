@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 
-use crate::command::Outcome;
+use crate::command::{Outcome, OwnedCommand};
 use crate::stats::WorkerStats;
 
 use crate::command::Broadcast;
@@ -67,20 +67,33 @@ pub(crate) trait Encode {
     );
 }
 
+/// Where a forwarded request stands.
+#[derive(Debug)]
+enum Remote {
+    /// Sent to its owner; the reply has not come back.
+    InFlight,
+    /// The owner found a value larger than the reply reserved and sent the
+    /// command back; it goes again once `value_len` fits the budget.
+    Deferred { cmd: OwnedCommand, value_len: usize },
+    /// The owner's outcome, waiting for the slots before it.
+    Done(Outcome<Vec<u8>>),
+}
+
 #[derive(Debug)]
 enum Slot {
     /// A finished reply of `len` bytes at the front of `staged`.
     Staged { len: usize },
-    /// Waiting for the owning worker's outcome. `sized` marks a reply
-    /// whose size is unknown until it arrives (a GET's value), the only kind
-    /// the connection's window of forwarded requests counts.
+    /// A request run by another worker.
     Remote {
         ctx: ReplyCtx,
-        sized: bool,
         /// What the reply echoes, in `echoes`: start, key length, extra
         /// length.
         echo: (usize, usize, usize),
-        outcome: Option<Outcome<Vec<u8>>>,
+        /// Bytes this slot counts in [`Replies::remote_bytes`]: while in
+        /// flight, the request's bytes and the reply's reservation; while
+        /// deferred, the command; once done, the outcome's value.
+        charge: usize,
+        state: Remote,
     },
     /// A server-wide request, waiting for `remaining` workers to apply it.
     Gather {
@@ -95,7 +108,7 @@ impl Slot {
     fn is_ready(&self) -> bool {
         match self {
             Slot::Staged { .. } => true,
-            Slot::Remote { outcome, .. } => outcome.is_some(),
+            Slot::Remote { state, .. } => matches!(state, Remote::Done(_)),
             Slot::Gather { remaining, .. } => *remaining == 0,
         }
     }
@@ -115,15 +128,20 @@ pub(crate) struct Replies {
     /// What waiting remote replies echo, back to back; emptied with the
     /// queue, so it costs no allocation once grown.
     echoes: Vec<u8>,
-    /// Forwarded requests with a reply of unknown size not arrived yet.
-    remote_in_flight: usize,
-    /// Bytes of arrived remote values held in their slots until released.
+    /// The charges of every remote slot (see `Slot::Remote`).
+    remote_bytes: usize,
+    /// Of those, the values that arrived and wait for their turn.
     held_bytes: usize,
+    /// Remote slots whose command came back deferred.
+    deferred: usize,
+    /// Reply bytes encoded so far, wrapping: a measure of work done.
+    encoded: usize,
 }
 
-/// Buffers that grew past this are released once empty, so one large reply
-/// does not pin memory for the life of an idle connection.
-const KEEP_CAPACITY: usize = 256 * 1024;
+/// Buffers that grew past this are released once empty, so a large reply
+/// does not pin memory for the life of an idle connection, while the
+/// common small replies reuse the same allocation.
+const KEEP_CAPACITY: usize = 4 * 1024;
 
 impl Replies {
     /// Replies owed: slots not yet released to the output buffer.
@@ -131,15 +149,42 @@ impl Replies {
         self.slots.len()
     }
 
-    /// Forwarded requests whose reply, of unknown size, has not arrived.
-    pub fn remote_in_flight(&self) -> usize {
-        self.remote_in_flight
+    /// Bytes tied to forwarded requests: in flight (request and reply
+    /// reservation), deferred, or arrived and waiting for their turn.
+    pub fn remote_bytes(&self) -> usize {
+        self.remote_bytes
     }
 
     /// Reply bytes held, not yet written: encoded, staged, or arrived from
     /// another worker and waiting for their turn.
     pub fn buffered_bytes(&self) -> usize {
         (self.out.len() - self.sent) + (self.staged.len() - self.staged_taken) + self.held_bytes
+    }
+
+    /// Bytes this side of the connection holds, as allocated: the buffers'
+    /// capacities, the queue, and every remote slot's charge.
+    pub fn memory(&self) -> usize {
+        self.out.capacity()
+            + self.staged.capacity()
+            + self.echoes.capacity()
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.remote_bytes
+    }
+
+    /// Reply bytes encoded so far (wrapping; differences are the work).
+    pub fn encoded(&self) -> usize {
+        self.encoded
+    }
+
+    /// Finished reply bytes that wait behind an unfinished one: they can
+    /// only leave once the slots before them are done.
+    pub fn stuck_bytes(&self) -> usize {
+        self.held_bytes + (self.staged.len() - self.staged_taken)
+    }
+
+    /// Whether some forwarded command came back deferred.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred > 0
     }
 
     /// Nothing owed and nothing left to write.
@@ -150,31 +195,51 @@ impl Replies {
     /// Adds a reply that is finished now; `encode` appends its bytes.
     pub fn push_ready(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
         if self.slots.is_empty() {
+            let before = self.out.len();
             encode(&mut self.out);
+            self.encoded = self.encoded.wrapping_add(self.out.len() - before);
         } else {
             let before = self.staged.len();
             encode(&mut self.staged);
             let len = self.staged.len() - before;
+            self.encoded = self.encoded.wrapping_add(len);
             self.slots.push_back(Slot::Staged { len });
         }
     }
 
     /// Adds a reply another worker will finish; returns its sequence number.
-    /// `sized`: the reply may carry a value (its size is unknown until it
-    /// arrives). `echo`: kept for the reply until it is encoded.
-    pub fn push_remote(&mut self, ctx: ReplyCtx, sized: bool, echo: Echo<'_>) -> u64 {
+    /// `charge`: the bytes counted until the reply arrives (the request's
+    /// and the reply's reservation). `echo`: kept for the reply until it is
+    /// encoded.
+    pub fn push_remote(&mut self, ctx: ReplyCtx, charge: usize, echo: Echo<'_>) -> u64 {
         let seq = self.next_seq();
         let start = self.echoes.len();
         self.echoes.extend_from_slice(echo.key);
         self.echoes.extend_from_slice(echo.extra);
         self.slots.push_back(Slot::Remote {
             ctx,
-            sized,
             echo: (start, echo.key.len(), echo.extra.len()),
-            outcome: None,
+            charge,
+            state: Remote::InFlight,
         });
-        self.remote_in_flight += usize::from(sized);
+        self.remote_bytes += charge;
         seq
+    }
+
+    /// Bytes the queue would add for a remote slot echoing `echo`.
+    pub fn slot_cost(&self, echo: Echo<'_>) -> usize {
+        let slot = if self.slots.len() == self.slots.capacity() {
+            self.slots.capacity().max(4) * std::mem::size_of::<Slot>()
+        } else {
+            0
+        };
+        let len = self.echoes.len() + echo.key.len() + echo.extra.len();
+        let echoes = if len > self.echoes.capacity() {
+            len.max(2 * self.echoes.capacity())
+        } else {
+            0
+        };
+        slot + echoes
     }
 
     /// Adds the reply to a server-wide request that waits for `remaining`
@@ -211,16 +276,71 @@ impl Replies {
     /// stale message; the caller drops it).
     pub fn fill_remote(&mut self, seq: u64, result: Outcome<Vec<u8>>, enc: &impl Encode) -> bool {
         let held = held_len(&result);
-        match self.slot_mut(seq) {
-            Some(Slot::Remote { outcome, sized, .. }) if outcome.is_none() => {
-                *outcome = Some(result);
-                self.remote_in_flight -= usize::from(*sized);
+        let old = match self.slot_mut(seq) {
+            Some(Slot::Remote { state, charge, .. }) if matches!(state, Remote::InFlight) => {
+                *state = Remote::Done(result);
+                std::mem::replace(charge, held)
             }
             _ => return false,
-        }
+        };
+        self.remote_bytes = self.remote_bytes - old + held;
         self.held_bytes += held;
         self.release(enc);
         true
+    }
+
+    /// The owner sent a command back: its value of `value_len` bytes is
+    /// larger than the reply reserved. False if no such slot is in flight.
+    pub fn defer(&mut self, seq: u64, cmd: OwnedCommand, value_len: usize) -> bool {
+        let held = cmd.buf.capacity();
+        let old = match self.slot_mut(seq) {
+            Some(Slot::Remote { state, charge, .. }) if matches!(state, Remote::InFlight) => {
+                *state = Remote::Deferred { cmd, value_len };
+                std::mem::replace(charge, held)
+            }
+            _ => return false,
+        };
+        self.remote_bytes = self.remote_bytes - old + held;
+        self.deferred += 1;
+        true
+    }
+
+    /// Sends deferred commands again, oldest first, while `send` accepts:
+    /// it gets the slot's sequence number, whether the slot is at the front
+    /// of the queue, the command and its value's size, and returns the
+    /// charge of the request now in flight, or the command back when there
+    /// is no room for it yet.
+    pub fn retry_deferred(
+        &mut self,
+        mut send: impl FnMut(u64, bool, OwnedCommand, usize) -> Result<usize, OwnedCommand>,
+    ) {
+        let base = self.base_seq;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if self.deferred == 0 {
+                return;
+            }
+            let Slot::Remote { state, charge, .. } = slot else {
+                continue;
+            };
+            if !matches!(state, Remote::Deferred { .. }) {
+                continue;
+            }
+            let Remote::Deferred { cmd, value_len } = std::mem::replace(state, Remote::InFlight)
+            else {
+                continue;
+            };
+            match send(base + i as u64, i == 0, cmd, value_len) {
+                Ok(new) => {
+                    self.remote_bytes = self.remote_bytes - *charge + new;
+                    *charge = new;
+                    self.deferred -= 1;
+                }
+                Err(cmd) => {
+                    *state = Remote::Deferred { cmd, value_len };
+                    return;
+                }
+            }
+        }
     }
 
     /// Adds worker `from`'s counters to a server-wide reply.
@@ -261,10 +381,11 @@ impl Replies {
                 Slot::Remote {
                     ctx,
                     echo: (start, key_len, extra_len),
-                    outcome: Some(outcome),
-                    ..
+                    state: Remote::Done(outcome),
+                    charge,
                 } => {
-                    self.held_bytes -= held_len(&outcome);
+                    self.remote_bytes -= charge;
+                    self.held_bytes -= charge;
                     let (key, rest) = self.echoes[start..].split_at(key_len);
                     let echo = Echo {
                         key,
@@ -272,7 +393,7 @@ impl Replies {
                     };
                     enc.outcome(ctx, echo, &outcome.as_borrowed(), &mut self.out);
                 }
-                Slot::Remote { outcome: None, .. } => {}
+                Slot::Remote { .. } => {}
                 Slot::Gather {
                     ctx,
                     what,
@@ -290,6 +411,12 @@ impl Replies {
             self.echoes.clear();
             if self.staged.capacity() > KEEP_CAPACITY {
                 self.staged = Vec::new();
+            }
+            if self.echoes.capacity() > KEEP_CAPACITY {
+                self.echoes = Vec::new();
+            }
+            if self.slots.capacity() * std::mem::size_of::<Slot>() > KEEP_CAPACITY {
+                self.slots = VecDeque::new();
             }
         }
     }
@@ -312,9 +439,10 @@ impl Replies {
     }
 }
 
+/// Bytes an arrived outcome holds, as allocated.
 fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
     match outcome {
-        Outcome::Hit { value, .. } | Outcome::Meta { value, .. } => value.len(),
+        Outcome::Hit { value, .. } | Outcome::Meta { value, .. } => value.capacity(),
         _ => 0,
     }
 }
@@ -375,21 +503,21 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE);
+        let s1 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE);
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE);
+        let s3 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE);
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
-        assert_eq!(r.remote_in_flight(), 2);
+        assert_eq!(r.remote_bytes(), 200);
         // The later remote reply arrives first: still held back, but its
         // bytes count as buffered.
         assert!(r.fill_remote(s3, hit(b"d"), &Plain));
         assert_eq!(r.unsent(), b"a");
-        assert_eq!(r.remote_in_flight(), 1);
+        assert_eq!(r.remote_bytes(), 101);
         assert_eq!(r.buffered_bytes(), 1 + 1 + 1 + 1);
         assert!(r.fill_remote(s1, hit(b"b"), &Plain));
         assert_eq!(r.unsent(), b"abcde");
-        assert_eq!(r.remote_in_flight(), 0);
+        assert_eq!(r.remote_bytes(), 0);
         assert_eq!(r.buffered_bytes(), 5);
         assert_eq!(r.owed(), 0);
         // Sequence numbers keep counting, so a duplicate is refused.
@@ -426,16 +554,44 @@ mod tests {
     #[test]
     fn remote_replies_echo_their_keys() {
         let mut r = Replies::default();
-        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::key(b"k1:"));
+        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::key(b"k1:"));
         let echo = Echo {
             key: b"key2",
             extra: b":",
         };
-        let s2 = r.push_remote(ReplyCtx::ANY, true, echo);
+        let s2 = r.push_remote(ReplyCtx::ANY, 0, echo);
         assert!(r.fill_remote(s2, hit(b"b"), &Plain));
         assert!(r.fill_remote(s1, hit(b"a"), &Plain));
         assert_eq!(r.unsent(), b"k1:akey2:b");
         assert!(r.echoes.is_empty(), "the arena empties with the queue");
+    }
+
+    #[test]
+    fn a_deferred_command_waits_for_room_and_keeps_its_place() {
+        let mut r = Replies::default();
+        let cmd = crate::command::Command {
+            op: crate::command::Op::Get,
+            key: b"k",
+            value: &[],
+        };
+        let s1 = r.push_remote(ReplyCtx::ANY, 50, Echo::NONE);
+        r.push_ready(|o| o.push(b'z'));
+        assert!(r.defer(s1, cmd.to_owned_command(), 5000));
+        assert!(r.has_deferred());
+        assert!(!r.defer(s1, cmd.to_owned_command(), 5000), "not in flight");
+        // No room yet: the command stays.
+        r.retry_deferred(|_, _, cmd, _| Err(cmd));
+        assert!(r.has_deferred());
+        let mut sent = Vec::new();
+        r.retry_deferred(|seq, front, _, len| {
+            sent.push((seq, front, len));
+            Ok(len + 10)
+        });
+        assert_eq!(sent, [(s1, true, 5000)]);
+        assert!(!r.has_deferred());
+        assert_eq!(r.remote_bytes(), 5010);
+        assert!(r.fill_remote(s1, hit(b"v"), &Plain));
+        assert_eq!(r.unsent(), b"vz");
     }
 
     #[test]

@@ -9,13 +9,15 @@
 
 use std::time::Instant;
 
-use crate::command::{Command, MetaStatus, Op, Outcome};
+use crate::command::{Command, MetaStatus, Op, Outcome, OwnedCommand};
 use crate::router::Router;
 use crate::stats::WorkerStats;
 use crate::storage::Partition;
 
 use super::adapter::Encoder;
+use super::budget::Budget;
 use super::mailbox::{Broadcast, Message, Outbox, ReplyTo};
+use crate::config::DEFAULT_REQS_PER_EVENT;
 
 /// Per-worker state shared by all of its connections.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub(crate) struct Shard {
     pub router: Router,
     pub partition: Partition,
     pub stats: WorkerStats,
+    /// Largest value accepted (`--max-item-size`).
+    pub max_value_len: usize,
     /// Clock milliseconds read at the start of this loop turn.
     pub now_ms: u64,
     /// Unix time in milliseconds when the clock read zero, so that
@@ -32,6 +36,11 @@ pub(crate) struct Shard {
     outboxes: Vec<Outbox>,
     /// Whether a client may stop the server (`shutdown`).
     pub shutdown_command: bool,
+    /// What this worker's connections hold, against their budget
+    /// (`--connection-memory`, this worker's share).
+    pub conn_budget: Budget,
+    /// Requests one connection may run per loop turn (`--reqs-per-event`).
+    pub reqs_per_event: usize,
     /// Workers sent a message this turn; woken once at the end of the turn.
     to_wake: Vec<bool>,
     started: Instant,
@@ -51,10 +60,13 @@ impl Shard {
             router: Router::new(workers),
             partition: Partition::for_worker(id, workers, max_value_len, memory),
             stats: WorkerStats::default(),
+            max_value_len,
             now_ms: 0,
             unix_base_ms,
             outboxes,
             shutdown_command: false,
+            conn_budget: Budget::new(usize::MAX),
+            reqs_per_event: DEFAULT_REQS_PER_EVENT,
             to_wake: vec![false; workers],
             started: Instant::now(),
         }
@@ -104,14 +116,35 @@ impl Shard {
         }
     }
 
-    /// Sends a command to its owner.
-    pub fn forward(&mut self, owner: usize, reply_to: ReplyTo, cmd: &Command<'_>) {
+    /// Sends a command to its owner. `reply_cap`: the most value bytes
+    /// the reply may carry (its reservation at the origin); a larger value
+    /// is deferred.
+    pub fn forward(
+        &mut self,
+        owner: usize,
+        reply_to: ReplyTo,
+        cmd: &Command<'_>,
+        reply_cap: usize,
+    ) {
+        self.forward_owned(owner, reply_to, cmd.to_owned_command(), reply_cap);
+    }
+
+    /// [`Shard::forward`] for a command already copied (sent again after
+    /// its owner deferred it).
+    pub fn forward_owned(
+        &mut self,
+        owner: usize,
+        reply_to: ReplyTo,
+        cmd: OwnedCommand,
+        reply_cap: usize,
+    ) {
         self.stats.forwarded += 1;
         self.send(
             owner,
             Message::Execute {
                 reply_to,
-                cmd: cmd.to_owned_command(),
+                cmd,
+                reply_cap,
             },
         );
     }
@@ -160,6 +193,8 @@ impl Shard {
             evicted_unfetched: p.evicted_unfetched,
             expired_unfetched: p.expired_unfetched,
             reclaimed: p.reclaimed,
+            conn_bytes: self.conn_budget.used() as u64,
+            conn_limit: self.conn_budget.limit() as u64,
             ..self.stats
         }
     }

@@ -23,7 +23,7 @@ use slab::Slab;
 use crate::clock::Clock;
 use crate::protocol::native::Limits;
 
-use super::connection::{Connection, Drive, Lifecycle};
+use super::connection::{Connection, Drive, DriveCtx, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
 
@@ -42,6 +42,13 @@ const SWEEP_PER_TICK: usize = 4096;
 /// paced by time, not by loop turns (a turn per request at low load would
 /// otherwise pay a sweep per request). 200,000 slots a second.
 const SWEEP_TICK_MS: u64 = 20;
+/// The worker's one read buffer, shared by all its connections: a read
+/// lands here and whole frames are handled in place.
+const SCRATCH_LEN: usize = 64 * 1024;
+/// A reply buffer handed back by another worker is reused only if it is
+/// not much larger than what it carries: a forwarded SET's large buffer
+/// must not travel back (and be held) for a few bytes of reply.
+const REUSE_SLACK: usize = 4 * 1024;
 
 /// State every worker can see: how many have finished shutting down.
 #[derive(Debug, Default)]
@@ -71,6 +78,15 @@ pub(crate) struct Worker {
     to_run: Vec<ConnRef>,
     /// Connections discarding input before they close.
     lingering: Vec<ConnRef>,
+    /// Connections stopped for want of memory room, woken when the
+    /// worker's connections hold less.
+    waiting_room: Vec<ConnRef>,
+    /// Where every connection's reads land (see [`SCRATCH_LEN`]).
+    scratch: Box<[u8]>,
+    /// The connections' total at the last look at `waiting_room`: only
+    /// memory freed since (or a newcomer) can wake one.
+    waiting_scan_used: usize,
+    waiting_added: bool,
     shutdown_deadline: Option<Instant>,
     reported_finished: bool,
     /// Clock millisecond of the next expiry sweep.
@@ -100,6 +116,10 @@ impl Worker {
             to_flush: Vec::new(),
             to_run: Vec::new(),
             lingering: Vec::new(),
+            waiting_room: Vec::new(),
+            scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
+            waiting_scan_used: 0,
+            waiting_added: false,
             shutdown_deadline: None,
             reported_finished: false,
             next_sweep_ms: 0,
@@ -152,6 +172,7 @@ impl Worker {
                 self.to_run = pending_runs;
             }
             self.flush_all();
+            self.wake_waiting_room();
             self.shard.flush_wakes();
             self.sweep_if_due();
             self.expire_lingering();
@@ -249,22 +270,32 @@ impl Worker {
         self.inbox.start_drain();
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
-                Message::Execute { reply_to, cmd } => {
-                    let outcome = self.shard.execute(&cmd.as_command());
-                    let outcome = outcome.to_owned_in(cmd.into_buffer());
-                    self.shard.stats.executed_for_peers += 1;
-                    self.shard.send(
-                        reply_to.worker as usize,
-                        Message::Executed { reply_to, outcome },
-                    );
-                }
+                Message::Execute {
+                    reply_to,
+                    cmd,
+                    reply_cap,
+                } => self.execute_for_peer(reply_to, cmd, reply_cap),
                 Message::Executed { reply_to, outcome } => {
                     let enc = self.shard.encoder();
-                    if let Some(conn) = self.conns.get_mut(reply_to.conn)
-                        && conn.generation == reply_to.generation
+                    let conn_ref = (reply_to.conn, reply_to.generation);
+                    if let Some(conn) = live_in(&mut self.conns, conn_ref)
                         && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
                     {
-                        self.queue_flush((reply_to.conn, reply_to.generation));
+                        self.account(conn_ref);
+                        self.queue_flush(conn_ref);
+                    }
+                }
+                Message::Deferred {
+                    reply_to,
+                    cmd,
+                    value_len,
+                } => {
+                    let conn_ref = (reply_to.conn, reply_to.generation);
+                    if let Some(conn) = live_in(&mut self.conns, conn_ref)
+                        && conn.replies.defer(reply_to.seq, cmd, value_len)
+                    {
+                        self.account(conn_ref);
+                        self.queue_run(conn_ref);
                     }
                 }
                 Message::Broadcast { reply_to, what } => {
@@ -298,28 +329,145 @@ impl Worker {
         }
     }
 
+    /// Runs a command another worker forwarded, unless it reads a value
+    /// larger than the origin reserved room for: that command goes back,
+    /// not run, to be sent again once the origin has room.
+    fn execute_for_peer(
+        &mut self,
+        reply_to: super::mailbox::ReplyTo,
+        cmd: crate::command::OwnedCommand,
+        reply_cap: usize,
+    ) {
+        let origin = reply_to.worker as usize;
+        let command = cmd.as_command();
+        if command.returns_value()
+            && let Some(value_len) = self
+                .shard
+                .partition
+                .value_len(command.key, self.shard.now_ms)
+            && value_len > reply_cap
+        {
+            self.shard.stats.deferred_for_peers += 1;
+            self.shard.send(
+                origin,
+                Message::Deferred {
+                    reply_to,
+                    cmd,
+                    value_len,
+                },
+            );
+            return;
+        }
+        let outcome = self.shard.execute(&command);
+        let carried = match outcome {
+            crate::command::Outcome::Hit { value, .. }
+            | crate::command::Outcome::Meta { value, .. } => value.len(),
+            _ => 0,
+        };
+        let mut buf = cmd.into_buffer();
+        if buf.capacity() > carried + REUSE_SLACK {
+            buf = Vec::new();
+        }
+        let outcome = outcome.to_owned_in(buf);
+        self.shard.stats.executed_for_peers += 1;
+        self.shard
+            .send(origin, Message::Executed { reply_to, outcome });
+    }
+
     fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
         live_in(&mut self.conns, conn_ref)
     }
 
+    /// Counts what a connection holds now in its worker's budget.
+    fn account(&mut self, conn_ref: ConnRef) {
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+            return;
+        };
+        let (held, input) = (conn.held(), conn.input_held());
+        let stats = &mut self.shard.stats;
+        stats.read_buf_bytes =
+            (stats.read_buf_bytes + input as u64).saturating_sub(conn.accounted_input as u64);
+        stats.read_buf_count = (stats.read_buf_count + u64::from(input > 0))
+            .saturating_sub(u64::from(conn.accounted_input > 0));
+        self.shard.conn_budget.update(conn.accounted, held);
+        conn.accounted = held;
+        conn.accounted_input = input;
+        stats.conn_bytes = self.shard.conn_budget.used() as u64;
+        if conn.wants_room && !conn.waiting_room {
+            conn.waiting_room = true;
+            self.waiting_room.push(conn_ref);
+            self.waiting_added = true;
+        }
+    }
+
+    /// Once the worker's connections hold less than their budget (with
+    /// some slack), the connections that stopped for want of room run
+    /// again; those still without room stop again.
+    fn wake_waiting_room(&mut self) {
+        let used = self.shard.conn_budget.used();
+        let changed = used < self.waiting_scan_used || std::mem::take(&mut self.waiting_added);
+        self.waiting_scan_used = used;
+        if self.waiting_room.is_empty() || !changed || !self.shard.conn_budget.has_slack() {
+            return;
+        }
+        let budget = self.shard.conn_budget;
+        let mut i = 0;
+        while i < self.waiting_room.len() {
+            let conn_ref = self.waiting_room[i];
+            let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+                self.waiting_room.swap_remove(i);
+                continue;
+            };
+            let allowance = budget.room(conn.accounted).allowance(conn.accounted);
+            if allowance >= conn.needs.max(1) {
+                conn.waiting_room = false;
+                self.waiting_room.swap_remove(i);
+                self.queue_run(conn_ref);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Drives a connection again next turn.
+    fn queue_run(&mut self, conn_ref: ConnRef) {
+        if let Some(conn) = self.live(conn_ref)
+            && !conn.queued_run
+        {
+            conn.queued_run = true;
+            self.to_run.push(conn_ref);
+        }
+    }
+
     fn drive(&mut self, conn_ref: ConnRef) {
-        let shard = &mut self.shard;
-        let limits = &self.limits;
         let Some(conn) = live_in(&mut self.conns, conn_ref) else {
             return;
         };
         conn.queued_run = false;
-        match conn.drive(shard, conn_ref.0, limits) {
+        let mut cx = DriveCtx {
+            room: self.shard.conn_budget.room(conn.accounted),
+            reqs_per_turn: self.shard.reqs_per_event,
+            shard: &mut self.shard,
+            slot: conn_ref.0,
+            limits: &self.limits,
+        };
+        let drive = conn.drive(&mut cx, &mut self.scratch);
+        match drive {
             Drive::Wait => {}
             Drive::Yield => {
                 conn.queued_run = true;
                 self.to_run.push(conn_ref);
+                self.shard.stats.conn_yields += 1;
             }
             Drive::Close => {
                 self.close(conn_ref.0);
                 return;
             }
         }
+        self.account(conn_ref);
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+            return;
+        };
         // Replies that are all here go out now, before the next connection
         // is read: it is one write either way, and under load a turn can
         // take a while. Replies still awaited from other workers wait for
@@ -389,7 +537,13 @@ impl Worker {
             conn.write_interest = !all_written;
         }
         let was_closing = matches!(conn.lifecycle, Lifecycle::Failing | Lifecycle::Finishing);
-        match conn.after_write(&self.limits) {
+        let room = self.shard.conn_budget.room(conn.accounted);
+        let after = conn.after_write(&self.limits, room);
+        self.account(conn_ref);
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+            return;
+        };
+        match after {
             Drive::Wait => {}
             Drive::Yield => {
                 if was_closing && matches!(conn.lifecycle, Lifecycle::Lingering { .. }) {
@@ -429,10 +583,19 @@ impl Worker {
     }
 
     fn close(&mut self, key: usize) {
-        if self.conns.try_remove(key).is_some() {
+        if let Some(conn) = self.conns.try_remove(key) {
             // Closing the descriptor removes it from epoll; replies still on
             // their way are dropped by the generation check.
-            self.shard.stats.curr_connections = self.shard.stats.curr_connections.saturating_sub(1);
+            let stats = &mut self.shard.stats;
+            stats.curr_connections = stats.curr_connections.saturating_sub(1);
+            stats.read_buf_bytes = stats
+                .read_buf_bytes
+                .saturating_sub(conn.accounted_input as u64);
+            stats.read_buf_count = stats
+                .read_buf_count
+                .saturating_sub(u64::from(conn.accounted_input > 0));
+            self.shard.conn_budget.update(conn.accounted, 0);
+            stats.conn_bytes = self.shard.conn_budget.used() as u64;
         }
     }
 

@@ -59,7 +59,8 @@ pub fn start_with_limits(threads: usize, limits: Limits) -> ServerHandle {
     start_config(config)
 }
 
-fn start_config(config: Config) -> ServerHandle {
+/// A server with `config` (built from [`Config::ephemeral`]).
+pub fn start_config(config: Config) -> ServerHandle {
     Server::start(config).expect("server starts")
 }
 
