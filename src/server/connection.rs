@@ -283,6 +283,16 @@ impl Connection {
                 _ => usize::MAX,
             };
             if allowance == 0 {
+                if self.read_closed && !self.input.is_empty() {
+                    // The client has stopped sending while its frame waits
+                    // for room it may never get: it can no longer be
+                    // finished, so its bytes go and the replies it is owed
+                    // are written before the connection closes.
+                    self.input.clear();
+                    self.read = ReadState::Idle;
+                    self.finish();
+                    return Drive::Wait;
+                }
                 return self.pause(cx.limits, 1);
             }
             let direct = match self.read {
@@ -620,12 +630,11 @@ impl Connection {
     /// drained. `Yield` means "drive me again": backpressure lifted, or a
     /// connection that failed framing must start discarding input.
     /// A connection stopped for want of room resumes here only when it
-    /// holds less than before (its client read), and has the room it needs;
+    /// holds less than before (its client read) and has some room;
     /// otherwise its worker wakes it once memory is freed.
     pub fn after_write(&mut self, limits: &Limits, room: Room) -> Drive {
         let held = self.held();
-        let resumes = !self.wants_room
-            || (held < self.accounted && room.allowance(held) >= self.needs.max(1));
+        let resumes = !self.wants_room || (held < self.accounted && room.allowance(held) > 0);
         match self.lifecycle {
             Lifecycle::Open if self.paused && !self.owes_too_much(limits) && resumes => {
                 self.paused = false;

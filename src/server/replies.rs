@@ -182,6 +182,18 @@ impl Replies {
         self.held_bytes + (self.staged.len() - self.staged_taken)
     }
 
+    /// Whether the oldest reply owed is a deferred command: it must be sent
+    /// again before anything behind it can leave.
+    pub fn front_deferred(&self) -> bool {
+        matches!(
+            self.slots.front(),
+            Some(Slot::Remote {
+                state: Remote::Deferred { .. },
+                ..
+            })
+        )
+    }
+
     /// Whether some forwarded command came back deferred.
     pub fn has_deferred(&self) -> bool {
         self.deferred > 0

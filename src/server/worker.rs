@@ -281,8 +281,17 @@ impl Worker {
                     if let Some(conn) = live_in(&mut self.conns, conn_ref)
                         && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
                     {
+                        // A deferred command now at the front may use the
+                        // room of the replies behind it: send it again.
+                        // A connection waiting for room tries again: a
+                        // deferred command now at the front may use the room
+                        // of the replies behind it.
+                        let retry = conn.replies.front_deferred() || conn.wants_room;
                         self.account(conn_ref);
                         self.queue_flush(conn_ref);
+                        if retry {
+                            self.queue_run(conn_ref);
+                        }
                     }
                 }
                 Message::Deferred {
