@@ -56,7 +56,7 @@ run_one() {  # run_one TARGET ATTACK -> `name value` lines
   port=$(free_port)
   if [ "$attack" = getnoread-spread ]; then threads=(--threads 4); mthreads=(-t 4); fi
   if [ "$target" = cafe ]; then
-    RUST_LOG=warn "$cafe_bin" --listen "127.0.0.1:$port" --memory 64m "${threads[@]}" &
+    RUST_LOG=warn "$cafe_bin" --listen "127.0.0.1:$port" --memory 64m --metrics-listen off "${threads[@]}" &
   else
     memcached -m 64 -u root -l 127.0.0.1 -p "$port" "${mthreads[@]}" &
   fi

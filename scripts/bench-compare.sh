@@ -133,7 +133,7 @@ port=$(free_port)
 start "$memcached_label" "$port" memcached "${memcached_flags[@]}" -l 127.0.0.1 -p "$port" "${memcached_user[@]}"
 pid_of[$memcached_label]=$last_pid port_of[$memcached_label]=$port
 port=$(free_port)
-start cafe "$port" "$server_bin" --threads 1 "${cafe_where[@]}" --memory 64m --listen "127.0.0.1:$port"
+start cafe "$port" "$server_bin" --threads 1 "${cafe_where[@]}" --memory 64m --metrics-listen off --listen "127.0.0.1:$port"
 for t in "${targets[@]:1}"; do
   pid_of[$t]=$last_pid port_of[$t]=$port
   ln -s cafe.log "$work/$t.log"  # one server, two protocols

@@ -99,7 +99,7 @@ bench() {
 }
 
 port=$(free_port)
-"$server_bin" "${server_args[@]}" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+"$server_bin" "${server_args[@]}" --metrics-listen off --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
 wait_port "$server_pid" "$port" "$work/server.log"

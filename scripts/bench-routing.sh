@@ -78,7 +78,7 @@ for i in "${!configs[@]}"; do
   port=$(free_port)
   # shellcheck disable=SC2206  # a configuration is a list of flags
   flags=(${configs[$i]})
-  "$server_bin" "${flags[@]}" --listen "127.0.0.1:$port" >"$work/server$i.log" 2>&1 &
+  "$server_bin" "${flags[@]}" --metrics-listen off --listen "127.0.0.1:$port" >"$work/server$i.log" 2>&1 &
   pids+=("$!") server_pids+=("$!") ports+=("$port")
   wait_port "$!" "$port" "$work/server$i.log"
   echo "cafe-server $i (pid ${server_pids[$i]}, port $port): ${configs[$i]}" >&2

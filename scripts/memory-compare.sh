@@ -119,7 +119,7 @@ run() {
 }
 
 began=$(date +%s)
-run cafe "$cafe_bin" --threads 1 --no-pin "${cafe_limit[@]}" --listen 127.0.0.1:@PORT@
+run cafe "$cafe_bin" --threads 1 --no-pin "${cafe_limit[@]}" --metrics-listen off --listen 127.0.0.1:@PORT@
 run memcached memcached -t 1 -m "$memory" -U 0 -l 127.0.0.1 -p @PORT@ "${memcached_user[@]}"
 elapsed=$(( $(date +%s) - began ))
 

@@ -91,7 +91,7 @@ taskset -c "$server_core" memcached -t 1 -m 1024 -U 0 -l 127.0.0.1 -p "$port" -B
 pids+=("$!"); mc_pid=$!; mc_port=$port
 wait_port "$mc_pid" "$mc_port" "$work/memcached.log"
 port=$(free_port)
-"$server_bin" --threads 1 --cores "$server_core" --listen "127.0.0.1:$port" >"$work/cafe.log" 2>&1 &
+"$server_bin" --threads 1 --cores "$server_core" --metrics-listen off --listen "127.0.0.1:$port" >"$work/cafe.log" 2>&1 &
 pids+=("$!"); cafe_pid=$!; cafe_port=$port
 wait_port "$cafe_pid" "$cafe_port" "$work/cafe.log"
 for target in "$mc_port" "$cafe_port"; do

@@ -21,7 +21,7 @@ fi
 server_bin=${CAFE_SERVER:-${CARGO_TARGET_DIR:-target}/release/cafe-server}
 
 log=$(mktemp) trace=$(mktemp)
-"$server_bin" --listen 127.0.0.1:0 --threads "$threads" --no-pin 2>"$log" &
+"$server_bin" --listen 127.0.0.1:0 --metrics-listen off --threads "$threads" --no-pin 2>"$log" &
 server=$!
 tracer=""
 cleanup() {

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -15,13 +16,28 @@ use crate::protocol::native::Limits;
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 
 /// What all connections together may hold by default: 64 MiB, beside the
-/// items' 64 MiB. Enough for hundreds of clients each with a large value
-/// in flight, and a known bound on what a crowd of slow or hostile
-/// clients can make the server hold.
+/// items' 64 MiB, or more where more workers each need their minimum
+/// ([`Config::connection_memory_total`]). Enough for hundreds of clients
+/// each with a large value in flight, and a known bound on what a crowd
+/// of slow or hostile clients can make the server hold.
 pub const DEFAULT_CONNECTION_MEMORY: u64 = 64 << 20;
 
 /// memcached's `-R` default: requests a connection runs per turn.
 pub const DEFAULT_REQS_PER_EVENT: usize = 20;
+
+/// memcached's default `-c 1024`: client connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// How long a request may take to arrive once its first byte has: far
+/// beyond any honest client (a 1 MiB value at 1 Mbit/s takes 8 s), short
+/// enough that a slowloris client cannot hold connections for long.
+pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
+
+/// memcached's default `-b 1024`: connections each listener's kernel queue
+/// holds before refusing more.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+/// `listen(2)` takes an int.
+const MAX_LISTEN_BACKLOG: u32 = i32::MAX as u32;
 
 /// Keys are u16-length-prefixed on the wire.
 const MAX_KEY_LEN: usize = u16::MAX as usize;
@@ -50,26 +66,67 @@ pub struct Config {
     /// (memcached's `-A`); off by default, as there.
     pub enable_shutdown: bool,
     /// Bytes all connections together may hold (input, replies, forwarded
-    /// requests), split evenly over the workers.
-    pub connection_memory: u64,
+    /// requests), split evenly over the workers; `None`: the default
+    /// ([`Config::connection_memory_total`]).
+    pub connection_memory: Option<u64>,
     /// Requests a connection runs per loop turn before the others get
     /// theirs (memcached's `-R`).
     pub reqs_per_event: usize,
+    /// Where the admin listener serves `GET /metrics`; `None`: no admin
+    /// listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// A UNIX domain socket served beside TCP (memcached's `-s`).
+    pub unix_socket: Option<std::path::PathBuf>,
+    /// The UNIX socket's permissions (memcached's `-a`, default 0700:
+    /// only the server's own user may connect).
+    pub unix_mode: u32,
+    /// Connections each listener's kernel queue holds before refusing more
+    /// (memcached's `-b`); Linux caps it at `net.core.somaxconn`.
+    pub listen_backlog: u32,
+    /// Client connections open at once, over all workers (memcached's
+    /// `-c`). One more is answered `ERROR Too many open connections` and
+    /// closed.
+    pub max_connections: usize,
+    /// Close a connection that sent no request for this long (memcached's
+    /// `idle_timeout`); `None`, the default, never.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose request, once its first byte arrived, is
+    /// still incomplete after this long (a slowloris client); `None`:
+    /// never.
+    pub frame_timeout: Option<Duration>,
+    /// Refuse every client's FLUSH (memcached's `-F`): off by default, as
+    /// there.
+    pub disable_flush: bool,
 }
+
+/// The admin listener's default address: loopback, Prometheus's
+/// registered port for memcached exporters, so a scrape config written for
+/// a memcached exporter finds cafe where it looked.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9150);
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            threads: available_cores(),
+            threads: default_threads(available_cores(), DEFAULT_MEMORY, None, &Limits::default())
+                .map_or(1, |plan| plan.threads),
             cores: None,
             pin: true,
             limits: Limits::default(),
             memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
-            connection_memory: DEFAULT_CONNECTION_MEMORY,
+            connection_memory: None,
             reqs_per_event: DEFAULT_REQS_PER_EVENT,
+            metrics_listen: Some(DEFAULT_METRICS_LISTEN),
+            unix_socket: None,
+            unix_mode: 0o700,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: None,
+            frame_timeout: Some(Duration::from_secs(DEFAULT_FRAME_TIMEOUT_SECS)),
+            disable_flush: false,
         }
     }
 }
@@ -87,6 +144,18 @@ impl Config {
         if self.limits.max_value_len == 0 {
             return Err(ConfigError::ZeroLimit("--max-item-size"));
         }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroLimit("--max-connections"));
+        }
+        if self.listen_backlog == 0 {
+            return Err(ConfigError::ZeroLimit("--listen-backlog"));
+        }
+        if self.listen_backlog > MAX_LISTEN_BACKLOG {
+            return Err(ConfigError::LimitTooLarge(
+                "--listen-backlog",
+                u64::from(MAX_LISTEN_BACKLOG),
+            ));
+        }
         if self.limits.max_key_len > MAX_KEY_LEN {
             return Err(ConfigError::LimitTooLarge(
                 "--max-key-len",
@@ -96,13 +165,15 @@ impl Config {
         if self.limits.max_value_len as u64 > MAX_ITEM_SIZE {
             return Err(ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE));
         }
-        // Each worker must be able to hold at least one largest item, with
-        // room for the table and slab around it: a server that refuses
-        // items its own limit accepts would be misconfigured.
         let share = self.memory_per_worker();
-        let needed = 2 * (self.limits.max_value_len + self.limits.max_key_len) as u64 + (64 << 10);
+        let needed = min_worker_memory(&self.limits);
         if share < needed {
-            return Err(ConfigError::MemoryTooSmall { share, needed });
+            return Err(ConfigError::MemoryTooSmall {
+                threads: self.threads,
+                share,
+                needed,
+                fit: (self.memory / needed) as usize,
+            });
         }
         if self.reqs_per_event == 0 {
             return Err(ConfigError::ZeroLimit("--reqs-per-event"));
@@ -111,16 +182,28 @@ impl Config {
         // over (a request arriving, a reply leaving), or a client could
         // wait for room that never comes.
         let share = self.connection_memory_per_worker() as u64;
-        let needed = 2 * (self.limits.max_value_len + self.limits.max_key_len) as u64 + (64 << 10);
+        let needed = min_worker_memory(&self.limits);
         if share < needed {
             return Err(ConfigError::ConnectionMemoryTooSmall { share, needed });
         }
         Ok(())
     }
 
+    /// What all connections together may hold: `--connection-memory`, or
+    /// by default 64 MiB, raised where more workers need their minimum
+    /// (a largest request and reply each, [`min_worker_memory`]), so that
+    /// a worker count `--memory` has room for always starts.
+    pub fn connection_memory_total(&self) -> u64 {
+        self.connection_memory.unwrap_or_else(|| {
+            let floor = min_worker_memory(&self.limits).saturating_mul(self.threads as u64);
+            DEFAULT_CONNECTION_MEMORY.max(floor)
+        })
+    }
+
     /// Each worker's share of the connections' budget.
     pub fn connection_memory_per_worker(&self) -> usize {
-        usize::try_from(self.connection_memory / self.threads.max(1) as u64).unwrap_or(usize::MAX)
+        usize::try_from(self.connection_memory_total() / self.threads.max(1) as u64)
+            .unwrap_or(usize::MAX)
     }
 
     /// Each worker's byte budget.
@@ -136,9 +219,69 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             threads,
             pin: false,
+            metrics_listen: None,
             ..Config::default()
         }
     }
+}
+
+/// The smallest share of `--memory` a worker may have: two items of the
+/// largest size, with room for the table and slots around them. A server
+/// that refused items its own limit accepts would be misconfigured, and
+/// with room for one only, every large store would evict the last.
+pub fn min_worker_memory(limits: &Limits) -> u64 {
+    2 * (limits.max_value_len as u64 + limits.max_key_len as u64) + (64 << 10)
+}
+
+/// The default number of workers, and what it was chosen from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPlan {
+    /// Workers to run.
+    pub threads: usize,
+    /// Cores available.
+    pub cores: usize,
+}
+
+impl ThreadPlan {
+    /// Whether memory, not the cores, set the number: fewer workers than
+    /// cores.
+    pub fn capped_by_memory(&self) -> bool {
+        self.threads < self.cores
+    }
+}
+
+/// The default worker count: one per core, but no more than `memory` can
+/// give each its minimum share ([`min_worker_memory`]), so that the
+/// default flags start on any machine (64 MiB over 64 cores would give
+/// each worker 1 MiB, less than two items of 1 MiB). An explicit
+/// `connection_memory` caps it the same way: each worker's share of it
+/// must hold a largest request and a largest reply (the default grows
+/// with the workers instead). Fails only if even one worker does not fit.
+pub fn default_threads(
+    cores: usize,
+    memory: u64,
+    connection_memory: Option<u64>,
+    limits: &Limits,
+) -> Result<ThreadPlan, ConfigError> {
+    let needed = min_worker_memory(limits);
+    let fits = |bytes: u64| usize::try_from(bytes / needed).unwrap_or(usize::MAX);
+    let fit = fits(memory);
+    if fit == 0 {
+        return Err(ConfigError::MemoryTooSmall {
+            threads: 1,
+            share: memory,
+            needed,
+            fit,
+        });
+    }
+    let connection_fit = connection_memory.map_or(usize::MAX, fits);
+    if let (0, Some(share)) = (connection_fit, connection_memory) {
+        return Err(ConfigError::ConnectionMemoryTooSmall { share, needed });
+    }
+    Ok(ThreadPlan {
+        threads: cores.clamp(1, fit.min(connection_fit)),
+        cores,
+    })
 }
 
 /// The number of cores this process may run on.
@@ -163,12 +306,17 @@ pub enum ConfigError {
     LimitTooLarge(&'static str, u64),
     /// `--memory` is not a size like `64m`.
     BadSize(String),
-    /// `--memory` too small to give each worker room for one largest item.
+    /// `--memory` too small to give each worker room for two largest
+    /// items.
     MemoryTooSmall {
+        /// Workers asked for.
+        threads: usize,
         /// Bytes per worker.
         share: u64,
-        /// Bytes the largest item needs.
+        /// Bytes a worker needs ([`min_worker_memory`]).
         needed: u64,
+        /// How many workers `--memory` has room for.
+        fit: usize,
     },
     /// `--connection-memory` too small for one connection to hold a
     /// largest value coming in and one going out.
@@ -193,13 +341,33 @@ impl fmt::Display for ConfigError {
             ConfigError::BadSize(s) => {
                 write!(f, "{s:?} is not a size like 64m, 4g or 1048576")
             }
-            ConfigError::MemoryTooSmall { share, needed } => write!(
+            ConfigError::MemoryTooSmall {
+                threads,
+                share,
+                needed,
+                fit: 0,
+            } => write!(
                 f,
-                "--memory gives each worker {share} bytes, less than the {needed} one item of --max-item-size needs"
+                "--memory gives {threads} worker(s) {share} bytes each, less than the {needed} \
+                 one worker needs for two items of --max-item-size: \
+                 give more --memory or a smaller --max-item-size"
+            ),
+            ConfigError::MemoryTooSmall {
+                threads,
+                share,
+                needed,
+                fit,
+            } => write!(
+                f,
+                "--memory gives {threads} workers (--threads) {share} bytes each, less than the \
+                 {needed} a worker needs for two items of --max-item-size: \
+                 give more --memory, a smaller --max-item-size, or at most --threads {fit}"
             ),
             ConfigError::ConnectionMemoryTooSmall { share, needed } => write!(
                 f,
-                "--connection-memory gives each worker {share} bytes, less than the {needed} a request and a reply of --max-item-size need"
+                "--connection-memory gives each worker {share} bytes, less than the {needed} \
+                 a request and a reply of --max-item-size need: give more \
+                 --connection-memory, a smaller --max-item-size, or fewer --threads"
             ),
         }
     }
@@ -302,47 +470,119 @@ pub struct Cli {
     /// replies, requests forwarded between workers), split evenly over the
     /// workers: `64m`, `1g` or bytes. A worker at its share stops reading
     /// from the connections that hold the most until they drain, and goes
-    /// on serving the others.
-    #[arg(long, default_value = "64m", value_name = "SIZE")]
-    pub connection_memory: String,
+    /// on serving the others. Default: 64 MiB, or two items of
+    /// --max-item-size per worker if more.
+    #[arg(long, value_name = "SIZE")]
+    pub connection_memory: Option<String>,
 
     /// Requests one connection runs per loop turn before the others on its
     /// worker get theirs (memcached's `-R`).
     #[arg(long, short = 'R', default_value_t = DEFAULT_REQS_PER_EVENT, value_name = "N")]
     pub reqs_per_event: usize,
+
+    /// Connections each worker's listening socket queues in the kernel
+    /// before refusing more (memcached's `-b`); Linux caps it at
+    /// `net.core.somaxconn`.
+    #[arg(long, short = 'b', default_value_t = DEFAULT_LISTEN_BACKLOG, value_name = "N")]
+    pub listen_backlog: u32,
+
+    /// Client connections open at once, over all workers (memcached's
+    /// `-c`). One more is answered `ERROR Too many open connections` and
+    /// closed. The open-files limit is raised to fit at start.
+    #[arg(long, short = 'c', default_value_t = DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Close a connection that has sent no request for this many seconds
+    /// (memcached's `idle_timeout`). 0, the default, never closes one.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    /// Close a connection whose request is still incomplete this many
+    /// seconds after its first byte arrived, as a slowloris client's
+    /// would be. 0 never closes one.
+    #[arg(long, default_value_t = DEFAULT_FRAME_TIMEOUT_SECS, value_name = "SECS")]
+    pub frame_timeout: u64,
+
+    /// Refuse `flush_all` and FLUSH from every client (memcached's `-F`):
+    /// text `CLIENT_ERROR flush_all not allowed`, binary status 0x20.
+    #[arg(long, short = 'F')]
+    pub disable_flush: bool,
+
+    /// Where the admin listener serves Prometheus metrics (`GET
+    /// /metrics`), or `off`. Loopback by default, as the cache port.
+    #[arg(long, default_value = "127.0.0.1:9150", value_name = "ADDR|off")]
+    pub metrics_listen: String,
+}
+
+/// The first address `addr` resolves to.
+fn resolve(addr: &str) -> Result<SocketAddr, ConfigError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| ConfigError::BadListen(addr.to_string()))
 }
 
 impl Cli {
     /// Validates the flags into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        let listen = self
-            .listen
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ConfigError::BadListen(self.listen.clone()))?;
-        let threads = self.threads.unwrap_or_else(available_cores);
+        let listen = resolve(&self.listen)?;
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
         let memory = parse_size(&self.memory)?;
-        let connection_memory = parse_size(&self.connection_memory)?;
+        let connection_memory = self
+            .connection_memory
+            .as_deref()
+            .map(parse_size)
+            .transpose()?;
+        let limits = Limits {
+            max_key_len: self.max_key_len,
+            max_value_len: self.max_item_size,
+        };
+        let threads = match self.threads {
+            Some(threads) => threads,
+            None => {
+                let plan = default_threads(available_cores(), memory, connection_memory, &limits)?;
+                if plan.capped_by_memory() {
+                    log::info!(
+                        "{} cores, but --memory {memory} (and --connection-memory, if \
+                         given) has room for {} workers (two items of --max-item-size \
+                         each): running {}; --threads or more memory to choose",
+                        plan.cores,
+                        plan.threads,
+                        plan.threads
+                    );
+                }
+                plan.threads
+            }
+        };
         let config = Config {
             listen,
             threads,
             cores,
             pin: !self.no_pin,
-            limits: Limits {
-                max_key_len: self.max_key_len,
-                max_value_len: self.max_item_size,
-            },
+            limits,
             memory,
             enable_shutdown: self.enable_shutdown,
             connection_memory,
             reqs_per_event: self.reqs_per_event,
+            metrics_listen: match self.metrics_listen.as_str() {
+                "off" | "none" | "" => None,
+                addr => Some(resolve(addr)?),
+            },
+            listen_backlog: self.listen_backlog,
+            max_connections: self.max_connections,
+            idle_timeout: seconds(self.idle_timeout),
+            frame_timeout: seconds(self.frame_timeout),
+            disable_flush: self.disable_flush,
             ..Config::default()
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// A timeout flag in seconds: 0 is off.
+fn seconds(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -405,6 +645,85 @@ mod tests {
     }
 
     #[test]
+    fn default_flags_start_on_any_number_of_cores() {
+        let limits = Limits::default();
+        for cores in 1..=256 {
+            let plan =
+                default_threads(cores, DEFAULT_MEMORY, None, &limits).expect("one worker fits");
+            assert!(
+                (1..=cores).contains(&plan.threads),
+                "{cores} cores: {plan:?}"
+            );
+            let mut cfg = Config::ephemeral(plan.threads);
+            assert_eq!(cfg.validate(), Ok(()), "{cores} cores: {plan:?}");
+            // As many as fit: one more worker would not.
+            if plan.capped_by_memory() {
+                cfg.threads += 1;
+                assert!(cfg.validate().is_err(), "{cores} cores: {plan:?}");
+            }
+        }
+        // 64 MiB over workers of two 1 MiB items each: 31 at most.
+        let plan = |cores| default_threads(cores, DEFAULT_MEMORY, None, &limits);
+        assert_eq!(
+            plan(8),
+            Ok(ThreadPlan {
+                threads: 8,
+                cores: 8
+            })
+        );
+        assert_eq!(plan(31).map(|p| p.capped_by_memory()), Ok(false));
+        assert_eq!(
+            plan(64),
+            Ok(ThreadPlan {
+                threads: 31,
+                cores: 64
+            })
+        );
+        // More memory, more workers, and the connections' default budget
+        // grows to give each its minimum; an explicit one caps them too.
+        let big = default_threads(64, 4 << 30, None, &limits);
+        assert_eq!(big.map(|p| p.threads), Ok(64));
+        let mut cfg = Config::ephemeral(64);
+        cfg.memory = 4 << 30;
+        assert_eq!(cfg.validate(), Ok(()));
+        assert!(cfg.connection_memory_total() > DEFAULT_CONNECTION_MEMORY);
+        let capped = default_threads(64, 4 << 30, Some(DEFAULT_CONNECTION_MEMORY), &limits);
+        assert_eq!(capped.map(|p| p.threads), Ok(31));
+        // Not even one worker fits.
+        assert!(matches!(
+            default_threads(4, 1 << 20, None, &limits),
+            Err(ConfigError::MemoryTooSmall { fit: 0, .. })
+        ));
+        assert!(matches!(
+            default_threads(4, DEFAULT_MEMORY, Some(1 << 20), &limits),
+            Err(ConfigError::ConnectionMemoryTooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn explicit_threads_that_do_not_fit_fail_with_what_would() {
+        let cli = Cli::parse_from(["cafe-server", "--threads", "64"]);
+        let err = cli
+            .into_config()
+            .expect_err("64 workers do not fit in 64 MiB");
+        assert!(matches!(
+            err,
+            ConfigError::MemoryTooSmall {
+                threads: 64,
+                fit: 31,
+                ..
+            }
+        ));
+        let text = err.to_string();
+        for part in ["--memory", "--max-item-size", "at most --threads 31"] {
+            assert!(text.contains(part), "{part:?} in {text}");
+        }
+        let cli = Cli::parse_from(["cafe-server", "--memory", "1m"]);
+        let text = cli.into_config().expect_err("too small").to_string();
+        assert!(text.contains("give more --memory"), "{text}");
+    }
+
+    #[test]
     fn configs_built_in_code_are_validated_too() {
         let mut cfg = Config::ephemeral(1);
         assert_eq!(cfg.validate(), Ok(()));
@@ -428,5 +747,37 @@ mod tests {
         ));
         let cli = Cli::parse_from(["cafe-server", "--listen", "nowhere"]);
         assert!(matches!(cli.into_config(), Err(ConfigError::BadListen(_))));
+        let cli = Cli::parse_from(["cafe-server", "-b", "0"]);
+        assert_eq!(
+            cli.into_config().err(),
+            Some(ConfigError::ZeroLimit("--listen-backlog"))
+        );
+        let cli = Cli::parse_from(["cafe-server", "--listen-backlog", "3000000000"]);
+        assert!(matches!(
+            cli.into_config(),
+            Err(ConfigError::LimitTooLarge("--listen-backlog", _))
+        ));
+    }
+
+    #[test]
+    fn connection_flags_have_memcacheds_defaults() {
+        let cfg = Cli::parse_from(["cafe-server"])
+            .into_config()
+            .expect("defaults");
+        assert_eq!((cfg.max_connections, cfg.listen_backlog), (1024, 1024));
+        let cli = Cli::parse_from(["cafe-server", "-c", "10", "-b", "64"]);
+        let cfg = cli.into_config().expect("valid flags");
+        assert_eq!((cfg.max_connections, cfg.listen_backlog), (10, 64));
+        assert_eq!(cfg.idle_timeout, None);
+        assert_eq!(cfg.frame_timeout, Some(Duration::from_secs(30)));
+        let cli = Cli::parse_from(["cafe-server", "--idle-timeout", "5", "--frame-timeout", "0"]);
+        let cfg = cli.into_config().expect("valid flags");
+        assert_eq!(cfg.idle_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(cfg.frame_timeout, None);
+        let cli = Cli::parse_from(["cafe-server", "--max-connections", "0"]);
+        assert_eq!(
+            cli.into_config().err(),
+            Some(ConfigError::ZeroLimit("--max-connections"))
+        );
     }
 }

@@ -34,8 +34,11 @@
 //! - [`server`]: workers, connections, inboxes; moves bytes and messages.
 //! - [`client`]: a blocking client for tests, benchmarks and tools.
 //! - [`config`]: flags, defaults and validation.
+//! - [`fdlimit`]: the process's limit on open descriptors.
 //! - [`clock`]: real and manual time sources.
 //! - [`stats`]: per-worker counters and their server-wide sum.
+//! - [`metrics`]: latency histograms, the Prometheus exposition and the
+//!   admin HTTP listener.
 //! - [`workload`]: seeded random keys and Zipf sampling for load tools.
 
 #![deny(missing_docs, missing_debug_implementations)]
@@ -44,7 +47,9 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod fdlimit;
 pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -8,6 +8,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use cafe::config::Cli;
+use cafe::fdlimit;
 use cafe::server::Server;
 
 fn main() -> ExitCode {
@@ -19,6 +20,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every connection is a descriptor: make room for them all before
+    // starting, as memcached does, or say why not.
+    match fdlimit::fit_connections(config.max_connections, config.threads) {
+        Ok(Some((from, to))) => log::info!("raised the open-files limit from {from} to {to}"),
+        Ok(None) => {}
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // Registered before the server starts, so an early signal is not lost.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
@@ -53,7 +64,9 @@ fn main() -> ExitCode {
         log::info!("stopped");
         ExitCode::SUCCESS
     } else {
-        log::error!("a worker panicked");
+        // A worker died and took the server down (fail-stop): a supervisor
+        // restarts it whole.
+        log::error!("a worker died: the server stopped");
         ExitCode::FAILURE
     }
 }

@@ -35,6 +35,13 @@ counters! {
     curr_connections,
     /// Connections accepted since start.
     total_connections,
+    /// Connections turned away because `max_connections` were open.
+    rejected_connections,
+    /// Connections closed by the idle timeout (memcached's name).
+    idle_kicks,
+    /// Connections closed because a request stayed incomplete past the
+    /// frame timeout.
+    frame_timeouts,
     /// GET requests.
     cmd_get,
     /// SET and SET_TTL requests.
@@ -133,6 +140,8 @@ pub struct ServerInfo {
     pub time: u64,
     /// Number of workers.
     pub threads: usize,
+    /// Client connections the server keeps open at once.
+    pub max_connections: usize,
 }
 
 macro_rules! memcached_version {
@@ -170,6 +179,60 @@ impl WorkerStats {
     }
 }
 
+/// What `stats settings` reports: the configuration, under memcached's
+/// names where memcached has the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Bytes of items the server may hold (`--memory`, or the last
+    /// `cache_memlimit`).
+    pub maxbytes: u64,
+    /// Number of workers.
+    pub threads: usize,
+    /// Largest value accepted.
+    pub item_size_max: usize,
+    /// Longest key accepted.
+    pub key_max_length: usize,
+    /// Connections each listener's kernel queue holds before refusing
+    /// (`--listen-backlog`).
+    pub tcp_backlog: u32,
+    /// Client connections open at once (`--max-connections`).
+    pub maxconns: usize,
+    /// Seconds without a request before a connection is closed; 0: never.
+    pub idle_timeout: u64,
+    /// Seconds a request may take to arrive once begun; 0: forever.
+    pub frame_timeout: u64,
+    /// Whether a client may stop the server (`--enable-shutdown`).
+    pub shutdown_command: bool,
+    /// Whether clients may flush the cache (not `--disable-flush`).
+    pub flush_enabled: bool,
+    /// Requests a connection runs per loop turn (`--reqs-per-event`).
+    pub reqs_per_event: usize,
+}
+
+fn yes_no(on: bool) -> &'static str {
+    if on { "yes" } else { "no" }
+}
+
+/// Calls `f` with every setting, in a fixed order: the one list the text
+/// and binary protocols render.
+pub fn for_each_setting(s: &Settings, mut f: impl FnMut(&str, &dyn fmt::Display)) {
+    f("maxbytes", &s.maxbytes);
+    f("maxconns", &s.maxconns);
+    f("tcp_backlog", &s.tcp_backlog);
+    f("num_threads", &s.threads);
+    f("item_size_max", &s.item_size_max);
+    f("key_max_length", &s.key_max_length);
+    f("cas_enabled", &"yes");
+    f("binding_protocol", &"auto-negotiate");
+    f("evictions", &"on");
+    f("eviction_policy", &"sieve");
+    f("shutdown_command", &yes_no(s.shutdown_command));
+    f("flush_enabled", &yes_no(s.flush_enabled));
+    f("idle_timeout", &s.idle_timeout);
+    f("frame_timeout", &s.frame_timeout);
+    f("reqs_per_event", &s.reqs_per_event);
+}
+
 /// Calls `f` with every stat, server facts first, in a fixed order: the one
 /// list both protocols render.
 pub fn for_each(info: &ServerInfo, sum: &WorkerStats, mut f: impl FnMut(&str, &dyn fmt::Display)) {
@@ -179,6 +242,7 @@ pub fn for_each(info: &ServerInfo, sum: &WorkerStats, mut f: impl FnMut(&str, &d
     f("version", &VERSION);
     f("threads", &info.threads);
     f("pointer_size", &(usize::BITS));
+    f("max_connections", &info.max_connections);
     for (name, value) in sum.fields() {
         f(name, &value);
     }
@@ -290,6 +354,7 @@ mod tests {
             uptime: 3,
             time: 1_700_000_000,
             threads: 2,
+            max_connections: 1024,
         };
         let parts = [
             (
@@ -314,6 +379,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("pid 42\n"));
         assert!(text.contains("threads 2\n"));
+        assert!(text.contains("max_connections 1024\n"));
         assert!(text.contains("get_hits 7\n"), "totals are summed");
         assert!(text.contains("\nbytes 130\n"));
         assert!(text.contains("worker:0:bytes 100\n"));

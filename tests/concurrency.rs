@@ -11,11 +11,10 @@
 //! it polls the real condition a bounded number of times.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Barrier;
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use cafe::client::{Client, ClientError, OwnedResponse};
@@ -23,6 +22,7 @@ use cafe::protocol::native::{Request, Status, encode_request};
 use cafe::router::Router;
 
 mod common;
+use common::process::{BIN, Process, listening_addr, spawn_server, wait_for_exit};
 use common::{Rng, RngExt, start};
 
 /// Read and write timeout of every test socket: far above any honest wait
@@ -961,83 +961,48 @@ fn graceful_shutdown_with_unread_input_delivers_owed_replies() {
 // 7. The binary
 // ---------------------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_cafe-server");
-
-/// A `cafe-server` process, killed if a test fails before it exits.
-struct Process {
-    child: Child,
-    /// Its stderr, line by line, read by a thread that drains it to the end
-    /// so the server never blocks on a full pipe.
-    lines: Receiver<String>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn spawn_server(args: &[&str]) -> Process {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cafe-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            // The test may have stopped listening; keep draining anyway.
-            let _ = tx.send(line);
-        }
-    });
-    Process { child, lines }
-}
-
-/// Reads stderr until the `listening on ADDR: ...` line and returns ADDR.
-fn listening_addr(p: &Process) -> SocketAddr {
+/// Reads stderr until the `metrics on http://ADDR/metrics` line and
+/// returns ADDR.
+fn metrics_addr(p: &Process) -> SocketAddr {
     let deadline = Instant::now() + IO_TIMEOUT;
-    let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = p
             .lines
             .recv_timeout(left)
-            .unwrap_or_else(|e| panic!("no `listening on` line ({e}); stderr so far: {seen:#?}"));
-        if let Some((_, rest)) = line.split_once("listening on ") {
-            // `127.0.0.1:PORT: 2 worker threads, not pinned`
-            let addr = rest.split_once(": ").map_or(rest, |(a, _)| a);
+            .unwrap_or_else(|e| panic!("no `metrics on` line ({e})"));
+        if let Some((_, rest)) = line.split_once("metrics on http://") {
+            let addr = rest.trim_end_matches("/metrics");
             return addr
                 .parse()
                 .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
         }
-        seen.push(line);
     }
 }
 
-/// Polls the process until it exits or `limit` passes.
-fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// The body of a 200 answer to `GET path`.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to the admin listener");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: cafe\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
 }
 
 fn binary_serves_then_exits_on(signal: &str) {
-    let mut p = spawn_server(&["--listen", "127.0.0.1:0", "--threads", "2", "--no-pin"]);
+    let mut p = spawn_server(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--no-pin",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
     let addr = listening_addr(&p);
     assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
     assert_ne!(addr.port(), 0);
@@ -1053,6 +1018,11 @@ fn binary_serves_then_exits_on(signal: &str) {
     let stats = c.stats().expect("stats");
     assert_eq!(stats.get_u64("threads"), Some(2));
     assert_eq!(stats.get_u64("pid"), Some(u64::from(p.child.id())));
+    // The admin listener serves for the process's whole life.
+    let metrics = metrics_addr(&p);
+    let body = http_get(metrics, "/metrics");
+    assert!(body.contains("cafe_workers 2\n"), "{body}");
+    assert!(body.contains("cafe_cmd_set_total{worker=\"0\"}"), "{body}");
 
     let pid = p.child.id().to_string();
     let sent = Command::new("kill")
@@ -1094,6 +1064,11 @@ fn binary_help_lists_every_flag() {
         "--no-pin",
         "--max-key-len",
         "--max-item-size",
+        "--max-connections",
+        "--idle-timeout",
+        "--frame-timeout",
+        "--disable-flush",
+        "--listen-backlog",
     ] {
         assert!(
             text.contains(flag),

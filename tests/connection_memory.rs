@@ -22,7 +22,7 @@ const POLL_LIMIT: Duration = Duration::from_secs(10);
 
 fn start(threads: usize, connection_memory: u64, max_item: usize) -> ServerHandle {
     common::start_config(Config {
-        connection_memory,
+        connection_memory: Some(connection_memory),
         limits: cafe::protocol::native::Limits {
             max_value_len: max_item,
             ..Default::default()

@@ -1345,6 +1345,8 @@ fn stat_groups_settings_items_slabs_and_unknown() {
         let s = c.stats(b"settings", 0x5E77);
         assert_eq!(s.get("num_threads"), threads as u64);
         assert_eq!(s.get("item_size_max"), 4096);
+        assert_eq!(s.get("tcp_backlog"), 1024);
+        assert_eq!(s.text("shutdown_command"), "no");
         // items and slabs report everything as one class, items only once
         // there is one, as memcached lists only classes that hold items.
         let s = c.stats(b"items", 0x1735);

@@ -867,6 +867,8 @@ fn stats_settings_reports_the_limits() {
         let s = c.stats("settings");
         assert_eq!(s.get("item_size_max"), ITEM_LIMIT as u64);
         assert!(s.get("maxbytes") > 0);
+        // memcached's `-b` and cafe's `--listen-backlog` default alike.
+        assert_eq!(s.get("tcp_backlog"), 1024);
         if t.is_cafe() {
             assert_eq!(s.get("num_threads"), t.threads as u64);
         } else {

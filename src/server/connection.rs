@@ -30,9 +30,8 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use crate::limits::Limits;
+use crate::metrics::CommandClass;
 
 use super::adapter::{Protocol, Step};
 use super::budget::{REMOTE_RESERVE, Room, TURN_BYTES};
@@ -40,6 +39,8 @@ use super::readbuf::ReadBuf;
 use super::replies::Replies;
 use super::routing::{ConnId, Route};
 use super::shard::Shard;
+use super::stream::Stream;
+use super::timeouts::Activity;
 
 /// Replies a connection may owe before it stops reading more requests. This
 /// bounds the work one client can queue at other workers, and so the depth
@@ -149,7 +150,7 @@ pub(crate) struct DriveCtx<'a> {
 /// A client connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub sock: TcpStream,
+    pub sock: Stream,
     /// Distinguishes this connection from others that use the same slab
     /// slot before or after it.
     pub generation: u32,
@@ -189,10 +190,14 @@ pub(crate) struct Connection {
     keys_done: usize,
     /// Fixed by the first byte; `None` until it arrives.
     protocol: Option<Protocol>,
+    /// When the last read returned bytes.
+    read_at: Instant,
+    /// What the idle and frame timeouts are measured from.
+    pub activity: Activity,
 }
 
 impl Connection {
-    pub fn new(sock: TcpStream, generation: u32) -> Self {
+    pub fn new(sock: Stream, generation: u32, now_ms: u64) -> Self {
         Connection {
             sock,
             generation,
@@ -214,6 +219,8 @@ impl Connection {
             read: ReadState::Idle,
             keys_done: 0,
             protocol: None,
+            read_at: Instant::now(),
+            activity: Activity::new(now_ms),
         }
     }
 
@@ -233,10 +240,22 @@ impl Connection {
             || self.replies.remote_bytes() >= remote_window(limits)
     }
 
+    /// Open, owing nothing and holding no input: waiting for the client's
+    /// next request, so the idle timeout may close it.
+    pub fn waiting_for_request(&self) -> bool {
+        self.lifecycle == Lifecycle::Open
+            && !self.paused
+            && self.read == ReadState::Idle
+            && self.input.is_empty()
+            && self.replies.is_idle()
+    }
+
     /// Stop reading and close once everything owed is written.
     pub fn finish(&mut self) {
         if self.lifecycle == Lifecycle::Open {
             self.lifecycle = Lifecycle::Finishing;
+            // A trailing partial request is never run: nothing to time.
+            self.activity.frame_started_ms = None;
         }
     }
 
@@ -315,6 +334,7 @@ impl Connection {
                     match self.sock.read(spare) {
                         Ok(n) if n > 0 => {
                             self.input.filled(n);
+                            self.note_read(cx.shard.now_ms);
                             quota.bytes = quota.bytes.saturating_sub(n);
                             Ok((n, want))
                         }
@@ -328,6 +348,7 @@ impl Connection {
                         .min(quota.bytes.max(MIN_READ));
                     match self.sock.read(&mut scratch[..want]) {
                         Ok(n) if n > 0 => {
+                            self.note_read(cx.shard.now_ms);
                             if self.lifecycle == Lifecycle::Open {
                                 match self.ingest(&scratch[..n], cx, &mut quota) {
                                     Stop::NeedMore | Stop::Closed => {}
@@ -367,6 +388,13 @@ impl Connection {
         }
     }
 
+    /// Bytes arrived: one clock read per read syscall, so every request
+    /// this read completes was read now, for its latency.
+    fn note_read(&mut self, now_ms: u64) {
+        self.read_at = Instant::now();
+        self.activity.last_read_ms = now_ms;
+    }
+
     /// A short read emptied the socket's receive queue. With edge-triggered
     /// epoll every later arrival raises a new event, so the read that would
     /// only answer WouldBlock is skipped: one syscall less per request at
@@ -382,6 +410,9 @@ impl Connection {
     /// room the connection lacks, until `need` bytes of it are free.
     fn pause(&mut self, limits: &Limits, need: usize) -> Drive {
         self.paused = true;
+        // Not the client's delay: the frame is timed afresh once reading
+        // resumes.
+        self.activity.frame_started_ms = None;
         if !self.owes_too_much(limits) {
             self.wants_room = true;
             self.needs = self.needs.max(need);
@@ -463,10 +494,11 @@ impl Connection {
         }
     }
 
-    /// Dispatches the complete frames at the front of `data` (the seed's
-    /// "processing" step), advancing the read state. `held`: bytes the
-    /// connection holds for `data` itself (its input buffer, or nothing for
-    /// the scratch buffer). Returns the bytes consumed and why it stopped.
+    /// Dispatches the complete frames at the front of `data` (the
+    /// "processing" step), advancing the read state and the frame timeout.
+    /// `held`: bytes the connection holds for `data` itself (its input
+    /// buffer, or nothing for the scratch buffer). Returns the bytes
+    /// consumed and why it stopped.
     fn process(
         &mut self,
         data: &[u8],
@@ -474,7 +506,23 @@ impl Connection {
         cx: &mut DriveCtx<'_>,
         quota: &mut Quota,
     ) -> (usize, Stop) {
+        let (consumed, stop, completed) = self.dispatch(data, held, cx, quota);
+        let mid_frame = self.read != ReadState::Idle;
+        self.activity.framed(mid_frame, completed, cx.shard.now_ms);
+        (consumed, stop)
+    }
+
+    /// [`Connection::process`]'s loop; also says whether a request was
+    /// completed (answered, refused or swallowed to its end).
+    fn dispatch(
+        &mut self,
+        data: &[u8],
+        held: usize,
+        cx: &mut DriveCtx<'_>,
+        quota: &mut Quota,
+    ) -> (usize, Stop, bool) {
         let mut at = 0;
+        let mut completed = false;
         loop {
             if let ReadState::Swallow { remaining } = self.read {
                 let n = remaining.min((data.len() - at) as u64);
@@ -483,27 +531,28 @@ impl Connection {
                     self.read = ReadState::Swallow {
                         remaining: remaining - n,
                     };
-                    return (at, Stop::NeedMore);
+                    return (at, Stop::NeedMore, completed);
                 }
                 self.read = ReadState::Idle;
+                completed = true;
             }
             let rest = &data[at..];
             let Some(&first) = rest.first() else {
                 self.read = ReadState::Idle;
-                return (at, Stop::NeedMore);
+                return (at, Stop::NeedMore, completed);
             };
             if let ReadState::Body { frame_len } = self.read
                 && rest.len() < frame_len
             {
-                return (at, Stop::NeedMore);
+                return (at, Stop::NeedMore, completed);
             }
             if quota.spent() {
-                return (at, Stop::Turn);
+                return (at, Stop::Turn, completed);
             }
             if self.owes_too_much(cx.limits) || cx.room.allowance(held + self.replies.memory()) == 0
             {
                 self.needs = 1;
-                return (at, Stop::Full);
+                return (at, Stop::Full, completed);
             }
             let protocol = *self.protocol.get_or_insert(Protocol::detect(first));
             let written = cx.shard.partition.bytes_written();
@@ -519,22 +568,33 @@ impl Connection {
                 held,
                 keys_done: self.keys_done,
                 forwarded: 0,
+                read_at: self.read_at,
+                class: None,
             };
             let step = protocol.step(rest, &mut route, cx.limits);
-            let work = route.forwarded
+            let (forwarded, class) = (route.forwarded, route.class);
+            let work = forwarded
                 + self.replies.encoded().wrapping_sub(encoded)
                 + cx.shard.partition.bytes_written().wrapping_sub(written) as usize;
+            if !matches!(step, Step::Incomplete { .. } | Step::Blocked { .. }) {
+                // Counted once, when the request has pushed all its
+                // replies: a read suspended for room and resumed is one.
+                let class = class.unwrap_or(CommandClass::Other);
+                self.replies.mark_request(class, self.read_at);
+                log_step(&self.sock, rest, step);
+            }
             match step {
                 Step::Done { consumed } => {
                     at += consumed;
                     self.read = ReadState::Idle;
                     self.keys_done = 0;
+                    completed = true;
                     quota.spend(consumed + work);
                 }
                 Step::Quit { .. } => {
                     self.read = ReadState::Idle;
                     self.lifecycle = Lifecycle::Finishing;
-                    return (data.len(), Stop::Closed);
+                    return (data.len(), Stop::Closed, completed);
                 }
                 Step::Incomplete { needed, framed } => {
                     self.read = if framed {
@@ -542,7 +602,7 @@ impl Connection {
                     } else {
                         ReadState::Header
                     };
-                    return (at, Stop::NeedMore);
+                    return (at, Stop::NeedMore, completed);
                 }
                 Step::Refused { skip } => {
                     cx.shard.stats.request_errors += 1;
@@ -553,6 +613,7 @@ impl Connection {
                             remaining: skip - now,
                         }
                     } else {
+                        completed = true;
                         ReadState::Idle
                     };
                     self.keys_done = 0;
@@ -561,13 +622,13 @@ impl Connection {
                 Step::Blocked { keys_done, need } => {
                     self.keys_done = keys_done;
                     self.needs = need;
-                    return (at, Stop::Full);
+                    return (at, Stop::Full, completed);
                 }
                 Step::Fatal => {
                     cx.shard.stats.framing_errors += 1;
                     self.read = ReadState::Idle;
                     self.lifecycle = Lifecycle::Failing;
-                    return (data.len(), Stop::Closed);
+                    return (data.len(), Stop::Closed, completed);
                 }
             }
         }
@@ -667,4 +728,26 @@ impl Connection {
 /// the largest values, so a connection's own largest reply always fits.
 fn remote_window(limits: &Limits) -> usize {
     REMOTE_WINDOW.max(2 * (limits.max_value_len + REMOTE_RESERVE))
+}
+
+/// At trace level, every request; at debug, every refusal and framing
+/// error, naming the peer. The checks come first: a peer's address costs
+/// a system call.
+fn log_step(sock: &Stream, data: &[u8], step: Step) {
+    let (level, what, len) = match step {
+        Step::Done { consumed } | Step::Quit { consumed } => {
+            (log::Level::Trace, "request", consumed)
+        }
+        Step::Refused { skip } => (
+            log::Level::Debug,
+            "refused a request",
+            usize::try_from(skip).unwrap_or(usize::MAX),
+        ),
+        Step::Fatal => (log::Level::Debug, "cannot frame the stream", data.len()),
+        Step::Incomplete { .. } | Step::Blocked { .. } => return,
+    };
+    if log::log_enabled!(level) {
+        let shown = &data[..len.min(data.len()).min(80)];
+        log::log!(level, "{}: {what}: {}", sock.peer(), shown.escape_ascii());
+    }
 }

@@ -67,8 +67,16 @@ pub enum Message {
         from: u32,
         stats: Box<WorkerStats>,
     },
+    /// Send a copy of this worker's counters and histograms to the admin
+    /// listener's channel (never blocks: the channel is unbounded).
+    Gather {
+        to: crossbeam_channel::Sender<crate::metrics::WorkerSnapshot>,
+    },
     /// Stop accepting, finish what is owed, exit.
     Shutdown,
+    /// Die, by a panic or an error: only sent by tests of the fail-stop
+    /// rule (`ServerHandle::inject_worker_failure`).
+    Fail { panic: bool },
 }
 
 /// The sending side of one worker's inbox.

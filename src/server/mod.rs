@@ -7,16 +7,21 @@
 //! Must not: parse protocols or touch storage directly; it only wires
 //! workers together.
 
+mod accept;
 mod adapter;
 mod budget;
 mod connection;
+mod fail_stop;
 mod listener;
+mod log_throttle;
 #[doc(hidden)]
 pub mod mailbox;
 mod readbuf;
 mod replies;
 mod routing;
 mod shard;
+mod stream;
+mod timeouts;
 mod worker;
 
 use std::fmt;
@@ -24,18 +29,26 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::{Poll, Waker};
 
 use crate::config::{Config, ConfigError};
+use crate::metrics::{self, AdminServer, ServerFacts, WorkerSnapshot};
+use crate::stats::Settings;
+use accept::{Acceptor, ConnectionLimit};
+use fail_stop::FailStop;
 use mailbox::{Message, Outbox};
 use shard::Shard;
+use timeouts::Timeouts;
 use worker::{Shared, WAKER, Worker};
 
 /// Why a server could not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// Another socket already listens on the address: another server, or
+    /// another program.
+    InUse(SocketAddr),
     /// Binding or listening on the address failed.
     Bind(SocketAddr, io::Error),
     /// Creating a poll or waker failed.
@@ -51,11 +64,21 @@ pub enum StartError {
     Config(ConfigError),
     /// A worker thread could not be spawned.
     Spawn(io::Error),
+    /// The UNIX socket's path is served by a running server.
+    UnixInUse(std::path::PathBuf),
+    /// Binding the UNIX socket failed.
+    UnixBind(std::path::PathBuf, io::Error),
+    /// The admin (metrics) listener could not start.
+    Metrics(SocketAddr, io::Error),
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StartError::InUse(addr) => write!(
+                f,
+                "cannot listen on {addr}: address in use (is another server running there?)"
+            ),
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             StartError::Poll(e) => write!(f, "cannot create an event loop: {e}"),
             StartError::UnknownCore { core, available } => {
@@ -66,6 +89,18 @@ impl fmt::Display for StartError {
             }
             StartError::Config(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot spawn a worker thread: {e}"),
+            StartError::UnixInUse(path) => write!(
+                f,
+                "cannot listen on {}: address in use (another server answers there)",
+                path.display()
+            ),
+            StartError::UnixBind(path, e) => write!(f, "cannot listen on {}: {e}", path.display()),
+            StartError::Metrics(addr, e) => {
+                write!(
+                    f,
+                    "cannot serve metrics on {addr}: {e} (--metrics-listen off to go without)"
+                )
+            }
         }
     }
 }
@@ -81,7 +116,11 @@ pub struct Server;
 pub struct ServerHandle {
     addr: SocketAddr,
     outboxes: Vec<Outbox>,
-    threads: Vec<JoinHandle<()>>,
+    /// Each returns whether its worker exited cleanly.
+    threads: Vec<JoinHandle<bool>>,
+    admin: Option<AdminServer>,
+    /// Removed once the workers have exited.
+    unix_socket: Option<std::path::PathBuf>,
 }
 
 /// Which core each worker is pinned to, or `None` for no pinning.
@@ -121,8 +160,22 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         let n = config.threads;
         let pinning = plan_pinning(&config)?;
-        let (listeners, addr) =
-            listener::bind_all(config.listen, n).map_err(|e| StartError::Bind(config.listen, e))?;
+        let (listeners, addr) = listener::bind_all(config.listen, n, config.listen_backlog)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => StartError::InUse(config.listen),
+                _ => StartError::Bind(config.listen, e),
+            })?;
+
+        let mut unix_listeners = match &config.unix_socket {
+            Some(path) => {
+                listener::bind_unix(path, config.unix_mode, n).map_err(|e| match e.kind() {
+                    io::ErrorKind::AddrInUse => StartError::UnixInUse(path.clone()),
+                    _ => StartError::UnixBind(path.clone(), e),
+                })?
+            }
+            None => Vec::new(),
+        }
+        .into_iter();
 
         let mut polls = Vec::with_capacity(n);
         let mut outboxes = Vec::with_capacity(n);
@@ -143,30 +196,49 @@ impl Server {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
             .saturating_sub(config.clock.now_ms());
+        let settings = Settings {
+            maxbytes: config.memory,
+            threads: n,
+            item_size_max: config.limits.max_value_len,
+            key_max_length: config.limits.max_key_len,
+            maxconns: config.max_connections,
+            tcp_backlog: config.listen_backlog,
+            idle_timeout: config.idle_timeout.map_or(0, whole_seconds),
+            frame_timeout: config.frame_timeout.map_or(0, whole_seconds),
+            shutdown_command: config.enable_shutdown,
+            flush_enabled: !config.disable_flush,
+            reqs_per_event: config.reqs_per_event,
+        };
         let shared = Arc::new(Shared::default());
+        let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
         for (id, ((poll, inbox), listener)) in workers {
             let mut shard = Shard::new(
                 id,
                 outboxes.clone(),
-                config.limits.max_value_len,
+                settings,
                 config.memory_per_worker(),
                 unix_base_ms,
             );
-            shard.shutdown_command = config.enable_shutdown;
             shard.conn_budget = budget::Budget::new(config.connection_memory_per_worker());
-            shard.reqs_per_event = config.reqs_per_event;
             let worker = Worker::new(
                 poll,
-                listener,
+                Acceptor::new(listener, unix_listeners.next(), limit.clone()),
                 inbox,
                 shard,
                 config.limits,
                 config.clock.clone(),
                 shared.clone(),
+                Timeouts::new(config.idle_timeout, config.frame_timeout),
             );
             let core = pinning.as_ref().map(|cores| cores[id]);
+            let fail_stop = FailStop::new(
+                id,
+                Stopper {
+                    outboxes: outboxes.clone(),
+                },
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("cafe-worker-{id}"))
                 .spawn(move || {
@@ -175,8 +247,17 @@ impl Server {
                     {
                         log::warn!("worker {id}: could not pin to core {core}");
                     }
-                    if let Err(e) = worker.run() {
-                        log::error!("worker {id} stopped: {e}");
+                    // A panic in `run` unwinds through `fail_stop`, which
+                    // stops the server as an error does.
+                    match worker.run() {
+                        Ok(()) => {
+                            fail_stop.disarm();
+                            true
+                        }
+                        Err(e) => {
+                            log::error!("worker {id} stopped: {e}");
+                            false
+                        }
                     }
                 });
             match spawned {
@@ -186,24 +267,101 @@ impl Server {
                         addr,
                         outboxes,
                         threads,
+                        admin: None,
+                        unix_socket: None,
                     };
                     partial.shutdown();
                     return Err(StartError::Spawn(e));
                 }
             }
         }
-        match &pinning {
-            Some(cores) => {
-                log::info!("listening on {addr}: {n} worker threads pinned to cores {cores:?}")
-            }
-            None => log::info!("listening on {addr}: {n} worker threads, not pinned"),
-        }
-        Ok(ServerHandle {
+        let pinned = match &pinning {
+            Some(cores) => format!("pinned to cores {cores:?}"),
+            None => "not pinned".to_string(),
+        };
+        let unix = config.unix_socket.as_ref().map_or(String::new(), |p| {
+            format!(", and on {} (mode {:o})", p.display(), config.unix_mode)
+        });
+        let metrics = config
+            .metrics_listen
+            .map_or("metrics off".to_string(), |a| format!("metrics on {a}"));
+        log::info!(
+            "listening on {addr}: {n} worker threads, {pinned}{unix}; cafe {} speaking memcached {} \
+             (text, meta, binary) and the native protocol; memory {} MiB, items up to {} bytes, \
+             keys up to {} bytes, at most {} connections; {metrics}",
+            env!("CARGO_PKG_VERSION"),
+            crate::stats::MEMCACHED_VERSION,
+            config.memory >> 20,
+            config.limits.max_value_len,
+            config.limits.max_key_len,
+            config.max_connections,
+        );
+        let mut handle = ServerHandle {
             addr,
             outboxes,
             threads,
-        })
+            admin: None,
+            unix_socket: config.unix_socket.clone(),
+        };
+        if let Some(metrics) = config.metrics_listen {
+            let scraper = Scraper {
+                outboxes: handle.outboxes.clone(),
+                facts: ServerFacts {
+                    version: env!("CARGO_PKG_VERSION"),
+                    memcached_version: crate::stats::MEMCACHED_VERSION,
+                    start_time: unix_base_ms.saturating_add(config.clock.now_ms()) / 1000,
+                    workers: n,
+                },
+            };
+            // A failure drops `handle`, which shuts the workers down.
+            let admin = AdminServer::start(metrics, move || scraper.scrape())
+                .map_err(|e| StartError::Metrics(metrics, e))?;
+            log::info!("metrics on http://{}/metrics", admin.local_addr());
+            handle.admin = Some(admin);
+        }
+        Ok(handle)
     }
+}
+
+/// How long a scrape waits for the workers' snapshots: a worker busy for
+/// longer than this is reported as missing rather than stalling the scrape.
+const SCRAPE_WAIT: Duration = Duration::from_secs(1);
+
+/// Gathers every worker's counters and histograms over their inboxes, as
+/// STATS does, and renders them.
+struct Scraper {
+    outboxes: Vec<Outbox>,
+    facts: ServerFacts,
+}
+
+impl Scraper {
+    fn scrape(&self) -> String {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for outbox in &self.outboxes {
+            if let Err(e) = outbox.send_and_wake(Message::Gather { to: tx.clone() }) {
+                log::debug!("cannot wake a worker for a scrape: {e}");
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + SCRAPE_WAIT;
+        let mut parts = Vec::with_capacity(self.outboxes.len());
+        while parts.len() < self.outboxes.len() {
+            match rx.recv_deadline(deadline) {
+                Ok(part) => parts.push(part),
+                Err(_) => break,
+            }
+        }
+        parts.sort_unstable_by_key(|p: &WorkerSnapshot| p.id);
+        let mut out = String::with_capacity(64 << 10);
+        metrics::render(&self.facts, &parts, &mut out);
+        out
+    }
+}
+
+/// A timeout in whole seconds, rounded up: a timeout of a fraction of a
+/// second (in-process configurations) must not read as 0, "off".
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 impl ServerHandle {
@@ -211,6 +369,11 @@ impl ServerHandle {
     /// was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the admin listener serves `/metrics`, if it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
     }
 
     /// A handle that can start the shutdown from another thread (a signal
@@ -228,8 +391,9 @@ impl ServerHandle {
         self.stopper().stop();
     }
 
-    /// Waits for every worker to exit. True if all exited cleanly (none
-    /// panicked).
+    /// Waits for every worker to exit. True if all exited cleanly; false
+    /// if one died (a panic or an error), which stops the others too (see
+    /// `fail_stop`), so this never waits on a server that lost a worker.
     pub fn join(mut self) -> bool {
         self.join_threads()
     }
@@ -237,9 +401,31 @@ impl ServerHandle {
     fn join_threads(&mut self) -> bool {
         let mut clean = true;
         for t in self.threads.drain(..) {
-            clean &= t.join().is_ok();
+            clean &= t.join().unwrap_or(false);
+        }
+        // Metrics are served for as long as the workers run: `join` is
+        // where a binary waits for the whole life of the server.
+        if let Some(mut admin) = self.admin.take() {
+            admin.stop();
+        }
+        if let Some(path) = self.unix_socket.take()
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            log::warn!("cannot remove {}: {e}", path.display());
         }
         clean
+    }
+
+    /// Makes worker `worker` die, by a panic or by an error from its loop,
+    /// as a bug or a failed system call would: for tests of the fail-stop
+    /// rule. Costs nothing otherwise (one more message kind).
+    #[doc(hidden)]
+    pub fn inject_worker_failure(&self, worker: usize, panic: bool) {
+        if let Some(outbox) = self.outboxes.get(worker)
+            && let Err(e) = outbox.send_and_wake(Message::Fail { panic })
+        {
+            log::error!("cannot wake worker {worker}: {e}");
+        }
     }
 }
 

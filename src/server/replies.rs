@@ -18,8 +18,10 @@
 //! allocate per reply once its buffers have grown.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::command::{Outcome, OwnedCommand};
+use crate::metrics::{CommandClass, Histogram};
 use crate::stats::WorkerStats;
 
 use crate::command::Broadcast;
@@ -86,6 +88,8 @@ enum Slot {
     /// A request run by another worker.
     Remote {
         ctx: ReplyCtx,
+        /// When the request was read, for the forward-wait histogram.
+        since: Instant,
         /// What the reply echoes, in `echoes`: start, key length, extra
         /// length.
         echo: (usize, usize, usize),
@@ -136,6 +140,26 @@ pub(crate) struct Replies {
     deferred: usize,
     /// Reply bytes encoded so far, wrapping: a measure of work done.
     encoded: usize,
+    /// Bytes ever appended to `out`, and ever written from it: positions
+    /// in the connection's output stream.
+    out_total: u64,
+    written_total: u64,
+    /// Requests whose last reply is still in the queue: done once the slot
+    /// before `seq` has been released.
+    queued_marks: VecDeque<Mark>,
+    /// Requests whose replies are all in `out`: done once the stream
+    /// position `end` has been written.
+    written_marks: VecDeque<Mark>,
+}
+
+/// A request waiting for its replies to be written, for its latency.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// A slot sequence number (queued) or an output stream position
+    /// (written), by the queue it is in.
+    end: u64,
+    class: CommandClass,
+    read_at: Instant,
 }
 
 /// Buffers that grew past this are released once empty, so a large reply
@@ -162,12 +186,16 @@ impl Replies {
     }
 
     /// Bytes this side of the connection holds, as allocated: the buffers'
-    /// capacities, the queue, and every remote slot's charge.
+    /// capacities, the queue, the requests waiting to be timed (a client
+    /// that pipelines `noreply` requests without reading adds one each),
+    /// and every remote slot's charge.
     pub fn memory(&self) -> usize {
         self.out.capacity()
             + self.staged.capacity()
             + self.echoes.capacity()
             + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + (self.queued_marks.capacity() + self.written_marks.capacity())
+                * std::mem::size_of::<Mark>()
             + self.remote_bytes
     }
 
@@ -210,6 +238,7 @@ impl Replies {
             let before = self.out.len();
             encode(&mut self.out);
             self.encoded = self.encoded.wrapping_add(self.out.len() - before);
+            self.out_total += (self.out.len() - before) as u64;
         } else {
             let before = self.staged.len();
             encode(&mut self.staged);
@@ -222,14 +251,21 @@ impl Replies {
     /// Adds a reply another worker will finish; returns its sequence number.
     /// `charge`: the bytes counted until the reply arrives (the request's
     /// and the reply's reservation). `echo`: kept for the reply until it is
-    /// encoded.
-    pub fn push_remote(&mut self, ctx: ReplyCtx, charge: usize, echo: Echo<'_>) -> u64 {
+    /// encoded. `since`: when the request was read.
+    pub fn push_remote(
+        &mut self,
+        ctx: ReplyCtx,
+        charge: usize,
+        echo: Echo<'_>,
+        since: Instant,
+    ) -> u64 {
         let seq = self.next_seq();
         let start = self.echoes.len();
         self.echoes.extend_from_slice(echo.key);
         self.echoes.extend_from_slice(echo.extra);
         self.slots.push_back(Slot::Remote {
             ctx,
+            since,
             echo: (start, echo.key.len(), echo.extra.len()),
             charge,
             state: Remote::InFlight,
@@ -284,13 +320,27 @@ impl Replies {
         self.slots.get_mut(index)
     }
 
-    /// Fills a remote slot. False if no such slot is waiting (a bug or a
-    /// stale message; the caller drops it).
-    pub fn fill_remote(&mut self, seq: u64, result: Outcome<Vec<u8>>, enc: &impl Encode) -> bool {
+    /// Fills a remote slot, counting how long it waited in `wait`. False
+    /// if no such slot is waiting (a bug or a stale message; the caller
+    /// drops it).
+    pub fn fill_remote(
+        &mut self,
+        seq: u64,
+        result: Outcome<Vec<u8>>,
+        enc: &impl Encode,
+        now: Instant,
+        wait: &mut Histogram,
+    ) -> bool {
         let held = held_len(&result);
         let old = match self.slot_mut(seq) {
-            Some(Slot::Remote { state, charge, .. }) if matches!(state, Remote::InFlight) => {
+            Some(Slot::Remote {
+                state,
+                charge,
+                since,
+                ..
+            }) if matches!(state, Remote::InFlight) => {
                 *state = Remote::Done(result);
+                wait.record(nanos(now, *since));
                 std::mem::replace(charge, held)
             }
             _ => return false,
@@ -376,8 +426,60 @@ impl Replies {
         true
     }
 
+    /// Notes that a request read at `read_at` has pushed all its replies:
+    /// its latency is counted once they are written.
+    pub fn mark_request(&mut self, class: CommandClass, read_at: Instant) {
+        if self.slots.is_empty() {
+            self.written_marks.push_back(Mark {
+                end: self.out_total,
+                class,
+                read_at,
+            });
+        } else {
+            self.queued_marks.push_back(Mark {
+                end: self.next_seq(),
+                class,
+                read_at,
+            });
+        }
+    }
+
+    /// Calls `record` with each request whose replies have all been
+    /// written since the last call, and its latency in nanoseconds.
+    pub fn take_written(&mut self, now: Instant, mut record: impl FnMut(CommandClass, u64)) {
+        while let Some(mark) = self.written_marks.front() {
+            if mark.end > self.written_total {
+                break;
+            }
+            record(mark.class, nanos(now, mark.read_at));
+            self.written_marks.pop_front();
+        }
+        release_if_grown(&mut self.written_marks);
+    }
+
+    /// Whether a request's latency waits to be counted.
+    pub fn has_marks(&self) -> bool {
+        !self.written_marks.is_empty()
+    }
+
     /// Moves the finished prefix of the queue to the output buffer.
     fn release(&mut self, enc: &impl Encode) {
+        let before = self.out.len();
+        self.release_slots(enc);
+        self.out_total += (self.out.len() - before) as u64;
+        while let Some(mark) = self.queued_marks.front() {
+            if mark.end > self.base_seq {
+                break;
+            }
+            let mut mark = *mark;
+            mark.end = self.out_total;
+            self.written_marks.push_back(mark);
+            self.queued_marks.pop_front();
+        }
+        release_if_grown(&mut self.queued_marks);
+    }
+
+    fn release_slots(&mut self, enc: &impl Encode) {
         while self.slots.front().is_some_and(Slot::is_ready) {
             let Some(slot) = self.slots.pop_front() else {
                 break;
@@ -395,6 +497,7 @@ impl Replies {
                     echo: (start, key_len, extra_len),
                     state: Remote::Done(outcome),
                     charge,
+                    ..
                 } => {
                     self.remote_bytes -= charge;
                     self.held_bytes -= charge;
@@ -440,7 +543,9 @@ impl Replies {
 
     /// Records that `n` bytes of [`Replies::unsent`] were written.
     pub fn advance(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.out.len());
+        let n = n.min(self.out.len() - self.sent);
+        self.written_total += n as u64;
+        self.sent += n;
         if self.sent == self.out.len() {
             self.out.clear();
             self.sent = 0;
@@ -449,6 +554,18 @@ impl Replies {
             }
         }
     }
+}
+
+/// Releases an empty queue of marks that grew past [`KEEP_CAPACITY`].
+fn release_if_grown(marks: &mut VecDeque<Mark>) {
+    if marks.is_empty() && marks.capacity() * std::mem::size_of::<Mark>() > KEEP_CAPACITY {
+        *marks = VecDeque::new();
+    }
+}
+
+/// Nanoseconds from `since` to `now` (0 if the clock disagrees).
+fn nanos(now: Instant, since: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(since).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Bytes an arrived outcome holds, as allocated.
@@ -502,6 +619,17 @@ mod tests {
         }
     }
 
+    /// Fills slot `seq` with a hit on `value`, timing nothing.
+    fn fill(r: &mut Replies, seq: u64, value: &[u8]) -> bool {
+        r.fill_remote(
+            seq,
+            hit(value),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default(),
+        )
+    }
+
     #[test]
     fn local_replies_go_straight_out() {
         let mut r = Replies::default();
@@ -515,25 +643,25 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE);
+        let s1 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE);
+        let s3 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
         assert_eq!(r.remote_bytes(), 200);
         // The later remote reply arrives first: still held back, but its
         // bytes count as buffered.
-        assert!(r.fill_remote(s3, hit(b"d"), &Plain));
+        assert!(fill(&mut r, s3, b"d"));
         assert_eq!(r.unsent(), b"a");
         assert_eq!(r.remote_bytes(), 101);
         assert_eq!(r.buffered_bytes(), 1 + 1 + 1 + 1);
-        assert!(r.fill_remote(s1, hit(b"b"), &Plain));
+        assert!(fill(&mut r, s1, b"b"));
         assert_eq!(r.unsent(), b"abcde");
         assert_eq!(r.remote_bytes(), 0);
         assert_eq!(r.buffered_bytes(), 5);
         assert_eq!(r.owed(), 0);
         // Sequence numbers keep counting, so a duplicate is refused.
-        assert!(!r.fill_remote(s1, hit(b"x"), &Plain));
+        assert!(!fill(&mut r, s1, b"x"));
         r.advance(5);
         assert!(r.is_idle());
     }
@@ -566,14 +694,14 @@ mod tests {
     #[test]
     fn remote_replies_echo_their_keys() {
         let mut r = Replies::default();
-        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::key(b"k1:"));
+        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::key(b"k1:"), Instant::now());
         let echo = Echo {
             key: b"key2",
             extra: b":",
         };
-        let s2 = r.push_remote(ReplyCtx::ANY, 0, echo);
-        assert!(r.fill_remote(s2, hit(b"b"), &Plain));
-        assert!(r.fill_remote(s1, hit(b"a"), &Plain));
+        let s2 = r.push_remote(ReplyCtx::ANY, 0, echo, Instant::now());
+        assert!(fill(&mut r, s2, b"b"));
+        assert!(fill(&mut r, s1, b"a"));
         assert_eq!(r.unsent(), b"k1:akey2:b");
         assert!(r.echoes.is_empty(), "the arena empties with the queue");
     }
@@ -586,7 +714,7 @@ mod tests {
             key: b"k",
             value: &[],
         };
-        let s1 = r.push_remote(ReplyCtx::ANY, 50, Echo::NONE);
+        let s1 = r.push_remote(ReplyCtx::ANY, 50, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'z'));
         assert!(r.defer(s1, cmd.to_owned_command(), 5000));
         assert!(r.has_deferred());
@@ -602,8 +730,48 @@ mod tests {
         assert_eq!(sent, [(s1, true, 5000)]);
         assert!(!r.has_deferred());
         assert_eq!(r.remote_bytes(), 5010);
-        assert!(r.fill_remote(s1, hit(b"v"), &Plain));
+        let mut wait = Histogram::default();
+        assert!(r.fill_remote(s1, hit(b"v"), &Plain, Instant::now(), &mut wait));
+        assert_eq!(wait.count(), 1, "a deferred request waits once");
         assert_eq!(r.unsent(), b"vz");
+    }
+
+    #[test]
+    fn a_request_is_counted_once_its_last_reply_is_written() {
+        let mut r = Replies::default();
+        let read_at = Instant::now();
+        let mut seen = Vec::new();
+        // A local request: counted once its bytes are written, not before.
+        r.push_ready(|o| o.extend_from_slice(b"ab"));
+        r.mark_request(CommandClass::Set, read_at);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert!(seen.is_empty());
+        r.advance(1);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert!(seen.is_empty(), "half written");
+        r.advance(1);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert_eq!(seen, [CommandClass::Set]);
+        // A request whose reply another worker owes, and a local one
+        // behind it: neither counts until the remote reply is released and
+        // both are written.
+        let seq = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, read_at);
+        r.mark_request(CommandClass::Get, read_at);
+        r.push_ready(|o| o.push(b'c'));
+        r.mark_request(CommandClass::Other, read_at);
+        let mut wait = Histogram::default();
+        assert!(r.fill_remote(seq, hit(b"v"), &Plain, Instant::now(), &mut wait));
+        assert_eq!(wait.count(), 1);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert_eq!(seen.len(), 1);
+        let n = r.unsent().len();
+        r.advance(n);
+        r.take_written(Instant::now(), |c, _| seen.push(c));
+        assert_eq!(
+            seen,
+            [CommandClass::Set, CommandClass::Get, CommandClass::Other]
+        );
+        assert!(!r.has_marks());
     }
 
     #[test]

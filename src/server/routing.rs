@@ -5,7 +5,10 @@
 //! Must not: know a wire format (replies are encoded through [`Encode`]
 //! with the protocol's [`ReplyCtx`]), or touch a socket.
 
-use crate::command::{Broadcast, Command};
+use std::time::Instant;
+
+use crate::command::{Broadcast, Command, Op};
+use crate::metrics::CommandClass;
 
 use super::adapter::ReplyCtx;
 use super::budget::{REMOTE_RESERVE, Room};
@@ -58,6 +61,22 @@ pub(crate) struct Route<'a> {
     pub keys_done: usize,
     /// Request bytes forwarded to other workers: work done this step.
     pub forwarded: usize,
+    /// When the bytes of the request being run were read.
+    pub read_at: Instant,
+    /// The request's class for the latency histograms: set by its first
+    /// keyed or server-wide command (a multi-key get is one get).
+    pub class: Option<CommandClass>,
+}
+
+/// The latency class of a command.
+fn class_of(op: &Op) -> CommandClass {
+    match op {
+        Op::Get | Op::GetAndTouch { .. } | Op::MetaRead(_) => CommandClass::Get,
+        Op::Store { .. } | Op::MetaStore(_) => CommandClass::Set,
+        Op::Delete { .. } | Op::MetaDelete(_) | Op::Unlink => CommandClass::Delete,
+        Op::Arith { .. } | Op::MetaArith(_) => CommandClass::Arith,
+        Op::Touch { .. } => CommandClass::Other,
+    }
 }
 
 impl Route<'_> {
@@ -76,10 +95,12 @@ impl Route<'_> {
         cmd: &Command<'_>,
         echo: Echo<'_>,
     ) -> Result<(), NoRoom> {
+        self.class.get_or_insert(class_of(&cmd.op));
         let owner = self.shard.router.owner(cmd.key);
         let allowance = self.room.allowance(self.held + self.replies.memory());
         if owner == self.shard.id {
-            if cmd.returns_value() && allowance < self.shard.max_value_len + REPLY_OVERHEAD {
+            if cmd.returns_value() && allowance < self.shard.settings.item_size_max + REPLY_OVERHEAD
+            {
                 let len = self
                     .shard
                     .partition
@@ -105,7 +126,7 @@ impl Route<'_> {
             if need > allowance {
                 return Err(NoRoom(need));
             }
-            let seq = self.replies.push_remote(ctx, charge, echo);
+            let seq = self.replies.push_remote(ctx, charge, echo, self.read_at);
             let to = self.conn.reply_to(self.shard, seq);
             self.shard.forward(owner, to, cmd, reply_cap);
             self.forwarded += bytes;
@@ -116,6 +137,7 @@ impl Route<'_> {
     /// Applies a server-wide request here and, with more than one worker,
     /// on every other worker; the reply waits for all of them.
     pub fn broadcast(&mut self, ctx: ReplyCtx, what: Broadcast) {
+        self.class.get_or_insert(CommandClass::Other);
         if matches!(what, Broadcast::Flush { .. }) {
             // Counted once, where the request arrived, as memcached counts it.
             self.shard.stats.cmd_flush += 1;

@@ -10,14 +10,14 @@
 use std::time::Instant;
 
 use crate::command::{Command, MetaStatus, Op, Outcome, OwnedCommand};
+use crate::metrics::Latencies;
 use crate::router::Router;
-use crate::stats::WorkerStats;
+use crate::stats::{Settings, WorkerStats};
 use crate::storage::Partition;
 
 use super::adapter::Encoder;
 use super::budget::Budget;
 use super::mailbox::{Broadcast, Message, Outbox, ReplyTo};
-use crate::config::DEFAULT_REQS_PER_EVENT;
 
 /// Per-worker state shared by all of its connections.
 #[derive(Debug)]
@@ -26,21 +26,20 @@ pub(crate) struct Shard {
     pub router: Router,
     pub partition: Partition,
     pub stats: WorkerStats,
-    /// Largest value accepted (`--max-item-size`).
-    pub max_value_len: usize,
+    /// Latency histograms, bumped only by this worker.
+    pub latencies: Latencies,
     /// Clock milliseconds read at the start of this loop turn.
     pub now_ms: u64,
     /// Unix time in milliseconds when the clock read zero, so that
     /// protocols with absolute expiry times can convert them.
     unix_base_ms: u64,
     outboxes: Vec<Outbox>,
-    /// Whether a client may stop the server (`shutdown`).
-    pub shutdown_command: bool,
+    /// The configuration as `stats settings` reports it, and the policies
+    /// adapters apply (`shutdown`); `maxbytes` is read live instead.
+    pub settings: Settings,
     /// What this worker's connections hold, against their budget
     /// (`--connection-memory`, this worker's share).
     pub conn_budget: Budget,
-    /// Requests one connection may run per loop turn (`--reqs-per-event`).
-    pub reqs_per_event: usize,
     /// Workers sent a message this turn; woken once at the end of the turn.
     to_wake: Vec<bool>,
     started: Instant,
@@ -50,7 +49,7 @@ impl Shard {
     pub fn new(
         id: usize,
         outboxes: Vec<Outbox>,
-        max_value_len: usize,
+        settings: Settings,
         memory: u64,
         unix_base_ms: u64,
     ) -> Self {
@@ -58,15 +57,14 @@ impl Shard {
         Shard {
             id,
             router: Router::new(workers),
-            partition: Partition::for_worker(id, workers, max_value_len, memory),
+            partition: Partition::for_worker(id, workers, settings.item_size_max, memory),
             stats: WorkerStats::default(),
-            max_value_len,
+            latencies: Latencies::default(),
             now_ms: 0,
             unix_base_ms,
             outboxes,
-            shutdown_command: false,
+            settings,
             conn_budget: Budget::new(usize::MAX),
-            reqs_per_event: DEFAULT_REQS_PER_EVENT,
             to_wake: vec![false; workers],
             started: Instant::now(),
         }
@@ -199,11 +197,21 @@ impl Shard {
         }
     }
 
+    /// The settings, with the memory limit as it is now (`cache_memlimit`
+    /// changes it).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            maxbytes: self.partition.stats().limit * self.workers() as u64,
+            ..self.settings
+        }
+    }
+
     /// The reply encoder for this worker's connections.
     pub fn encoder(&self) -> Encoder {
         Encoder {
             started: self.started,
             threads: self.workers(),
+            max_connections: self.settings.maxconns,
             unix_now: self.unix_now(),
         }
     }

@@ -16,18 +16,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::clock::Clock;
+use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
+use super::accept::Acceptor;
 use super::connection::{Connection, Drive, DriveCtx, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
+use super::stream::Stream;
+use super::timeouts::{Expired, Timeouts, Watch};
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
+/// The UNIX domain socket's listener, shared by every worker.
+pub(crate) const UNIX_LISTENER: Token = Token(usize::MAX - 2);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 /// How long shutdown waits for owed replies before closing regardless; the
@@ -64,7 +69,7 @@ type ConnRef = (usize, u32);
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub poll: Poll,
-    pub listener: Option<TcpListener>,
+    acceptor: Acceptor,
     pub inbox: Inbox,
     pub shard: Shard,
     pub limits: Limits,
@@ -91,21 +96,25 @@ pub(crate) struct Worker {
     reported_finished: bool,
     /// Clock millisecond of the next expiry sweep.
     next_sweep_ms: u64,
+    /// The idle and frame timeouts.
+    watch: Watch,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         poll: Poll,
-        listener: TcpListener,
+        acceptor: Acceptor,
         inbox: Inbox,
         shard: Shard,
         limits: Limits,
         clock: Arc<dyn Clock>,
         shared: Arc<Shared>,
+        timeouts: Timeouts,
     ) -> Self {
         Worker {
             poll,
-            listener: Some(listener),
+            acceptor,
             inbox,
             shard,
             limits,
@@ -123,15 +132,21 @@ impl Worker {
             shutdown_deadline: None,
             reported_finished: false,
             next_sweep_ms: 0,
+            watch: Watch::new(timeouts),
         }
     }
 
     /// Registers the listener and runs until shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
-        if let Some(listener) = self.listener.as_mut() {
+        if let Some(listener) = self.acceptor.listener() {
             self.poll
                 .registry()
                 .register(listener, LISTENER, Interest::READABLE)?;
+        }
+        if let Some(listener) = self.acceptor.unix_listener() {
+            self.poll
+                .registry()
+                .register(listener, UNIX_LISTENER, Interest::READABLE)?;
         }
         let mut events = Events::with_capacity(1024);
         loop {
@@ -146,8 +161,10 @@ impl Worker {
             let mut pending_runs = std::mem::take(&mut self.to_run);
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => self.drain_inbox(),
+                    // While backing off, the retry timer accepts.
+                    LISTENER | UNIX_LISTENER if self.acceptor.backing_off() => {}
+                    LISTENER | UNIX_LISTENER => self.accept(),
+                    WAKER => self.drain_inbox()?,
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue;
@@ -164,6 +181,9 @@ impl Worker {
                     }
                 }
             }
+            if self.acceptor.deadline().is_some() && self.acceptor.retry_due(Instant::now()) {
+                self.accept();
+            }
             for conn in pending_runs.drain(..) {
                 self.drive(conn);
             }
@@ -172,14 +192,36 @@ impl Worker {
                 self.to_run = pending_runs;
             }
             self.flush_all();
-            self.wake_waiting_room();
             self.shard.flush_wakes();
             self.sweep_if_due();
             self.expire_lingering();
+            self.expire_timeouts();
+            // Last: closing connections above frees room too, and a woken
+            // connection's run keeps the next poll from sleeping.
+            self.wake_waiting_room();
             if self.shutdown_deadline.is_some() && self.shutdown_step() {
                 return Ok(());
             }
         }
+    }
+
+    /// Closes the connections whose idle or frame timeout has passed.
+    fn expire_timeouts(&mut self) {
+        let expired = self.watch.check(&self.conns, self.shard.now_ms);
+        for &(key, why) in &expired {
+            let reason = match why {
+                Expired::Idle => {
+                    self.shard.stats.idle_kicks += 1;
+                    "idle timeout"
+                }
+                Expired::Frame => {
+                    self.shard.stats.frame_timeouts += 1;
+                    "request incomplete past the frame timeout"
+                }
+            };
+            self.close(key, reason);
+        }
+        self.watch.give_back(expired);
     }
 
     fn sweep_if_due(&mut self) {
@@ -204,10 +246,16 @@ impl Worker {
             let wait = self.next_sweep_ms.saturating_sub(self.shard.now_ms);
             Duration::from_millis(wait.clamp(1, SWEEP_TICK_MS))
         });
-        if self.lingering.is_empty() {
-            return sweep;
+        let timeouts = self.watch.wait(&self.conns, self.shard.now_ms);
+        let deadline = match (self.acceptor.deadline(), self.watch.log_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.lingering.is_empty() && deadline.is_none() {
+            return sweep.into_iter().chain(timeouts).min();
         }
         let now = Instant::now();
+        let deadline = deadline.map(|at| at.saturating_duration_since(now));
         let linger = self
             .lingering
             .iter()
@@ -221,53 +269,52 @@ impl Worker {
                 _ => None,
             })
             .min();
-        match (linger, sweep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [linger, sweep, deadline, timeouts]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn accept(&mut self) {
-        let Some(listener) = self.listener.as_ref() else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((mut sock, _)) => {
-                    // A connection's replies leave in one write per turn;
-                    // Nagle would only hold them back waiting for an ACK.
-                    if let Err(e) = sock.set_nodelay(true) {
-                        log::debug!("TCP_NODELAY: {e}");
-                    }
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut sock, Token(key), Interest::READABLE)
-                    {
-                        log::warn!("worker {}: register: {e}", self.shard.id);
-                        continue;
-                    }
-                    self.next_generation = self.next_generation.wrapping_add(1);
-                    entry.insert(Connection::new(sock, self.next_generation));
-                    self.shard.stats.curr_connections += 1;
-                    self.shard.stats.total_connections += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Out of descriptors or similar: the queued connections
-                    // wait for the next accept event.
-                    log::warn!("worker {}: accept: {e}", self.shard.id);
-                    return;
-                }
+        while let Some(mut sock) = self.acceptor.next(&mut self.shard.stats) {
+            // A connection's replies leave in one write per turn; Nagle
+            // would only hold them back waiting for an ACK.
+            if let Stream::Tcp(tcp) = &sock
+                && let Err(e) = tcp.set_nodelay(true)
+            {
+                log::debug!("TCP_NODELAY: {e}");
             }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut sock, Token(key), Interest::READABLE)
+            {
+                // Out of epoll watches or memory, as good as out of
+                // descriptors: the same back-off.
+                drop(sock);
+                self.acceptor.closed();
+                self.acceptor.failed(e);
+                return;
+            }
+            self.next_generation = self.next_generation.wrapping_add(1);
+            entry.insert(Connection::new(
+                sock,
+                self.next_generation,
+                self.shard.now_ms,
+            ));
+            self.shard.stats.curr_connections += 1;
+            self.shard.stats.total_connections += 1;
         }
     }
 
-    fn drain_inbox(&mut self) {
+    /// Handles every message waiting; an error only for an injected
+    /// failure.
+    fn drain_inbox(&mut self) -> io::Result<()> {
         self.inbox.start_drain();
+        // Read once, when the first reply of the drain arrives.
+        let mut arrived: Option<Instant> = None;
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
                 Message::Execute {
@@ -277,15 +324,17 @@ impl Worker {
                 } => self.execute_for_peer(reply_to, cmd, reply_cap),
                 Message::Executed { reply_to, outcome } => {
                     let enc = self.shard.encoder();
+                    let now = *arrived.get_or_insert_with(Instant::now);
+                    let wait = &mut self.shard.latencies.forwarded;
                     let conn_ref = (reply_to.conn, reply_to.generation);
                     if let Some(conn) = live_in(&mut self.conns, conn_ref)
-                        && conn.replies.fill_remote(reply_to.seq, outcome, &enc)
+                        && conn
+                            .replies
+                            .fill_remote(reply_to.seq, outcome, &enc, now, wait)
                     {
-                        // A deferred command now at the front may use the
-                        // room of the replies behind it: send it again.
-                        // A connection waiting for room tries again: a
-                        // deferred command now at the front may use the room
-                        // of the replies behind it.
+                        // A connection waiting for room tries again, and so
+                        // does a deferred command now at the front: it may
+                        // use the room of the replies behind it.
                         let retry = conn.replies.front_deferred() || conn.wants_room;
                         self.account(conn_ref);
                         self.queue_flush(conn_ref);
@@ -333,9 +382,25 @@ impl Worker {
                         self.queue_flush((reply_to.conn, reply_to.generation));
                     }
                 }
+                Message::Gather { to } => {
+                    let snapshot = WorkerSnapshot {
+                        id: self.shard.id as u32,
+                        stats: self.shard.snapshot(),
+                        latencies: self.shard.latencies,
+                    };
+                    // The admin thread may have given up waiting: fine.
+                    let _ = to.send(snapshot);
+                }
                 Message::Shutdown => self.begin_shutdown(),
+                Message::Fail { panic: true } => {
+                    panic!("worker {}: failure injected by a test", self.shard.id)
+                }
+                Message::Fail { panic: false } => {
+                    return Err(io::Error::other("failure injected by a test"));
+                }
             }
         }
+        Ok(())
     }
 
     /// Runs a command another worker forwarded, unless it reads a value
@@ -455,12 +520,15 @@ impl Worker {
         conn.queued_run = false;
         let mut cx = DriveCtx {
             room: self.shard.conn_budget.room(conn.accounted),
-            reqs_per_turn: self.shard.reqs_per_event,
+            reqs_per_turn: self.shard.settings.reqs_per_event,
             shard: &mut self.shard,
             slot: conn_ref.0,
             limits: &self.limits,
         };
         let drive = conn.drive(&mut cx, &mut self.scratch);
+        if conn.activity.frame_started_ms.is_some() {
+            self.watch.mid_frame();
+        }
         match drive {
             Drive::Wait => {}
             Drive::Yield => {
@@ -469,7 +537,7 @@ impl Worker {
                 self.shard.stats.conn_yields += 1;
             }
             Drive::Close => {
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "closed by the client, or a read error");
                 return;
             }
         }
@@ -524,10 +592,15 @@ impl Worker {
         let all_written = match conn.write_out() {
             Ok(done) => done,
             Err(_) => {
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "write error");
                 return;
             }
         };
+        if conn.replies.has_marks() {
+            let latencies = &mut self.shard.latencies;
+            conn.replies
+                .take_written(Instant::now(), |class, ns| latencies.record(class, ns));
+        }
         // Register WRITABLE only while output waits, so a connection
         // that keeps up costs no extra epoll_ctl or wake-ups.
         if all_written == conn.write_interest {
@@ -540,7 +613,7 @@ impl Worker {
                 .reregister(&mut conn.sock, Token(conn_ref.0), interest)
                 .is_err()
             {
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "cannot reregister with the poll");
                 return;
             }
             conn.write_interest = !all_written;
@@ -563,7 +636,7 @@ impl Worker {
                     self.to_run.push(conn_ref);
                 }
             }
-            Drive::Close => self.close(conn_ref.0),
+            Drive::Close => self.close(conn_ref.0, "done"),
         }
     }
 
@@ -584,15 +657,24 @@ impl Worker {
             };
             if expired {
                 self.lingering.swap_remove(i);
-                self.close(conn_ref.0);
+                self.close(conn_ref.0, "still sending a second after its error reply");
             } else {
                 i += 1;
             }
         }
     }
 
-    fn close(&mut self, key: usize) {
+    /// Closes connection `key`; at debug level, says whose and why.
+    fn close(&mut self, key: usize, why: &str) {
         if let Some(conn) = self.conns.try_remove(key) {
+            if log::log_enabled!(log::Level::Debug) {
+                log::debug!(
+                    "worker {}: closed the connection from {}: {why}",
+                    self.shard.id,
+                    conn.sock.peer()
+                );
+            }
+            self.acceptor.closed();
             // Closing the descriptor removes it from epoll; replies still on
             // their way are dropped by the generation check.
             let stats = &mut self.shard.stats;
@@ -613,7 +695,11 @@ impl Worker {
             return;
         }
         self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-        if let Some(mut listener) = self.listener.take() {
+        let (tcp, unix) = self.acceptor.close();
+        if let Some(mut listener) = tcp {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(mut listener) = unix {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let refs: Vec<ConnRef> = self

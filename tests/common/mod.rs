@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod memcache;
+pub mod process;
 pub mod text;
 pub mod text_cases;
 pub mod tool;
@@ -59,7 +60,8 @@ pub fn start_with_limits(threads: usize, limits: Limits) -> ServerHandle {
     start_config(config)
 }
 
-/// A server with `config` (built from [`Config::ephemeral`]).
+/// A server with `config`, which the caller built (usually from
+/// `Config::ephemeral`).
 pub fn start_config(config: Config) -> ServerHandle {
     Server::start(config).expect("server starts")
 }

@@ -18,6 +18,9 @@ pub const EINVAL: u16 = 0x04;
 pub const NOT_STORED: u16 = 0x05;
 /// INCREMENT or DECREMENT of a value that is not a number.
 pub const DELTA_BADVAL: u16 = 0x06;
+/// Not allowed: memcached's answer to FLUSH on a server started with
+/// flushing disabled (`-F`), and to requests before SASL authentication.
+pub const AUTH_ERROR: u16 = 0x20;
 /// The opcode is not one the server runs.
 pub const UNKNOWN_COMMAND: u16 = 0x81;
 /// No memory to run the request.
@@ -37,6 +40,7 @@ pub fn text(status: u16) -> &'static str {
         EINVAL => "Invalid arguments",
         NOT_STORED => "Not stored.",
         DELTA_BADVAL => "Non-numeric server-side value for incr or decr",
+        AUTH_ERROR => "Auth failure.",
         UNKNOWN_COMMAND => "Unknown command",
         ENOMEM => "Out of memory",
         NOT_SUPPORTED => "Not supported",
@@ -61,5 +65,6 @@ mod tests {
             "Non-numeric server-side value for incr or decr"
         );
         assert_eq!(text(ENOMEM), "Out of memory");
+        assert_eq!(text(AUTH_ERROR), "Auth failure.");
     }
 }

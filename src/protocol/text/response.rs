@@ -66,6 +66,11 @@ pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
 /// `flush_all` on a server with flushing disabled (checked before the
 /// delay; suppressed by `noreply`).
 pub const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
+/// A connection over `--max-connections`, sent as soon as it is accepted
+/// and before anything is read, so in the text protocol whatever the
+/// client speaks (memcached's answer over its `-c`); then the server
+/// closes.
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
 /// `cache_memlimit` below 8.
 pub const MEMLIMIT_TOO_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
 /// `cache_memlimit` over 1000000000.

@@ -39,7 +39,7 @@ pub(crate) struct Ctx {
 /// frame memcached's way is closed without a reply.
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match memcache::decode_request(data, limits) {
-        Ok(Decoded::Complete { frame, consumed }) => match run(&frame, route, limits) {
+        Ok(Decoded::Complete { frame, consumed }) => match run(&frame, route) {
             Ok(true) => Step::Quit { consumed },
             Ok(false) => Step::Done { consumed },
             Err(NoRoom(need)) => Step::Blocked { keys_done: 0, need },
@@ -113,7 +113,7 @@ fn refuse_set(data: &[u8], error: RequestError, skip: u64, route: &mut Route<'_>
 
 /// Runs a decoded request. True when it was QUIT: the connection closes
 /// after replying.
-fn run(req: &Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Result<bool, NoRoom> {
+fn run(req: &Request<'_>, route: &mut Route<'_>) -> Result<bool, NoRoom> {
     let (opcode, opaque) = (req.opcode, req.opaque);
     let ctx = Ctx {
         opcode,
@@ -130,12 +130,14 @@ fn run(req: &Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Result<bool
             route.keyed(ReplyCtx::Binary(ctx), &cmd, echo)?;
         }
         Action::Local(local) => {
-            let settings = Settings {
-                limits: *limits,
-                threads: route.shard.workers(),
-                maxbytes: route.shard.partition.stats().limit * route.shard.workers() as u64,
-            };
+            let settings = route.shard.settings();
             route.reply(|out| encode_local(opcode, opaque, local, &settings, out));
+        }
+        // memcached's answer to a disabled flush, quiet or not; counted,
+        // as its text protocol counts one.
+        Action::Broadcast(Broadcast::Flush { .. }) if !route.shard.settings.flush_enabled => {
+            route.shard.stats.cmd_flush += 1;
+            route.reply(|out| respond_error(out, opcode, opaque, status::AUTH_ERROR));
         }
         Action::Broadcast(what) => route.broadcast(ReplyCtx::Binary(ctx), what),
         Action::Quit => {
@@ -433,20 +435,12 @@ fn stat_end(out: &mut Vec<u8>, opcode: u8, opaque: u32) {
     respond(out, opcode, status::NO_ERROR, opaque, 0, &[], &[], &[]);
 }
 
-/// What `stats settings` reports.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub limits: Limits,
-    pub threads: usize,
-    pub maxbytes: u64,
-}
-
 /// Appends the response to a request this worker answers alone.
 pub(crate) fn encode_local(
     opcode: u8,
     opaque: u32,
     local: Local<'_>,
-    settings: &Settings,
+    settings: &stats::Settings,
     out: &mut Vec<u8>,
 ) {
     match local {
@@ -462,16 +456,9 @@ pub(crate) fn encode_local(
             stats::VERSION.as_bytes(),
         ),
         Local::Settings => {
-            let mut frame =
-                |name: &str, value: &dyn fmt::Display| stat_frame(out, opcode, opaque, name, value);
-            frame("maxbytes", &settings.maxbytes);
-            frame("num_threads", &settings.threads);
-            frame("item_size_max", &settings.limits.max_value_len);
-            frame("key_max_length", &settings.limits.max_key_len);
-            frame("cas_enabled", &"yes");
-            frame("binding_protocol", &"auto-negotiate");
-            frame("evictions", &"on");
-            frame("eviction_policy", &"sieve");
+            stats::for_each_setting(settings, |name, value| {
+                stat_frame(out, opcode, opaque, name, value)
+            });
             stat_end(out, opcode, opaque);
         }
         Local::EmptyGroup => stat_end(out, opcode, opaque),

@@ -152,13 +152,20 @@ fn keyed(
     op: Op,
     value: &[u8],
 ) -> Result<(), NoRoom> {
-    let mut scratch = [0u8; MAX_KEY];
-    let decoded = match key.decode(&mut scratch) {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            route.reply(|out| out.extend_from_slice(error.reply()));
-            return Ok(());
+    // The scratch buffer is only set up for base64 keys: most keys are
+    // used as sent, and zeroing 250 bytes per request shows in a profile.
+    let mut scratch;
+    let decoded = if key.base64 {
+        scratch = [0u8; MAX_KEY];
+        match key.decode(&mut scratch) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                route.reply(|out| out.extend_from_slice(error.reply()));
+                return Ok(());
+            }
         }
+    } else {
+        key.raw
     };
     let ctx = ReplyCtx::Meta(Ctx {
         cmd,
@@ -192,13 +199,18 @@ pub(crate) fn encode_outcome(
         out.extend_from_slice(b"SERVER_ERROR unexpected outcome\r\n");
         return;
     };
-    let raw_key = Key {
-        raw: echo.key,
-        base64: ctx.base64,
+    let mut scratch;
+    let key = if ctx.base64 {
+        scratch = [0u8; MAX_KEY];
+        let raw_key = Key {
+            raw: echo.key,
+            base64: true,
+        };
+        // The key decoded when the request was read, so it decodes again.
+        raw_key.decode(&mut scratch).unwrap_or(echo.key)
+    } else {
+        echo.key
     };
-    let mut scratch = [0u8; MAX_KEY];
-    // The key decoded when the request was read, so it decodes again.
-    let key = raw_key.decode(&mut scratch).unwrap_or(echo.key);
     let cmd = match ctx.cmd {
         Cmd::Debug => {
             match status {
@@ -210,7 +222,12 @@ pub(crate) fn encode_outcome(
         Cmd::Reply(cmd) => cmd,
     };
     let flags = echo.extra;
-    let has = |flag: u8| Tokens::new(flags).any(|token| token.first() == Some(&flag));
+    // One walk over the flags for every question asked of them below.
+    let present = Tokens::new(flags)
+        .filter_map(|token| token.first())
+        .filter(|&&flag| flag < 128)
+        .fold(0u128, |set, &flag| set | 1 << flag);
+    let has = |flag: u8| present & (1 << flag) != 0;
     let quiet = has(b'q');
     // memcached reports on an item whenever it has one; `ms` writes its
     // return flags whatever happened (`c0` when nothing was stored).

@@ -111,6 +111,7 @@ impl ReplyCtx {
 pub(crate) struct Encoder {
     pub started: Instant,
     pub threads: usize,
+    pub max_connections: usize,
     pub unix_now: u64,
 }
 
@@ -121,6 +122,7 @@ impl Encoder {
             uptime: self.started.elapsed().as_secs(),
             time: self.unix_now,
             threads: self.threads,
+            max_connections: self.max_connections,
         }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) enum Ctx {
 /// Decodes the first command in `data` and runs it.
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match text::decode_request(data, limits) {
-        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route, limits) {
+        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route) {
             Ok(Flow::Go) => Step::Done { consumed },
             Ok(Flow::Close) => Step::Quit { consumed },
             Err(Suspended { keys_done, need }) => Step::Blocked { keys_done, need },
@@ -76,6 +76,14 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             route.reply(|out| out.extend_from_slice(TextError::UnknownCommand.reply()));
             Step::Fatal
         }
+        // memcached refuses a disabled flush before it reads the delay.
+        Ok(Decoded::Rejected {
+            error: TextError::InvalidExptime { noreply },
+            skip,
+        }) if !route.shard.settings.flush_enabled && data.starts_with(b"flush_all ") => {
+            refuse_flush(route, noreply);
+            Step::Refused { skip }
+        }
         Ok(Decoded::Rejected { error, skip }) => {
             if !error.noreply() {
                 route.reply(|out| out.extend_from_slice(error.reply()));
@@ -87,6 +95,15 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
             route.reply(|out| out.extend_from_slice(fatal.reply()));
             Step::Fatal
         }
+    }
+}
+
+/// `flush_all` on a server started with `--disable-flush`: counted, as
+/// memcached counts it, and refused.
+fn refuse_flush(route: &mut Route<'_>, noreply: bool) {
+    route.shard.stats.cmd_flush += 1;
+    if !noreply {
+        route.reply(|out| out.extend_from_slice(response::FLUSH_DISABLED));
     }
 }
 
@@ -104,8 +121,14 @@ fn is_http(data: &[u8]) -> bool {
 /// does for `set` and `ms`, so a cache never serves the value its client
 /// just tried to replace; the error is written once the removal has run.
 fn refuse_store(key: Key<'_>, noreply: bool, route: &mut Route<'_>) -> Result<(), NoRoom> {
-    let mut scratch = [0u8; text::MAX_KEY];
-    let Ok(key) = key.decode(&mut scratch) else {
+    let mut scratch;
+    let key = if key.base64 {
+        scratch = [0u8; text::MAX_KEY];
+        key.decode(&mut scratch)
+    } else {
+        Ok(key.raw)
+    };
+    let Ok(key) = key else {
         route.reply(|out| out.extend_from_slice(TextError::KeyDecode.reply()));
         return Ok(());
     };
@@ -137,7 +160,7 @@ enum Flow {
     Close,
 }
 
-fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Result<Flow, Suspended> {
+fn run(req: Request<'_>, route: &mut Route<'_>) -> Result<Flow, Suspended> {
     let now = route.shard.unix_now();
     match req {
         Request::Get {
@@ -219,6 +242,9 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Result<Flow,
             };
             keyed(route, op, key, &[], noreply)?;
         }
+        Request::FlushAll { noreply, .. } if !route.shard.settings.flush_enabled => {
+            refuse_flush(route, noreply);
+        }
         Request::FlushAll { delay, noreply } => {
             // memcached reads a flush delay with its expiry rules.
             let delay = match Expiry::memcached(delay, now) {
@@ -258,7 +284,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Result<Flow,
         }
         Request::Quit => return Ok(Flow::Close),
         Request::Shutdown { .. } => {
-            if !route.shard.shutdown_command {
+            if !route.shard.settings.shutdown_command {
                 route.reply(|out| out.extend_from_slice(response::SHUTDOWN_DISABLED));
                 return Ok(Flow::Go);
             }
@@ -266,7 +292,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>, limits: &Limits) -> Result<Flow,
             route.shard.shutdown_server();
             return Ok(Flow::Close);
         }
-        Request::Stats { args } => run_stats(args, route, limits),
+        Request::Stats { args } => run_stats(args, route),
         other => meta::run(other, route)?,
     }
     Ok(Flow::Go)
@@ -284,7 +310,7 @@ fn keyed(
     route.keyed(ReplyCtx::Text(Ctx::Status { noreply }), &cmd, Echo::NONE)
 }
 
-fn run_stats(args: &[u8], route: &mut Route<'_>, limits: &Limits) {
+fn run_stats(args: &[u8], route: &mut Route<'_>) {
     let group = match args {
         b"" => StatsGroup::General,
         b"workers" => StatsGroup::Workers,
@@ -294,21 +320,9 @@ fn run_stats(args: &[u8], route: &mut Route<'_>, limits: &Limits) {
             return route.broadcast(ReplyCtx::Text(Ctx::Stats), Broadcast::ResetStats);
         }
         b"settings" => {
-            let threads = route.shard.workers();
-            let maxbytes = route.shard.partition.stats().limit * threads as u64;
-            let shutdown = route.shard.shutdown_command;
+            let settings = route.shard.settings();
             route.reply(|out| {
-                let mut stat =
-                    |name: &str, value: &dyn std::fmt::Display| response::stat(out, name, value);
-                stat("maxbytes", &maxbytes);
-                stat("num_threads", &threads);
-                stat("item_size_max", &limits.max_value_len);
-                stat("key_max_length", &limits.max_key_len);
-                stat("cas_enabled", &"yes");
-                stat("binding_protocol", &"auto-negotiate");
-                stat("evictions", &"on");
-                stat("eviction_policy", &"sieve");
-                stat("shutdown_command", &if shutdown { "yes" } else { "no" });
+                stats::for_each_setting(&settings, |name, value| response::stat(out, name, value));
                 response::end(out);
             });
             return;
