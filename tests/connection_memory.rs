@@ -339,3 +339,29 @@ fn a_connection_yields_after_its_requests_per_turn() {
     // 200 requests at 2 a turn: at least 99 yields, however the reads fell.
     assert!(stat(&server, "conn_yields") >= 99);
 }
+
+#[test]
+fn a_client_that_half_closes_still_gets_its_large_remote_values() {
+    let threads = 4;
+    let server = start(threads, 64 << 20, 1 << 20);
+    let mut c = connect(&server);
+    let keys: Vec<String> = spread_keys("halfclose", threads, 8)
+        .into_iter()
+        .map(|k| String::from_utf8(k).expect("ascii"))
+        .collect();
+    let value = fill(b"half", 100_000);
+    for key in &keys {
+        set_text(&mut c, key, &value);
+    }
+    let mut pipeline = Vec::new();
+    let mut expected = Vec::new();
+    for key in &keys {
+        pipeline.extend_from_slice(format!("get {key}\r\n").as_bytes());
+        expected.extend_from_slice(&value_block(key, &value));
+        expected.extend_from_slice(b"END\r\n");
+    }
+    send(&mut c, &pipeline);
+    c.shutdown(std::net::Shutdown::Write).expect("half-close");
+    expect_reply(&mut c, &expected);
+    common::expect_eof(&mut c);
+}

@@ -283,7 +283,14 @@ impl Connection {
                     }
                 }
                 Lifecycle::Lingering { .. } => self.input.clear(),
-                Lifecycle::Finishing | Lifecycle::Failing => return Drive::Wait,
+                Lifecycle::Finishing | Lifecycle::Failing => {
+                    // No more requests, but the replies owed still go out:
+                    // a read its owner deferred is sent again.
+                    if self.replies.has_deferred() {
+                        self.retry_deferred(cx);
+                    }
+                    return Drive::Wait;
+                }
             }
             if matches!(self.lifecycle, Lifecycle::Finishing | Lifecycle::Failing) {
                 return Drive::Wait;
