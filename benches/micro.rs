@@ -613,7 +613,7 @@ fn owner(mut poll: Poll, inbox: Inbox, origin: Outbox) {
         let mut replied = false;
         while let Some(msg) = inbox.try_recv() {
             match msg {
-                Message::Execute { reply_to, cmd } => {
+                Message::Execute { reply_to, cmd, .. } => {
                     let outcome = Outcome::Hit {
                         flags: 0,
                         cas: reply_to.seq,
@@ -689,7 +689,11 @@ impl Hop {
                 key_len: buf.len(),
                 buf,
             };
-            assert!(self.to_owner.send(Message::Execute { reply_to, cmd }));
+            assert!(self.to_owner.send(Message::Execute {
+                reply_to,
+                cmd,
+                reply_cap: usize::MAX,
+            }));
         }
         self.to_owner.wake().expect("wake the owner");
         let mut expect = first;

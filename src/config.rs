@@ -15,6 +15,16 @@ use crate::protocol::native::Limits;
 /// memcached's default `-m 64`.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 
+/// What all connections together may hold by default: 64 MiB, beside the
+/// items' 64 MiB, or more where more workers each need their minimum
+/// ([`Config::connection_memory_total`]). Enough for hundreds of clients
+/// each with a large value in flight, and a known bound on what a crowd
+/// of slow or hostile clients can make the server hold.
+pub const DEFAULT_CONNECTION_MEMORY: u64 = 64 << 20;
+
+/// memcached's `-R` default: requests a connection runs per turn.
+pub const DEFAULT_REQS_PER_EVENT: usize = 20;
+
 /// memcached's default `-c 1024`: client connections open at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
@@ -55,6 +65,13 @@ pub struct Config {
     /// Whether the text protocol's `shutdown` command stops the server
     /// (memcached's `-A`); off by default, as there.
     pub enable_shutdown: bool,
+    /// Bytes all connections together may hold (input, replies, forwarded
+    /// requests), split evenly over the workers; `None`: the default
+    /// ([`Config::connection_memory_total`]).
+    pub connection_memory: Option<u64>,
+    /// Requests a connection runs per loop turn before the others get
+    /// theirs (memcached's `-R`).
+    pub reqs_per_event: usize,
     /// Where the admin listener serves `GET /metrics`; `None`: no admin
     /// listener.
     pub metrics_listen: Option<SocketAddr>,
@@ -94,7 +111,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            threads: default_threads(available_cores(), DEFAULT_MEMORY, &Limits::default())
+            threads: default_threads(available_cores(), DEFAULT_MEMORY, None, &Limits::default())
                 .map_or(1, |plan| plan.threads),
             cores: None,
             pin: true,
@@ -102,6 +119,8 @@ impl Default for Config {
             memory: DEFAULT_MEMORY,
             clock: Arc::new(SystemClock::new()),
             enable_shutdown: false,
+            connection_memory: None,
+            reqs_per_event: DEFAULT_REQS_PER_EVENT,
             metrics_listen: Some(DEFAULT_METRICS_LISTEN),
             also_listen: Vec::new(),
             unix_socket: None,
@@ -159,7 +178,35 @@ impl Config {
                 fit: (self.memory / needed) as usize,
             });
         }
+        if self.reqs_per_event == 0 {
+            return Err(ConfigError::ZeroLimit("--reqs-per-event"));
+        }
+        // A connection alone must be able to hold a largest value twice
+        // over (a request arriving, a reply leaving), or a client could
+        // wait for room that never comes.
+        let share = self.connection_memory_per_worker() as u64;
+        let needed = min_worker_memory(&self.limits);
+        if share < needed {
+            return Err(ConfigError::ConnectionMemoryTooSmall { share, needed });
+        }
         Ok(())
+    }
+
+    /// What all connections together may hold: `--connection-memory`, or
+    /// by default 64 MiB, raised where more workers need their minimum
+    /// (a largest request and reply each, [`min_worker_memory`]), so that
+    /// a worker count `--memory` has room for always starts.
+    pub fn connection_memory_total(&self) -> u64 {
+        self.connection_memory.unwrap_or_else(|| {
+            let floor = min_worker_memory(&self.limits).saturating_mul(self.threads as u64);
+            DEFAULT_CONNECTION_MEMORY.max(floor)
+        })
+    }
+
+    /// Each worker's share of the connections' budget.
+    pub fn connection_memory_per_worker(&self) -> usize {
+        usize::try_from(self.connection_memory_total() / self.threads.max(1) as u64)
+            .unwrap_or(usize::MAX)
     }
 
     /// Each worker's byte budget.
@@ -209,15 +256,19 @@ impl ThreadPlan {
 /// The default worker count: one per core, but no more than `memory` can
 /// give each its minimum share ([`min_worker_memory`]), so that the
 /// default flags start on any machine (64 MiB over 64 cores would give
-/// each worker 1 MiB, less than two items of 1 MiB). Fails only if even
-/// one worker does not fit.
+/// each worker 1 MiB, less than two items of 1 MiB). An explicit
+/// `connection_memory` caps it the same way: each worker's share of it
+/// must hold a largest request and a largest reply (the default grows
+/// with the workers instead). Fails only if even one worker does not fit.
 pub fn default_threads(
     cores: usize,
     memory: u64,
+    connection_memory: Option<u64>,
     limits: &Limits,
 ) -> Result<ThreadPlan, ConfigError> {
     let needed = min_worker_memory(limits);
-    let fit = usize::try_from(memory / needed).unwrap_or(usize::MAX);
+    let fits = |bytes: u64| usize::try_from(bytes / needed).unwrap_or(usize::MAX);
+    let fit = fits(memory);
     if fit == 0 {
         return Err(ConfigError::MemoryTooSmall {
             threads: 1,
@@ -226,8 +277,12 @@ pub fn default_threads(
             fit,
         });
     }
+    let connection_fit = connection_memory.map_or(usize::MAX, fits);
+    if let (0, Some(share)) = (connection_fit, connection_memory) {
+        return Err(ConfigError::ConnectionMemoryTooSmall { share, needed });
+    }
     Ok(ThreadPlan {
-        threads: cores.clamp(1, fit),
+        threads: cores.clamp(1, fit.min(connection_fit)),
         cores,
     })
 }
@@ -269,6 +324,14 @@ pub enum ConfigError {
         needed: u64,
         /// How many workers `--memory` has room for.
         fit: usize,
+    },
+    /// `--connection-memory` too small for one connection to hold a
+    /// largest value coming in and one going out.
+    ConnectionMemoryTooSmall {
+        /// Bytes per worker.
+        share: u64,
+        /// Bytes needed.
+        needed: u64,
     },
 }
 
@@ -316,6 +379,12 @@ impl fmt::Display for ConfigError {
                 "--memory gives {threads} workers (--threads) {share} bytes each, less than the \
                  {needed} a worker needs for two items of --max-item-size: \
                  give more --memory, a smaller --max-item-size, or at most --threads {fit}"
+            ),
+            ConfigError::ConnectionMemoryTooSmall { share, needed } => write!(
+                f,
+                "--connection-memory gives each worker {share} bytes, less than the {needed} \
+                 a request and a reply of --max-item-size need: give more \
+                 --connection-memory, a smaller --max-item-size, or fewer --threads"
             ),
         }
     }
@@ -466,6 +535,20 @@ pub struct Cli {
     #[arg(long, short = 'A')]
     pub enable_shutdown: bool,
 
+    /// Memory all connections together may hold (partial requests, unsent
+    /// replies, requests forwarded between workers), split evenly over the
+    /// workers: `64m`, `1g` or bytes. A worker at its share stops reading
+    /// from the connections that hold the most until they drain, and goes
+    /// on serving the others. Default: 64 MiB, or two items of
+    /// --max-item-size per worker if more.
+    #[arg(long, value_name = "SIZE")]
+    pub connection_memory: Option<String>,
+
+    /// Requests one connection runs per loop turn before the others on its
+    /// worker get theirs (memcached's `-R`).
+    #[arg(long, short = 'R', default_value_t = DEFAULT_REQS_PER_EVENT, value_name = "N")]
+    pub reqs_per_event: usize,
+
     /// Connections each worker's listening socket queues in the kernel
     /// before refusing more (memcached's `-b`); Linux caps it at
     /// `net.core.somaxconn`.
@@ -541,6 +624,11 @@ impl Cli {
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
         let memory = parse_memory(&self.memory)?;
         let max_item = parse_size_for("--max-item-size", &self.max_item_size)?;
+        let connection_memory = self
+            .connection_memory
+            .as_deref()
+            .map(|s| parse_size_for("--connection-memory", s))
+            .transpose()?;
         let limits = Limits {
             max_key_len: self.max_key_len,
             max_value_len: usize::try_from(max_item)
@@ -553,12 +641,12 @@ impl Cli {
         let threads = match self.threads {
             Some(threads) => threads,
             None => {
-                let plan = default_threads(available_cores(), memory, &limits)?;
+                let plan = default_threads(available_cores(), memory, connection_memory, &limits)?;
                 if plan.capped_by_memory() {
                     log::info!(
-                        "{} cores, but --memory {memory} has room for {} workers \
-                         (two items of --max-item-size each): running {}; \
-                         --threads or more --memory to choose",
+                        "{} cores, but --memory {memory} (and --connection-memory, if \
+                         given) has room for {} workers (two items of --max-item-size \
+                         each): running {}; --threads or more memory to choose",
                         plan.cores,
                         plan.threads,
                         plan.threads
@@ -578,6 +666,8 @@ impl Cli {
             limits,
             memory,
             enable_shutdown: self.enable_shutdown,
+            connection_memory,
+            reqs_per_event: self.reqs_per_event,
             metrics_listen: match self.metrics_listen.as_str() {
                 "off" | "none" | "" => None,
                 addr => Some(resolve(addr)?),
@@ -801,7 +891,8 @@ mod tests {
     fn default_flags_start_on_any_number_of_cores() {
         let limits = Limits::default();
         for cores in 1..=256 {
-            let plan = default_threads(cores, DEFAULT_MEMORY, &limits).expect("one worker fits");
+            let plan =
+                default_threads(cores, DEFAULT_MEMORY, None, &limits).expect("one worker fits");
             assert!(
                 (1..=cores).contains(&plan.threads),
                 "{cores} cores: {plan:?}"
@@ -815,7 +906,7 @@ mod tests {
             }
         }
         // 64 MiB over workers of two 1 MiB items each: 31 at most.
-        let plan = |cores| default_threads(cores, DEFAULT_MEMORY, &limits);
+        let plan = |cores| default_threads(cores, DEFAULT_MEMORY, None, &limits);
         assert_eq!(
             plan(8),
             Ok(ThreadPlan {
@@ -831,13 +922,24 @@ mod tests {
                 cores: 64
             })
         );
-        // More memory, more workers.
-        let big = default_threads(64, 4 << 30, &limits);
+        // More memory, more workers, and the connections' default budget
+        // grows to give each its minimum; an explicit one caps them too.
+        let big = default_threads(64, 4 << 30, None, &limits);
         assert_eq!(big.map(|p| p.threads), Ok(64));
+        let mut cfg = Config::ephemeral(64);
+        cfg.memory = 4 << 30;
+        assert_eq!(cfg.validate(), Ok(()));
+        assert!(cfg.connection_memory_total() > DEFAULT_CONNECTION_MEMORY);
+        let capped = default_threads(64, 4 << 30, Some(DEFAULT_CONNECTION_MEMORY), &limits);
+        assert_eq!(capped.map(|p| p.threads), Ok(31));
         // Not even one worker fits.
         assert!(matches!(
-            default_threads(4, 1 << 20, &limits),
+            default_threads(4, 1 << 20, None, &limits),
             Err(ConfigError::MemoryTooSmall { fit: 0, .. })
+        ));
+        assert!(matches!(
+            default_threads(4, DEFAULT_MEMORY, Some(1 << 20), &limits),
+            Err(ConfigError::ConnectionMemoryTooSmall { .. })
         ));
     }
 

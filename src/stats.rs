@@ -111,6 +111,22 @@ counters! {
     /// Dead items (expired or flushed) reclaimed: on access, by the
     /// background sweep, or by the eviction hand.
     reclaimed,
+    /// Connections holding input between reads (part of a frame, or
+    /// frames left when they yielded), as memcached's `read_buf_count`.
+    read_buf_count,
+    /// Bytes of that input, as allocated.
+    read_buf_bytes,
+    /// Bytes the connections hold in all (input, replies, forwarded
+    /// requests), counted against `conn_limit`.
+    conn_bytes,
+    /// The connections' memory budget (`--connection-memory`).
+    conn_limit,
+    /// Times a connection gave up its turn after `--reqs-per-event`
+    /// requests or its bytes of work, memcached's `conn_yields`.
+    conn_yields,
+    /// Forwarded reads this worker sent back because the value was larger
+    /// than the reply room their origin had reserved.
+    deferred_for_peers,
 }
 
 /// Server-wide facts that are not counters.
@@ -154,6 +170,10 @@ impl WorkerStats {
             bytes: self.bytes,
             limit_maxbytes: self.limit_maxbytes,
             hash_bytes: self.hash_bytes,
+            read_buf_count: self.read_buf_count,
+            read_buf_bytes: self.read_buf_bytes,
+            conn_bytes: self.conn_bytes,
+            conn_limit: self.conn_limit,
             ..WorkerStats::default()
         };
     }
@@ -185,6 +205,8 @@ pub struct Settings {
     pub shutdown_command: bool,
     /// Whether clients may flush the cache (not `--disable-flush`).
     pub flush_enabled: bool,
+    /// Requests a connection runs per loop turn (`--reqs-per-event`).
+    pub reqs_per_event: usize,
 }
 
 fn yes_no(on: bool) -> &'static str {
@@ -208,6 +230,7 @@ pub fn for_each_setting(s: &Settings, mut f: impl FnMut(&str, &dyn fmt::Display)
     f("flush_enabled", &yes_no(s.flush_enabled));
     f("idle_timeout", &s.idle_timeout);
     f("frame_timeout", &s.frame_timeout);
+    f("reqs_per_event", &s.reqs_per_event);
 }
 
 /// Calls `f` with every stat, server facts first, in a fixed order: the one

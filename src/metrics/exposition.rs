@@ -44,8 +44,25 @@ pub struct ServerFacts {
 fn is_gauge(name: &str) -> bool {
     matches!(
         name,
-        "curr_connections" | "curr_items" | "bytes" | "limit_maxbytes" | "hash_bytes"
+        "curr_connections"
+            | "curr_items"
+            | "bytes"
+            | "limit_maxbytes"
+            | "hash_bytes"
+            | "read_buf_count"
+            | "read_buf_bytes"
+            | "conn_bytes"
+            | "conn_limit"
     )
+}
+
+/// A stat's series name, where memcached's name breaks Prometheus's
+/// conventions: a gauge may not end in `_count`.
+fn series(stat: &str) -> &str {
+    match stat {
+        "read_buf_count" => "read_buffers",
+        other => other,
+    }
 }
 
 /// What each stat means, for `# HELP`; the stat's doc in `WorkerStats`
@@ -64,6 +81,12 @@ fn help(name: &str) -> &'static str {
         "evictions" => "Live items removed to make room.",
         "request_errors" => "Requests refused with an error (connection kept).",
         "framing_errors" => "Connections closed because their stream could not be framed.",
+        "read_buf_count" => "Connections holding input between reads.",
+        "read_buf_bytes" => "Bytes of input held between reads.",
+        "conn_bytes" => "Bytes the connections hold (input, replies, forwarded requests).",
+        "conn_limit" => "Bytes the connections may hold (connection memory budget).",
+        "conn_yields" => "Times a connection gave up its turn to the others.",
+        "deferred_for_peers" => "Forwarded reads sent back for a value over their reservation.",
         _ => "memcached's stat of the same name.",
     }
 }
@@ -93,14 +116,15 @@ pub fn render(facts: &ServerFacts, workers: &[WorkerSnapshot], out: &mut String)
     let Some(first) = workers.first() else {
         return;
     };
-    for (i, (name, _)) in first.stats.fields().iter().enumerate() {
-        let gauge = is_gauge(name);
+    for (i, (stat, _)) in first.stats.fields().iter().enumerate() {
+        let gauge = is_gauge(stat);
+        let name = series(stat);
         let suffix = if gauge { "" } else { "_total" };
         let kind = if gauge { "gauge" } else { "counter" };
         let _ = writeln!(
             out,
             "# HELP cafe_{name}{suffix} {}\n# TYPE cafe_{name}{suffix} {kind}",
-            help(name)
+            help(stat)
         );
         for w in workers {
             let value = w.stats.fields()[i].1;

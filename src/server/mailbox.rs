@@ -37,10 +37,20 @@ pub struct ReplyTo {
 /// A message between workers.
 #[derive(Debug)]
 pub enum Message {
-    /// Run a command on the key's owner.
+    /// Run a command on the key's owner. A reply may carry at most
+    /// `reply_cap` value bytes, what the origin reserved for it.
     Execute {
         reply_to: ReplyTo,
         cmd: OwnedCommand,
+        reply_cap: usize,
+    },
+    /// The owner's answer to `Execute` when the value is larger than
+    /// `reply_cap`: the command, not run, back to the origin, which sends
+    /// it again once it has room for `value_len` bytes.
+    Deferred {
+        reply_to: ReplyTo,
+        cmd: OwnedCommand,
+        value_len: usize,
     },
     /// The owner's answer to `Execute`.
     Executed {

@@ -9,12 +9,14 @@
 
 mod accept;
 mod adapter;
+mod budget;
 mod connection;
 mod fail_stop;
 mod listener;
 mod log_throttle;
 #[doc(hidden)]
 pub mod mailbox;
+mod readbuf;
 mod replies;
 mod routing;
 mod shard;
@@ -226,19 +228,21 @@ impl Server {
             frame_timeout: config.frame_timeout.map_or(0, whole_seconds),
             shutdown_command: config.enable_shutdown,
             flush_enabled: !config.disable_flush,
+            reqs_per_event: config.reqs_per_event,
         };
         let shared = Arc::new(Shared::default());
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let mut threads = Vec::with_capacity(n);
         let workers = polls.into_iter().zip(inboxes).zip(listeners).enumerate();
         for (id, ((poll, inbox), listener)) in workers {
-            let shard = Shard::new(
+            let mut shard = Shard::new(
                 id,
                 outboxes.clone(),
                 settings,
                 config.memory_per_worker(),
                 unix_base_ms,
             );
+            shard.conn_budget = budget::Budget::new(config.connection_memory_per_worker());
             let worker = Worker::new(
                 poll,
                 Acceptor::new(listener, unix_listeners.next(), limit.clone()),

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::command::Outcome;
+use crate::command::{Outcome, OwnedCommand};
 use crate::metrics::{CommandClass, Histogram};
 use crate::stats::WorkerStats;
 
@@ -69,22 +69,35 @@ pub(crate) trait Encode {
     );
 }
 
+/// Where a forwarded request stands.
+#[derive(Debug)]
+enum Remote {
+    /// Sent to its owner; the reply has not come back.
+    InFlight,
+    /// The owner found a value larger than the reply reserved and sent the
+    /// command back; it goes again once `value_len` fits the budget.
+    Deferred { cmd: OwnedCommand, value_len: usize },
+    /// The owner's outcome, waiting for the slots before it.
+    Done(Outcome<Vec<u8>>),
+}
+
 #[derive(Debug)]
 enum Slot {
     /// A finished reply of `len` bytes at the front of `staged`.
     Staged { len: usize },
-    /// Waiting for the owning worker's outcome. `sized` marks a reply
-    /// whose size is unknown until it arrives (a GET's value), the only kind
-    /// the connection's window of forwarded requests counts.
+    /// A request run by another worker.
     Remote {
         ctx: ReplyCtx,
         /// When the request was read, for the forward-wait histogram.
         since: Instant,
-        sized: bool,
         /// What the reply echoes, in `echoes`: start, key length, extra
         /// length.
         echo: (usize, usize, usize),
-        outcome: Option<Outcome<Vec<u8>>>,
+        /// Bytes this slot counts in [`Replies::remote_bytes`]: while in
+        /// flight, the request's bytes and the reply's reservation; while
+        /// deferred, the command; once done, the outcome's value.
+        charge: usize,
+        state: Remote,
     },
     /// A server-wide request, waiting for `remaining` workers to apply it.
     Gather {
@@ -99,7 +112,7 @@ impl Slot {
     fn is_ready(&self) -> bool {
         match self {
             Slot::Staged { .. } => true,
-            Slot::Remote { outcome, .. } => outcome.is_some(),
+            Slot::Remote { state, .. } => matches!(state, Remote::Done(_)),
             Slot::Gather { remaining, .. } => *remaining == 0,
         }
     }
@@ -119,10 +132,14 @@ pub(crate) struct Replies {
     /// What waiting remote replies echo, back to back; emptied with the
     /// queue, so it costs no allocation once grown.
     echoes: Vec<u8>,
-    /// Forwarded requests with a reply of unknown size not arrived yet.
-    remote_in_flight: usize,
-    /// Bytes of arrived remote values held in their slots until released.
+    /// The charges of every remote slot (see `Slot::Remote`).
+    remote_bytes: usize,
+    /// Of those, the values that arrived and wait for their turn.
     held_bytes: usize,
+    /// Remote slots whose command came back deferred.
+    deferred: usize,
+    /// Reply bytes encoded so far, wrapping: a measure of work done.
+    encoded: usize,
     /// Bytes ever appended to `out`, and ever written from it: positions
     /// in the connection's output stream.
     out_total: u64,
@@ -145,9 +162,10 @@ struct Mark {
     read_at: Instant,
 }
 
-/// Buffers that grew past this are released once empty, so one large reply
-/// does not pin memory for the life of an idle connection.
-const KEEP_CAPACITY: usize = 256 * 1024;
+/// Buffers that grew past this are released once empty, so a large reply
+/// does not pin memory for the life of an idle connection, while the
+/// common small replies reuse the same allocation.
+const KEEP_CAPACITY: usize = 4 * 1024;
 
 impl Replies {
     /// Replies owed: slots not yet released to the output buffer.
@@ -155,15 +173,58 @@ impl Replies {
         self.slots.len()
     }
 
-    /// Forwarded requests whose reply, of unknown size, has not arrived.
-    pub fn remote_in_flight(&self) -> usize {
-        self.remote_in_flight
+    /// Bytes tied to forwarded requests: in flight (request and reply
+    /// reservation), deferred, or arrived and waiting for their turn.
+    pub fn remote_bytes(&self) -> usize {
+        self.remote_bytes
     }
 
     /// Reply bytes held, not yet written: encoded, staged, or arrived from
     /// another worker and waiting for their turn.
     pub fn buffered_bytes(&self) -> usize {
         (self.out.len() - self.sent) + (self.staged.len() - self.staged_taken) + self.held_bytes
+    }
+
+    /// Bytes this side of the connection holds, as allocated: the buffers'
+    /// capacities, the queue, the requests waiting to be timed (a client
+    /// that pipelines `noreply` requests without reading adds one each),
+    /// and every remote slot's charge.
+    pub fn memory(&self) -> usize {
+        self.out.capacity()
+            + self.staged.capacity()
+            + self.echoes.capacity()
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + (self.queued_marks.capacity() + self.written_marks.capacity())
+                * std::mem::size_of::<Mark>()
+            + self.remote_bytes
+    }
+
+    /// Reply bytes encoded so far (wrapping; differences are the work).
+    pub fn encoded(&self) -> usize {
+        self.encoded
+    }
+
+    /// Finished reply bytes that wait behind an unfinished one: they can
+    /// only leave once the slots before them are done.
+    pub fn stuck_bytes(&self) -> usize {
+        self.held_bytes + (self.staged.len() - self.staged_taken)
+    }
+
+    /// Whether the oldest reply owed is a deferred command: it must be sent
+    /// again before anything behind it can leave.
+    pub fn front_deferred(&self) -> bool {
+        matches!(
+            self.slots.front(),
+            Some(Slot::Remote {
+                state: Remote::Deferred { .. },
+                ..
+            })
+        )
+    }
+
+    /// Whether some forwarded command came back deferred.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred > 0
     }
 
     /// Nothing owed and nothing left to write.
@@ -176,22 +237,25 @@ impl Replies {
         if self.slots.is_empty() {
             let before = self.out.len();
             encode(&mut self.out);
+            self.encoded = self.encoded.wrapping_add(self.out.len() - before);
             self.out_total += (self.out.len() - before) as u64;
         } else {
             let before = self.staged.len();
             encode(&mut self.staged);
             let len = self.staged.len() - before;
+            self.encoded = self.encoded.wrapping_add(len);
             self.slots.push_back(Slot::Staged { len });
         }
     }
 
     /// Adds a reply another worker will finish; returns its sequence number.
-    /// `sized`: the reply may carry a value (its size is unknown until it
-    /// arrives). `echo`: kept for the reply until it is encoded.
+    /// `charge`: the bytes counted until the reply arrives (the request's
+    /// and the reply's reservation). `echo`: kept for the reply until it is
+    /// encoded. `since`: when the request was read.
     pub fn push_remote(
         &mut self,
         ctx: ReplyCtx,
-        sized: bool,
+        charge: usize,
         echo: Echo<'_>,
         since: Instant,
     ) -> u64 {
@@ -202,12 +266,28 @@ impl Replies {
         self.slots.push_back(Slot::Remote {
             ctx,
             since,
-            sized,
             echo: (start, echo.key.len(), echo.extra.len()),
-            outcome: None,
+            charge,
+            state: Remote::InFlight,
         });
-        self.remote_in_flight += usize::from(sized);
+        self.remote_bytes += charge;
         seq
+    }
+
+    /// Bytes the queue would add for a remote slot echoing `echo`.
+    pub fn slot_cost(&self, echo: Echo<'_>) -> usize {
+        let slot = if self.slots.len() == self.slots.capacity() {
+            self.slots.capacity().max(4) * std::mem::size_of::<Slot>()
+        } else {
+            0
+        };
+        let len = self.echoes.len() + echo.key.len() + echo.extra.len();
+        let echoes = if len > self.echoes.capacity() {
+            len.max(2 * self.echoes.capacity())
+        } else {
+            0
+        };
+        slot + echoes
     }
 
     /// Adds the reply to a server-wide request that waits for `remaining`
@@ -252,23 +332,77 @@ impl Replies {
         wait: &mut Histogram,
     ) -> bool {
         let held = held_len(&result);
-        match self.slot_mut(seq) {
+        let old = match self.slot_mut(seq) {
             Some(Slot::Remote {
-                outcome,
-                sized,
+                state,
+                charge,
                 since,
                 ..
-            }) if outcome.is_none() => {
-                *outcome = Some(result);
+            }) if matches!(state, Remote::InFlight) => {
+                *state = Remote::Done(result);
                 wait.record(nanos(now, *since));
-                let sized = *sized;
-                self.remote_in_flight -= usize::from(sized);
+                std::mem::replace(charge, held)
             }
             _ => return false,
-        }
+        };
+        self.remote_bytes = self.remote_bytes - old + held;
         self.held_bytes += held;
         self.release(enc);
         true
+    }
+
+    /// The owner sent a command back: its value of `value_len` bytes is
+    /// larger than the reply reserved. False if no such slot is in flight.
+    pub fn defer(&mut self, seq: u64, cmd: OwnedCommand, value_len: usize) -> bool {
+        let held = cmd.buf.capacity();
+        let old = match self.slot_mut(seq) {
+            Some(Slot::Remote { state, charge, .. }) if matches!(state, Remote::InFlight) => {
+                *state = Remote::Deferred { cmd, value_len };
+                std::mem::replace(charge, held)
+            }
+            _ => return false,
+        };
+        self.remote_bytes = self.remote_bytes - old + held;
+        self.deferred += 1;
+        true
+    }
+
+    /// Sends deferred commands again, oldest first, while `send` accepts:
+    /// it gets the slot's sequence number, whether the slot is at the front
+    /// of the queue, the command and its value's size, and returns the
+    /// charge of the request now in flight, or the command back when there
+    /// is no room for it yet.
+    pub fn retry_deferred(
+        &mut self,
+        mut send: impl FnMut(u64, bool, OwnedCommand, usize) -> Result<usize, OwnedCommand>,
+    ) {
+        let base = self.base_seq;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if self.deferred == 0 {
+                return;
+            }
+            let Slot::Remote { state, charge, .. } = slot else {
+                continue;
+            };
+            if !matches!(state, Remote::Deferred { .. }) {
+                continue;
+            }
+            let Remote::Deferred { cmd, value_len } = std::mem::replace(state, Remote::InFlight)
+            else {
+                continue;
+            };
+            match send(base + i as u64, i == 0, cmd, value_len) {
+                Ok(new) => {
+                    self.remote_bytes = self.remote_bytes - *charge + new;
+                    *charge = new;
+                    self.deferred -= 1;
+                }
+                Err(cmd) => {
+                    *state = Remote::Deferred { cmd, value_len };
+                    return;
+                }
+            }
+        }
     }
 
     /// Adds worker `from`'s counters to a server-wide reply.
@@ -320,6 +454,7 @@ impl Replies {
             record(mark.class, nanos(now, mark.read_at));
             self.written_marks.pop_front();
         }
+        release_if_grown(&mut self.written_marks);
     }
 
     /// Whether a request's latency waits to be counted.
@@ -341,6 +476,7 @@ impl Replies {
             self.written_marks.push_back(mark);
             self.queued_marks.pop_front();
         }
+        release_if_grown(&mut self.queued_marks);
     }
 
     fn release_slots(&mut self, enc: &impl Encode) {
@@ -359,10 +495,12 @@ impl Replies {
                 Slot::Remote {
                     ctx,
                     echo: (start, key_len, extra_len),
-                    outcome: Some(outcome),
+                    state: Remote::Done(outcome),
+                    charge,
                     ..
                 } => {
-                    self.held_bytes -= held_len(&outcome);
+                    self.remote_bytes -= charge;
+                    self.held_bytes -= charge;
                     let (key, rest) = self.echoes[start..].split_at(key_len);
                     let echo = Echo {
                         key,
@@ -370,7 +508,7 @@ impl Replies {
                     };
                     enc.outcome(ctx, echo, &outcome.as_borrowed(), &mut self.out);
                 }
-                Slot::Remote { outcome: None, .. } => {}
+                Slot::Remote { .. } => {}
                 Slot::Gather {
                     ctx,
                     what,
@@ -388,6 +526,12 @@ impl Replies {
             self.echoes.clear();
             if self.staged.capacity() > KEEP_CAPACITY {
                 self.staged = Vec::new();
+            }
+            if self.echoes.capacity() > KEEP_CAPACITY {
+                self.echoes = Vec::new();
+            }
+            if self.slots.capacity() * std::mem::size_of::<Slot>() > KEEP_CAPACITY {
+                self.slots = VecDeque::new();
             }
         }
     }
@@ -412,14 +556,22 @@ impl Replies {
     }
 }
 
+/// Releases an empty queue of marks that grew past [`KEEP_CAPACITY`].
+fn release_if_grown(marks: &mut VecDeque<Mark>) {
+    if marks.is_empty() && marks.capacity() * std::mem::size_of::<Mark>() > KEEP_CAPACITY {
+        *marks = VecDeque::new();
+    }
+}
+
 /// Nanoseconds from `since` to `now` (0 if the clock disagrees).
 fn nanos(now: Instant, since: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(since).as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Bytes an arrived outcome holds, as allocated.
 fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
     match outcome {
-        Outcome::Hit { value, .. } | Outcome::Meta { value, .. } => value.len(),
+        Outcome::Hit { value, .. } | Outcome::Meta { value, .. } => value.capacity(),
         _ => 0,
     }
 }
@@ -467,6 +619,17 @@ mod tests {
         }
     }
 
+    /// Fills slot `seq` with a hit on `value`, timing nothing.
+    fn fill(r: &mut Replies, seq: u64, value: &[u8]) -> bool {
+        r.fill_remote(
+            seq,
+            hit(value),
+            &Plain,
+            Instant::now(),
+            &mut Histogram::default(),
+        )
+    }
+
     #[test]
     fn local_replies_go_straight_out() {
         let mut r = Replies::default();
@@ -480,43 +643,25 @@ mod tests {
     fn remote_replies_hold_back_later_local_ones() {
         let mut r = Replies::default();
         r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE, Instant::now());
+        let s1 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::ANY, true, Echo::NONE, Instant::now());
+        let s3 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
         r.push_ready(|o| o.push(b'e'));
         assert_eq!(r.unsent(), b"a");
-        assert_eq!(r.remote_in_flight(), 2);
+        assert_eq!(r.remote_bytes(), 200);
         // The later remote reply arrives first: still held back, but its
         // bytes count as buffered.
-        assert!(r.fill_remote(
-            s3,
-            hit(b"d"),
-            &Plain,
-            Instant::now(),
-            &mut Histogram::default()
-        ));
+        assert!(fill(&mut r, s3, b"d"));
         assert_eq!(r.unsent(), b"a");
-        assert_eq!(r.remote_in_flight(), 1);
+        assert_eq!(r.remote_bytes(), 101);
         assert_eq!(r.buffered_bytes(), 1 + 1 + 1 + 1);
-        assert!(r.fill_remote(
-            s1,
-            hit(b"b"),
-            &Plain,
-            Instant::now(),
-            &mut Histogram::default()
-        ));
+        assert!(fill(&mut r, s1, b"b"));
         assert_eq!(r.unsent(), b"abcde");
-        assert_eq!(r.remote_in_flight(), 0);
+        assert_eq!(r.remote_bytes(), 0);
         assert_eq!(r.buffered_bytes(), 5);
         assert_eq!(r.owed(), 0);
         // Sequence numbers keep counting, so a duplicate is refused.
-        assert!(!r.fill_remote(
-            s1,
-            hit(b"x"),
-            &Plain,
-            Instant::now(),
-            &mut Histogram::default()
-        ));
+        assert!(!fill(&mut r, s1, b"x"));
         r.advance(5);
         assert!(r.is_idle());
     }
@@ -549,28 +694,46 @@ mod tests {
     #[test]
     fn remote_replies_echo_their_keys() {
         let mut r = Replies::default();
-        let s1 = r.push_remote(ReplyCtx::ANY, true, Echo::key(b"k1:"), Instant::now());
+        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::key(b"k1:"), Instant::now());
         let echo = Echo {
             key: b"key2",
             extra: b":",
         };
-        let s2 = r.push_remote(ReplyCtx::ANY, true, echo, Instant::now());
-        assert!(r.fill_remote(
-            s2,
-            hit(b"b"),
-            &Plain,
-            Instant::now(),
-            &mut Histogram::default()
-        ));
-        assert!(r.fill_remote(
-            s1,
-            hit(b"a"),
-            &Plain,
-            Instant::now(),
-            &mut Histogram::default()
-        ));
+        let s2 = r.push_remote(ReplyCtx::ANY, 0, echo, Instant::now());
+        assert!(fill(&mut r, s2, b"b"));
+        assert!(fill(&mut r, s1, b"a"));
         assert_eq!(r.unsent(), b"k1:akey2:b");
         assert!(r.echoes.is_empty(), "the arena empties with the queue");
+    }
+
+    #[test]
+    fn a_deferred_command_waits_for_room_and_keeps_its_place() {
+        let mut r = Replies::default();
+        let cmd = crate::command::Command {
+            op: crate::command::Op::Get,
+            key: b"k",
+            value: &[],
+        };
+        let s1 = r.push_remote(ReplyCtx::ANY, 50, Echo::NONE, Instant::now());
+        r.push_ready(|o| o.push(b'z'));
+        assert!(r.defer(s1, cmd.to_owned_command(), 5000));
+        assert!(r.has_deferred());
+        assert!(!r.defer(s1, cmd.to_owned_command(), 5000), "not in flight");
+        // No room yet: the command stays.
+        r.retry_deferred(|_, _, cmd, _| Err(cmd));
+        assert!(r.has_deferred());
+        let mut sent = Vec::new();
+        r.retry_deferred(|seq, front, _, len| {
+            sent.push((seq, front, len));
+            Ok(len + 10)
+        });
+        assert_eq!(sent, [(s1, true, 5000)]);
+        assert!(!r.has_deferred());
+        assert_eq!(r.remote_bytes(), 5010);
+        let mut wait = Histogram::default();
+        assert!(r.fill_remote(s1, hit(b"v"), &Plain, Instant::now(), &mut wait));
+        assert_eq!(wait.count(), 1, "a deferred request waits once");
+        assert_eq!(r.unsent(), b"vz");
     }
 
     #[test]
@@ -592,7 +755,7 @@ mod tests {
         // A request whose reply another worker owes, and a local one
         // behind it: neither counts until the remote reply is released and
         // both are written.
-        let seq = r.push_remote(ReplyCtx::ANY, true, Echo::NONE, read_at);
+        let seq = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, read_at);
         r.mark_request(CommandClass::Get, read_at);
         r.push_ready(|o| o.push(b'c'));
         r.mark_request(CommandClass::Other, read_at);

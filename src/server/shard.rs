@@ -9,13 +9,14 @@
 
 use std::time::Instant;
 
-use crate::command::{Command, MetaStatus, Op, Outcome};
+use crate::command::{Command, MetaStatus, Op, Outcome, OwnedCommand};
 use crate::metrics::Latencies;
 use crate::router::Router;
 use crate::stats::{Settings, WorkerStats};
 use crate::storage::Partition;
 
 use super::adapter::Encoder;
+use super::budget::Budget;
 use super::mailbox::{Broadcast, Message, Outbox, ReplyTo};
 
 /// Per-worker state shared by all of its connections.
@@ -36,6 +37,9 @@ pub(crate) struct Shard {
     /// The configuration as `stats settings` reports it, and the policies
     /// adapters apply (`shutdown`); `maxbytes` is read live instead.
     pub settings: Settings,
+    /// What this worker's connections hold, against their budget
+    /// (`--connection-memory`, this worker's share).
+    pub conn_budget: Budget,
     /// Workers sent a message this turn; woken once at the end of the turn.
     to_wake: Vec<bool>,
     started: Instant,
@@ -60,6 +64,7 @@ impl Shard {
             unix_base_ms,
             outboxes,
             settings,
+            conn_budget: Budget::new(usize::MAX),
             to_wake: vec![false; workers],
             started: Instant::now(),
         }
@@ -109,14 +114,35 @@ impl Shard {
         }
     }
 
-    /// Sends a command to its owner.
-    pub fn forward(&mut self, owner: usize, reply_to: ReplyTo, cmd: &Command<'_>) {
+    /// Sends a command to its owner. `reply_cap`: the most value bytes
+    /// the reply may carry (its reservation at the origin); a larger value
+    /// is deferred.
+    pub fn forward(
+        &mut self,
+        owner: usize,
+        reply_to: ReplyTo,
+        cmd: &Command<'_>,
+        reply_cap: usize,
+    ) {
+        self.forward_owned(owner, reply_to, cmd.to_owned_command(), reply_cap);
+    }
+
+    /// [`Shard::forward`] for a command already copied (sent again after
+    /// its owner deferred it).
+    pub fn forward_owned(
+        &mut self,
+        owner: usize,
+        reply_to: ReplyTo,
+        cmd: OwnedCommand,
+        reply_cap: usize,
+    ) {
         self.stats.forwarded += 1;
         self.send(
             owner,
             Message::Execute {
                 reply_to,
-                cmd: cmd.to_owned_command(),
+                cmd,
+                reply_cap,
             },
         );
     }
@@ -165,6 +191,8 @@ impl Shard {
             evicted_unfetched: p.evicted_unfetched,
             expired_unfetched: p.expired_unfetched,
             reclaimed: p.reclaimed,
+            conn_bytes: self.conn_budget.used() as u64,
+            conn_limit: self.conn_budget.limit() as u64,
             ..self.stats
         }
     }

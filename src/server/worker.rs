@@ -24,7 +24,7 @@ use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
 use super::accept::Acceptor;
-use super::connection::{Connection, Drive, Lifecycle};
+use super::connection::{Connection, Drive, DriveCtx, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
 use super::stream::Stream;
@@ -68,6 +68,13 @@ const SWEEP_PER_TICK: usize = 4096;
 /// paced by time, not by loop turns (a turn per request at low load would
 /// otherwise pay a sweep per request). 200,000 slots a second.
 const SWEEP_TICK_MS: u64 = 20;
+/// The worker's one read buffer, shared by all its connections: a read
+/// lands here and whole frames are handled in place.
+const SCRATCH_LEN: usize = 64 * 1024;
+/// A reply buffer handed back by another worker is reused only if it is
+/// not much larger than what it carries: a forwarded SET's large buffer
+/// must not travel back (and be held) for a few bytes of reply.
+const REUSE_SLACK: usize = 4 * 1024;
 
 /// State every worker can see: how many have finished shutting down.
 #[derive(Debug, Default)]
@@ -97,6 +104,15 @@ pub(crate) struct Worker {
     to_run: Vec<ConnRef>,
     /// Connections discarding input before they close.
     lingering: Vec<ConnRef>,
+    /// Connections stopped for want of memory room, woken when the
+    /// worker's connections hold less.
+    waiting_room: Vec<ConnRef>,
+    /// Where every connection's reads land (see [`SCRATCH_LEN`]).
+    scratch: Box<[u8]>,
+    /// The connections' total at the last look at `waiting_room`: only
+    /// memory freed since (or a newcomer) can wake one.
+    waiting_scan_used: usize,
+    waiting_added: bool,
     shutdown_deadline: Option<Instant>,
     reported_finished: bool,
     /// Clock millisecond of the next expiry sweep.
@@ -130,6 +146,10 @@ impl Worker {
             to_flush: Vec::new(),
             to_run: Vec::new(),
             lingering: Vec::new(),
+            waiting_room: Vec::new(),
+            scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
+            waiting_scan_used: 0,
+            waiting_added: false,
             shutdown_deadline: None,
             reported_finished: false,
             next_sweep_ms: 0,
@@ -196,6 +216,9 @@ impl Worker {
             self.sweep_if_due();
             self.expire_lingering();
             self.expire_timeouts();
+            // Last: closing connections above frees room too, and a woken
+            // connection's run keeps the next poll from sleeping.
+            self.wake_waiting_room();
             if self.shutdown_deadline.is_some() && self.shutdown_step() {
                 return Ok(());
             }
@@ -314,26 +337,43 @@ impl Worker {
         let mut arrived: Option<Instant> = None;
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
-                Message::Execute { reply_to, cmd } => {
-                    let outcome = self.shard.execute(&cmd.as_command());
-                    let outcome = outcome.to_owned_in(cmd.into_buffer());
-                    self.shard.stats.executed_for_peers += 1;
-                    self.shard.send(
-                        reply_to.worker as usize,
-                        Message::Executed { reply_to, outcome },
-                    );
-                }
+                Message::Execute {
+                    reply_to,
+                    cmd,
+                    reply_cap,
+                } => self.execute_for_peer(reply_to, cmd, reply_cap),
                 Message::Executed { reply_to, outcome } => {
                     let enc = self.shard.encoder();
                     let now = *arrived.get_or_insert_with(Instant::now);
                     let wait = &mut self.shard.latencies.forwarded;
-                    if let Some(conn) = self.conns.get_mut(reply_to.conn)
-                        && conn.generation == reply_to.generation
+                    let conn_ref = (reply_to.conn, reply_to.generation);
+                    if let Some(conn) = live_in(&mut self.conns, conn_ref)
                         && conn
                             .replies
                             .fill_remote(reply_to.seq, outcome, &enc, now, wait)
                     {
-                        self.queue_flush((reply_to.conn, reply_to.generation));
+                        // A connection waiting for room tries again, and so
+                        // does a deferred command now at the front: it may
+                        // use the room of the replies behind it.
+                        let retry = conn.replies.front_deferred() || conn.wants_room;
+                        self.account(conn_ref);
+                        self.queue_flush(conn_ref);
+                        if retry {
+                            self.queue_run(conn_ref);
+                        }
+                    }
+                }
+                Message::Deferred {
+                    reply_to,
+                    cmd,
+                    value_len,
+                } => {
+                    let conn_ref = (reply_to.conn, reply_to.generation);
+                    if let Some(conn) = live_in(&mut self.conns, conn_ref)
+                        && conn.replies.defer(reply_to.seq, cmd, value_len)
+                    {
+                        self.account(conn_ref);
+                        self.queue_run(conn_ref);
                     }
                 }
                 Message::Broadcast { reply_to, what } => {
@@ -383,32 +423,148 @@ impl Worker {
         Ok(())
     }
 
+    /// Runs a command another worker forwarded, unless it reads a value
+    /// larger than the origin reserved room for: that command goes back,
+    /// not run, to be sent again once the origin has room.
+    fn execute_for_peer(
+        &mut self,
+        reply_to: super::mailbox::ReplyTo,
+        cmd: crate::command::OwnedCommand,
+        reply_cap: usize,
+    ) {
+        let origin = reply_to.worker as usize;
+        let command = cmd.as_command();
+        if command.returns_value()
+            && let Some(value_len) = self
+                .shard
+                .partition
+                .value_len(command.key, self.shard.now_ms)
+            && value_len > reply_cap
+        {
+            self.shard.stats.deferred_for_peers += 1;
+            self.shard.send(
+                origin,
+                Message::Deferred {
+                    reply_to,
+                    cmd,
+                    value_len,
+                },
+            );
+            return;
+        }
+        let outcome = self.shard.execute(&command);
+        let carried = match outcome {
+            crate::command::Outcome::Hit { value, .. }
+            | crate::command::Outcome::Meta { value, .. } => value.len(),
+            _ => 0,
+        };
+        let mut buf = cmd.into_buffer();
+        if buf.capacity() > carried + REUSE_SLACK {
+            buf = Vec::new();
+        }
+        let outcome = outcome.to_owned_in(buf);
+        self.shard.stats.executed_for_peers += 1;
+        self.shard
+            .send(origin, Message::Executed { reply_to, outcome });
+    }
+
     fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
         live_in(&mut self.conns, conn_ref)
     }
 
+    /// Counts what a connection holds now in its worker's budget.
+    fn account(&mut self, conn_ref: ConnRef) {
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+            return;
+        };
+        let (held, input) = (conn.held(), conn.input_held());
+        let stats = &mut self.shard.stats;
+        stats.read_buf_bytes =
+            (stats.read_buf_bytes + input as u64).saturating_sub(conn.accounted_input as u64);
+        stats.read_buf_count = (stats.read_buf_count + u64::from(input > 0))
+            .saturating_sub(u64::from(conn.accounted_input > 0));
+        self.shard.conn_budget.update(conn.accounted, held);
+        conn.accounted = held;
+        conn.accounted_input = input;
+        stats.conn_bytes = self.shard.conn_budget.used() as u64;
+        if conn.wants_room && !conn.waiting_room {
+            conn.waiting_room = true;
+            self.waiting_room.push(conn_ref);
+            self.waiting_added = true;
+        }
+    }
+
+    /// Once the worker's connections hold less than their budget (with
+    /// some slack), the connections that stopped for want of room run
+    /// again; those still without room stop again.
+    fn wake_waiting_room(&mut self) {
+        let used = self.shard.conn_budget.used();
+        let changed = used < self.waiting_scan_used || std::mem::take(&mut self.waiting_added);
+        self.waiting_scan_used = used;
+        if self.waiting_room.is_empty() || !changed || !self.shard.conn_budget.has_slack() {
+            return;
+        }
+        let budget = self.shard.conn_budget;
+        let mut i = 0;
+        while i < self.waiting_room.len() {
+            let conn_ref = self.waiting_room[i];
+            let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+                self.waiting_room.swap_remove(i);
+                continue;
+            };
+            let allowance = budget.room(conn.accounted).allowance(conn.accounted);
+            if allowance >= conn.needs.max(1) {
+                conn.waiting_room = false;
+                self.waiting_room.swap_remove(i);
+                self.queue_run(conn_ref);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Drives a connection again next turn.
+    fn queue_run(&mut self, conn_ref: ConnRef) {
+        if let Some(conn) = self.live(conn_ref)
+            && !conn.queued_run
+        {
+            conn.queued_run = true;
+            self.to_run.push(conn_ref);
+        }
+    }
+
     fn drive(&mut self, conn_ref: ConnRef) {
-        let shard = &mut self.shard;
-        let limits = &self.limits;
         let Some(conn) = live_in(&mut self.conns, conn_ref) else {
             return;
         };
         conn.queued_run = false;
-        let step = conn.drive(shard, conn_ref.0, limits);
+        let mut cx = DriveCtx {
+            room: self.shard.conn_budget.room(conn.accounted),
+            reqs_per_turn: self.shard.settings.reqs_per_event,
+            shard: &mut self.shard,
+            slot: conn_ref.0,
+            limits: &self.limits,
+        };
+        let drive = conn.drive(&mut cx, &mut self.scratch);
         if conn.activity.frame_started_ms.is_some() {
             self.watch.mid_frame();
         }
-        match step {
+        match drive {
             Drive::Wait => {}
             Drive::Yield => {
                 conn.queued_run = true;
                 self.to_run.push(conn_ref);
+                self.shard.stats.conn_yields += 1;
             }
             Drive::Close => {
                 self.close(conn_ref.0, "closed by the client, or a read error");
                 return;
             }
         }
+        self.account(conn_ref);
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+            return;
+        };
         // Replies that are all here go out now, before the next connection
         // is read: it is one write either way, and under load a turn can
         // take a while. Replies still awaited from other workers wait for
@@ -483,7 +639,13 @@ impl Worker {
             conn.write_interest = !all_written;
         }
         let was_closing = matches!(conn.lifecycle, Lifecycle::Failing | Lifecycle::Finishing);
-        match conn.after_write(&self.limits) {
+        let room = self.shard.conn_budget.room(conn.accounted);
+        let after = conn.after_write(&self.limits, room);
+        self.account(conn_ref);
+        let Some(conn) = live_in(&mut self.conns, conn_ref) else {
+            return;
+        };
+        match after {
             Drive::Wait => {}
             Drive::Yield => {
                 if was_closing && matches!(conn.lifecycle, Lifecycle::Lingering { .. }) {
@@ -535,7 +697,16 @@ impl Worker {
             self.acceptor.closed();
             // Closing the descriptor removes it from epoll; replies still on
             // their way are dropped by the generation check.
-            self.shard.stats.curr_connections = self.shard.stats.curr_connections.saturating_sub(1);
+            let stats = &mut self.shard.stats;
+            stats.curr_connections = stats.curr_connections.saturating_sub(1);
+            stats.read_buf_bytes = stats
+                .read_buf_bytes
+                .saturating_sub(conn.accounted_input as u64);
+            stats.read_buf_count = stats
+                .read_buf_count
+                .saturating_sub(u64::from(conn.accounted_input > 0));
+            self.shard.conn_budget.update(conn.accounted, 0);
+            stats.conn_bytes = self.shard.conn_budget.used() as u64;
         }
     }
 

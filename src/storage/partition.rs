@@ -188,6 +188,9 @@ pub struct Partition {
     flushed: usize,
     /// Bytes of item allocations (key+value, malloc-rounded).
     data_bytes: u64,
+    /// Item bytes written since the partition was made (a measure of work,
+    /// not memory: an append to a large item writes all of it).
+    written: u64,
     budget: u64,
     stats: PartitionStats,
     next_cas: u64,
@@ -249,6 +252,7 @@ impl Partition {
             expiring: 0,
             flushed: 0,
             data_bytes: 0,
+            written: 0,
             budget,
             stats: PartitionStats {
                 limit: budget,
@@ -646,6 +650,7 @@ impl Partition {
         item.set_bits(new.bits & (STALE | WIN_SENT));
         let idx = self.items.insert(item) as u32;
         self.data_bytes += malloc_size(data_len);
+        self.written = self.written.wrapping_add(data_len as u64);
         self.expiring += usize::from(new.expires_at != NEVER);
         let hash = self.hasher.hash_one(key);
         let items = &self.items;
@@ -672,6 +677,7 @@ impl Partition {
         let new_len = item::data_len(item.key().len(), value_len).ok_or(Refused::TooLarge)?;
         if value_len == item.value().len() {
             let cas = self.cas_or_next(new.cas);
+            self.written = self.written.wrapping_add(value_len as u64);
             let item = &mut self.items[idx as usize];
             let mut at = 0;
             for p in parts {
@@ -826,6 +832,20 @@ impl Partition {
             cas: item.cas(),
             value: item.value(),
         }
+    }
+
+    /// The length of a live item's value, without reading it: no access is
+    /// counted and nothing changes, so a caller can look before it copies.
+    pub fn value_len(&self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let item = &self.items[self.find(key)? as usize];
+        let flushed = self.flush_at.is_some_and(|at| at <= now_ms);
+        (!flushed && !is_dead(item, now_ms, self.epoch)).then(|| item.value().len())
+    }
+
+    /// Item bytes written so far, wrapping: the difference across an
+    /// operation is the copying it did (an append rewrites the whole item).
+    pub fn bytes_written(&self) -> u64 {
+        self.written
     }
 
     /// Stores an item unconditionally (a SET without CAS) with a TTL in

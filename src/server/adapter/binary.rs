@@ -18,7 +18,7 @@ use crate::protocol::memcache::{
 use crate::stats::{self, WorkerStats};
 
 use super::super::replies::Echo;
-use super::super::routing::Route;
+use super::super::routing::{NoRoom, Route};
 use super::{Encoder, ReplyCtx, Step};
 
 /// What a reply needs to remember of its request.
@@ -39,13 +39,11 @@ pub(crate) struct Ctx {
 /// frame memcached's way is closed without a reply.
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match memcache::decode_request(data, limits) {
-        Ok(Decoded::Complete { frame, consumed }) => {
-            if run(&frame, route) {
-                Step::Quit { consumed }
-            } else {
-                Step::Done { consumed }
-            }
-        }
+        Ok(Decoded::Complete { frame, consumed }) => match run(&frame, route) {
+            Ok(true) => Step::Quit { consumed },
+            Ok(false) => Step::Done { consumed },
+            Err(NoRoom(need)) => Step::Blocked { keys_done: 0, need },
+        },
         Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
             needed,
             framed: data.len() >= HEADER_LEN,
@@ -107,13 +105,15 @@ fn refuse_set(data: &[u8], error: RequestError, skip: u64, route: &mut Route<'_>
         key,
         value: &[],
     };
-    route.keyed(ReplyCtx::Binary(ctx), &cmd, Echo::NONE);
-    Step::Refused { skip }
+    match route.keyed(ReplyCtx::Binary(ctx), &cmd, Echo::NONE) {
+        Ok(()) => Step::Refused { skip },
+        Err(NoRoom(need)) => Step::Blocked { keys_done: 0, need },
+    }
 }
 
 /// Runs a decoded request. True when it was QUIT: the connection closes
 /// after replying.
-fn run(req: &Request<'_>, route: &mut Route<'_>) -> bool {
+fn run(req: &Request<'_>, route: &mut Route<'_>) -> Result<bool, NoRoom> {
     let (opcode, opaque) = (req.opcode, req.opaque);
     let ctx = Ctx {
         opcode,
@@ -127,7 +127,7 @@ fn run(req: &Request<'_>, route: &mut Route<'_>) -> bool {
             } else {
                 Echo::NONE
             };
-            route.keyed(ReplyCtx::Binary(ctx), &cmd, echo);
+            route.keyed(ReplyCtx::Binary(ctx), &cmd, echo)?;
         }
         Action::Local(local) => {
             let settings = route.shard.settings();
@@ -142,10 +142,10 @@ fn run(req: &Request<'_>, route: &mut Route<'_>) -> bool {
         Action::Broadcast(what) => route.broadcast(ReplyCtx::Binary(ctx), what),
         Action::Quit => {
             route.reply(|out| encode_quit(opcode, opaque, out));
-            return true;
+            return Ok(true);
         }
     }
-    false
+    Ok(false)
 }
 
 /// The expiry of an INCR or DECR that says "do not create the counter".

@@ -17,7 +17,7 @@ use crate::protocol::text::response::{self, code};
 use crate::protocol::text::{Key, MAX_KEY, MetaCmd, MetaFlags, Request, TextError, Tokens};
 
 use super::super::replies::Echo;
-use super::super::routing::Route;
+use super::super::routing::{NoRoom, Route};
 use super::ReplyCtx;
 
 /// What a meta reply needs to remember of its request, beside its echo.
@@ -40,11 +40,14 @@ pub(crate) enum Cmd {
 
 /// Runs a meta command (any other request is a codec error, never sent
 /// here).
-pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) {
+pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) -> Result<(), NoRoom> {
     let now = route.shard.unix_now();
     let expiry = |secs: i64| Expiry::memcached(secs, now);
     let (cmd, key, flags, op, value): (Cmd, Key<'_>, MetaFlags<'_>, Op, &[u8]) = match req {
-        Request::MetaNoop => return route.reply(response::meta_noop),
+        Request::MetaNoop => {
+            route.reply(response::meta_noop);
+            return Ok(());
+        }
         Request::MetaGet { key, flags } => {
             let read = MetaRead {
                 value: flags.has(b'v'),
@@ -131,9 +134,12 @@ pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) {
             )
         }
         // The text adapter runs every classic command itself.
-        _ => return route.reply(|out| out.extend_from_slice(TextError::UnknownCommand.reply())),
+        _ => {
+            route.reply(|out| out.extend_from_slice(TextError::UnknownCommand.reply()));
+            return Ok(());
+        }
     };
-    keyed(route, cmd, key, flags, op, value);
+    keyed(route, cmd, key, flags, op, value)
 }
 
 /// Decodes the key (base64 into a stack buffer: no allocation) and runs
@@ -145,7 +151,7 @@ fn keyed(
     flags: MetaFlags<'_>,
     op: Op,
     value: &[u8],
-) {
+) -> Result<(), NoRoom> {
     // The scratch buffer is only set up for base64 keys: most keys are
     // used as sent, and zeroing 250 bytes per request shows in a profile.
     let mut scratch;
@@ -154,7 +160,8 @@ fn keyed(
         match key.decode(&mut scratch) {
             Ok(decoded) => decoded,
             Err(error) => {
-                return route.reply(|out| out.extend_from_slice(error.reply()));
+                route.reply(|out| out.extend_from_slice(error.reply()));
+                return Ok(());
             }
         }
     } else {
@@ -173,7 +180,7 @@ fn keyed(
         key: key.raw,
         extra: flags.raw,
     };
-    route.keyed(ctx, &command, echo);
+    route.keyed(ctx, &command, echo)
 }
 
 /// Appends a meta reply.

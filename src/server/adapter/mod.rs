@@ -46,6 +46,10 @@ pub(crate) enum Step {
     /// The stream cannot be framed: the error reply, if the protocol has
     /// one, is queued; close once the replies owed are written.
     Fatal,
+    /// The connection has no memory room for the `need` bytes the request
+    /// would add: nothing was consumed; the first `keys_done` keys of a
+    /// multi-key read were answered, and the frame resumes after them.
+    Blocked { keys_done: usize, need: usize },
 }
 
 /// The protocol a connection speaks.

@@ -12,7 +12,7 @@ use crate::protocol::native::{self, HEADER_LEN, Request, RequestError, Response,
 use crate::stats::{self, ServerInfo, WorkerStats};
 
 use super::super::replies::Echo;
-use super::super::routing::Route;
+use super::super::routing::{NoRoom, Route};
 use super::{ReplyCtx, Step};
 
 /// Decodes the first frame of `data` and runs it. A refused request is
@@ -20,10 +20,10 @@ use super::{ReplyCtx, Step};
 /// answered once and closed.
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match native::decode_request(data, limits) {
-        Ok(Decoded::Complete { frame, consumed }) => {
-            run(frame, route);
-            Step::Done { consumed }
-        }
+        Ok(Decoded::Complete { frame, consumed }) => match run(frame, route) {
+            Ok(()) => Step::Done { consumed },
+            Err(NoRoom(need)) => Step::Blocked { keys_done: 0, need },
+        },
         Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
             needed,
             framed: data.len() >= HEADER_LEN,
@@ -74,8 +74,10 @@ fn refuse_store(
         key,
         value: &[],
     };
-    route.keyed(ReplyCtx::Native(Ctx::Refused(error)), &cmd, Echo::NONE);
-    Step::Refused { skip }
+    match route.keyed(ReplyCtx::Native(Ctx::Refused(error)), &cmd, Echo::NONE) {
+        Ok(()) => Step::Refused { skip },
+        Err(NoRoom(need)) => Step::Blocked { keys_done: 0, need },
+    }
 }
 
 /// What a reply needs to remember of its request.
@@ -88,13 +90,14 @@ pub(crate) enum Ctx {
     Refused(RequestError),
 }
 
-fn run(frame: Request<'_>, route: &mut Route<'_>) {
+fn run(frame: Request<'_>, route: &mut Route<'_>) -> Result<(), NoRoom> {
     let ctx = ReplyCtx::Native(Ctx::Reply);
     match action(frame) {
-        Action::Keyed(cmd) => route.keyed(ctx, &cmd, Echo::NONE),
+        Action::Keyed(cmd) => route.keyed(ctx, &cmd, Echo::NONE)?,
         Action::Noop => route.reply(encode_ok),
         Action::Stats => route.broadcast(ctx, Broadcast::Stats(StatsGroup::Workers)),
     }
+    Ok(())
 }
 
 /// What a decoded request needs from the worker.

@@ -20,7 +20,7 @@ use crate::protocol::text::{
 use crate::stats::{self, WorkerStats};
 
 use super::super::replies::Echo;
-use super::super::routing::Route;
+use super::super::routing::{NoRoom, Route};
 use super::{Encoder, ReplyCtx, Step, meta};
 
 /// What a classic text reply needs to remember of its request.
@@ -45,8 +45,9 @@ pub(crate) enum Ctx {
 pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step {
     match text::decode_request(data, limits) {
         Ok(Decoded::Complete { frame, consumed }) => match run(frame, route) {
-            Flow::Go => Step::Done { consumed },
-            Flow::Close => Step::Quit { consumed },
+            Ok(Flow::Go) => Step::Done { consumed },
+            Ok(Flow::Close) => Step::Quit { consumed },
+            Err(Suspended { keys_done, need }) => Step::Blocked { keys_done, need },
         },
         Ok(Decoded::Incomplete { needed }) => Step::Incomplete {
             needed,
@@ -60,10 +61,10 @@ pub(crate) fn step(data: &[u8], route: &mut Route<'_>, limits: &Limits) -> Step 
                     unlink: true,
                 },
             skip,
-        }) => {
-            refuse_store(key, noreply, route);
-            Step::Refused { skip }
-        }
+        }) => match refuse_store(key, noreply, route) {
+            Ok(()) => Step::Refused { skip },
+            Err(NoRoom(need)) => Step::Blocked { keys_done: 0, need },
+        },
         Ok(Decoded::Rejected {
             error: TextError::UnknownCommand,
             ..
@@ -119,7 +120,7 @@ fn is_http(data: &[u8]) -> bool {
 /// A store too large to keep removes the key's old value, as memcached
 /// does for `set` and `ms`, so a cache never serves the value its client
 /// just tried to replace; the error is written once the removal has run.
-fn refuse_store(key: Key<'_>, noreply: bool, route: &mut Route<'_>) {
+fn refuse_store(key: Key<'_>, noreply: bool, route: &mut Route<'_>) -> Result<(), NoRoom> {
     let mut scratch;
     let key = if key.base64 {
         scratch = [0u8; text::MAX_KEY];
@@ -128,24 +129,38 @@ fn refuse_store(key: Key<'_>, noreply: bool, route: &mut Route<'_>) {
         Ok(key.raw)
     };
     let Ok(key) = key else {
-        return route.reply(|out| out.extend_from_slice(TextError::KeyDecode.reply()));
+        route.reply(|out| out.extend_from_slice(TextError::KeyDecode.reply()));
+        return Ok(());
     };
     let cmd = Command {
         op: Op::Unlink,
         key,
         value: &[],
     };
-    route.keyed(ReplyCtx::Text(Ctx::TooLarge { noreply }), &cmd, Echo::NONE);
+    route.keyed(ReplyCtx::Text(Ctx::TooLarge { noreply }), &cmd, Echo::NONE)
 }
 
 /// Whether the connection goes on after a command.
+/// A request suspended for want of `need` bytes of memory room, after
+/// `keys_done` of its keys were answered.
+struct Suspended {
+    keys_done: usize,
+    need: usize,
+}
+
+impl From<NoRoom> for Suspended {
+    fn from(NoRoom(need): NoRoom) -> Self {
+        Suspended { keys_done: 0, need }
+    }
+}
+
 enum Flow {
     Go,
     /// `quit` or `shutdown`: close once the replies owed are written.
     Close,
 }
 
-fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
+fn run(req: Request<'_>, route: &mut Route<'_>) -> Result<Flow, Suspended> {
     let now = route.shard.unix_now();
     match req {
         Request::Get {
@@ -162,13 +177,17 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
             let ctx = ReplyCtx::Text(Ctx::Value {
                 cas: matches!(kind, GetKind::Gets | GetKind::Gats),
             });
-            for key in keys {
+            // A read suspended for want of room resumes after the keys it
+            // answered, so none is answered twice.
+            for (i, key) in keys.enumerate().skip(route.keys_done) {
                 let cmd = Command {
                     op,
                     key,
                     value: &[],
                 };
-                route.keyed(ctx, &cmd, Echo::key(key));
+                route
+                    .keyed(ctx, &cmd, Echo::key(key))
+                    .map_err(|NoRoom(need)| Suspended { keys_done: i, need })?;
             }
             route.reply(response::end);
         }
@@ -194,9 +213,9 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
                 expiry: Expiry::memcached(exptime, now),
                 cas,
             };
-            keyed(route, op, key, value, noreply);
+            keyed(route, op, key, value, noreply)?;
         }
-        Request::Delete { key, noreply } => keyed(route, Op::Delete { cas: 0 }, key, &[], noreply),
+        Request::Delete { key, noreply } => keyed(route, Op::Delete { cas: 0 }, key, &[], noreply)?,
         Request::Arith {
             incr,
             key,
@@ -211,7 +230,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
                 expiry: Expiry::Never,
                 cas: 0,
             };
-            keyed(route, op, key, &[], noreply);
+            keyed(route, op, key, &[], noreply)?;
         }
         Request::Touch {
             key,
@@ -221,7 +240,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
             let op = Op::Touch {
                 expiry: Expiry::memcached(exptime, now),
             };
-            keyed(route, op, key, &[], noreply);
+            keyed(route, op, key, &[], noreply)?;
         }
         Request::FlushAll { noreply, .. } if !route.shard.settings.flush_enabled => {
             refuse_flush(route, noreply);
@@ -249,7 +268,7 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
                 if !noreply {
                     route.reply(|out| out.extend_from_slice(line));
                 }
-                return Flow::Go;
+                return Ok(Flow::Go);
             }
             let bytes = megabytes.saturating_mul(1 << 20);
             route.broadcast(
@@ -263,26 +282,32 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Flow {
                 route.reply(response::ok);
             }
         }
-        Request::Quit => return Flow::Close,
+        Request::Quit => return Ok(Flow::Close),
         Request::Shutdown { .. } => {
             if !route.shard.settings.shutdown_command {
                 route.reply(|out| out.extend_from_slice(response::SHUTDOWN_DISABLED));
-                return Flow::Go;
+                return Ok(Flow::Go);
             }
             log::info!("shutdown requested by a client");
             route.shard.shutdown_server();
-            return Flow::Close;
+            return Ok(Flow::Close);
         }
         Request::Stats { args } => run_stats(args, route),
-        other => meta::run(other, route),
+        other => meta::run(other, route)?,
     }
-    Flow::Go
+    Ok(Flow::Go)
 }
 
 /// A keyed command whose reply is one status line.
-fn keyed(route: &mut Route<'_>, op: Op, key: &[u8], value: &[u8], noreply: bool) {
+fn keyed(
+    route: &mut Route<'_>,
+    op: Op,
+    key: &[u8],
+    value: &[u8],
+    noreply: bool,
+) -> Result<(), NoRoom> {
     let cmd = Command { op, key, value };
-    route.keyed(ReplyCtx::Text(Ctx::Status { noreply }), &cmd, Echo::NONE);
+    route.keyed(ReplyCtx::Text(Ctx::Status { noreply }), &cmd, Echo::NONE)
 }
 
 fn run_stats(args: &[u8], route: &mut Route<'_>) {

@@ -1,0 +1,150 @@
+//! The memory a worker's connections may hold, and the work one connection
+//! may do in a loop turn.
+//!
+//! **Memory.** A connection holds: the input it keeps between reads (a
+//! partial frame, or frames left when it yielded), its unsent replies,
+//! replies waiting for their turn, and, for requests forwarded to another
+//! worker, the request bytes in flight plus a reservation for the reply
+//! (the owner sends a value larger than the reservation back as
+//! "deferred", and the request is sent again once its real size fits).
+//! Each worker has `--connection-memory / --threads` bytes for all of its
+//! connections ([`Room`]): under it a connection reads and runs requests
+//! freely; at it, a connection holding more than [`FLOOR`] stops reading
+//! until its client drains what it holds or the worker's total falls back,
+//! while connections holding less (clients that read their replies) are
+//! still served, each up to [`FLOOR`].
+//!
+//! Worst case, per worker: `limit + connections * (FLOOR + S)`, where `S`
+//! is what one request can add without asking: an error or STATS reply, a
+//! few KiB. Every other growth is asked for first. One exception, so that
+//! ordered replies cannot deadlock: a deferred read at the front of a
+//! connection's reply queue may also use the room taken by replies stuck
+//! behind it, which can double that figure at the very worst.
+//!
+//! **Work.** A connection runs at most `--reqs-per-event` requests and
+//! [`TURN_BYTES`] bytes of work (input consumed, replies encoded, bytes
+//! forwarded, item bytes written) per turn, then yields to the others.
+//!
+//! Must not: touch sockets or know a wire format.
+
+/// What a connection may always hold, whatever its worker's total: room
+/// for a request and its reply, so that clients that read their replies
+/// are served while others hold the budget.
+pub(crate) const FLOOR: usize = 32 * 1024;
+
+/// Reply bytes reserved for each forwarded request that returns a value.
+/// A value larger than this is deferred by its owner and asked for again
+/// with its real size reserved: one more trip between workers for large
+/// values, and no unbounded growth for any.
+pub(crate) const REMOTE_RESERVE: usize = 16 * 1024;
+
+/// Work one connection may do in one loop turn before the others get a
+/// turn (one request always runs, however large).
+pub(crate) const TURN_BYTES: usize = 256 * 1024;
+
+/// What a connection may add to what it holds, as its worker saw it at the
+/// start of the connection's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Room {
+    /// Bytes the worker's other connections hold.
+    pub others: usize,
+    /// The worker's budget.
+    pub limit: usize,
+}
+
+impl Room {
+    /// Bytes a connection holding `held` may add: up to the worker's
+    /// budget, or up to [`FLOOR`] whatever the worker holds.
+    pub fn allowance(&self, held: usize) -> usize {
+        let total = self.others.saturating_add(held);
+        self.limit
+            .saturating_sub(total)
+            .max(FLOOR.saturating_sub(held))
+    }
+
+    /// Whether a connection holding `held` may add `growth` bytes.
+    pub fn admits(&self, held: usize, growth: usize) -> bool {
+        growth <= self.allowance(held)
+    }
+}
+
+/// A worker's tally of what its connections hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Budget { limit, used: 0 }
+    }
+
+    /// Bytes held by all connections.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The room of a connection whose holding was last counted as
+    /// `accounted`.
+    pub fn room(&self, accounted: usize) -> Room {
+        Room {
+            others: self.used.saturating_sub(accounted),
+            limit: self.limit,
+        }
+    }
+
+    /// A connection's holding changed from `old` to `new`.
+    pub fn update(&mut self, old: usize, new: usize) {
+        self.used = self.used.saturating_sub(old).saturating_add(new);
+    }
+
+    /// Whether connections paused for memory should try again: the total
+    /// fell an eighth below the budget, so that a crowd of paused
+    /// connections is not woken on every byte freed.
+    pub fn has_slack(&self) -> bool {
+        self.used <= self.limit - self.limit / 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_the_budget_a_connection_may_grow_to_it() {
+        let room = Room {
+            others: 1000,
+            limit: 1 << 20,
+        };
+        assert_eq!(room.allowance(24), (1 << 20) - 1024);
+        assert!(room.admits(0, 512 << 10));
+    }
+
+    #[test]
+    fn over_the_budget_only_small_holders_grow_and_only_to_the_floor() {
+        let room = Room {
+            others: 2 << 20,
+            limit: 1 << 20,
+        };
+        assert_eq!(room.allowance(0), FLOOR);
+        assert_eq!(room.allowance(FLOOR - 10), 10);
+        assert_eq!(room.allowance(FLOOR + 10), 0);
+        assert!(!room.admits(0, FLOOR + 1));
+    }
+
+    #[test]
+    fn the_tally_follows_updates_and_wakes_with_slack() {
+        let mut b = Budget::new(800);
+        b.update(0, 750);
+        assert!(!b.has_slack());
+        assert_eq!(b.room(750).others, 0);
+        b.update(750, 700);
+        assert!(b.has_slack());
+        assert_eq!(b.used(), 700);
+    }
+}
