@@ -283,6 +283,7 @@ impl Connection {
                     match self.process_held(cx, &mut quota) {
                         Stop::NeedMore | Stop::Closed => {}
                         Stop::Turn => return Drive::Yield,
+                        Stop::Full if self.read_closed => return self.abandon_input(),
                         Stop::Full => return self.pause(cx.limits, self.needs),
                     }
                 }
@@ -313,17 +314,17 @@ impl Connection {
                 _ => usize::MAX,
             };
             if allowance == 0 {
-                if self.read_closed && !self.input.is_empty() {
-                    // The client has stopped sending while its frame waits
-                    // for room it may never get: it can no longer be
-                    // finished, so its bytes go and the replies it is owed
-                    // are written before the connection closes.
-                    self.input.clear();
-                    self.read = ReadState::Idle;
-                    self.finish();
-                    return Drive::Wait;
+                if !self.read_closed {
+                    return self.pause(cx.limits, 1);
                 }
-                return self.pause(cx.limits, 1);
+                if !self.input.is_empty() {
+                    return self.abandon_input();
+                }
+                // The client has closed, but nothing of its stream was read
+                // before room ran out: read a few bytes anyway (MIN_READ,
+                // over the budget), to see the end of the stream or to hold
+                // a frame that can then be abandoned; pausing instead would
+                // keep the connection for as long as room stays short.
             }
             let direct = match self.read {
                 ReadState::Body { frame_len } if self.lifecycle == Lifecycle::Open => {
@@ -367,6 +368,9 @@ impl Connection {
                                         self.note_short_read(n, want);
                                         return Drive::Yield;
                                     }
+                                    Stop::Full if self.read_closed => {
+                                        return self.abandon_input();
+                                    }
                                     Stop::Full => {
                                         self.note_short_read(n, want);
                                         return self.pause(cx.limits, self.needs);
@@ -397,6 +401,20 @@ impl Connection {
                 Err(_) => return Drive::Close,
             }
         }
+    }
+
+    /// The client has stopped sending while its frame waits for room it
+    /// may never get: the frame can no longer be finished, so its bytes go
+    /// and the replies it is owed are written before the connection
+    /// closes. Waiting instead would hold the connection, its slot and its
+    /// bytes for as long as the server stays short of room, since a
+    /// paused connection reads nothing and so never sees the end of its
+    /// stream.
+    fn abandon_input(&mut self) -> Drive {
+        self.input.clear();
+        self.read = ReadState::Idle;
+        self.finish();
+        Drive::Wait
     }
 
     /// Bytes arrived: one clock read per read syscall, so every request
