@@ -33,7 +33,9 @@ use cafe::protocol::text::{self, GetKind, MAX_KEY, MetaCmd, response};
 use cafe::protocol::{Decoded, native};
 use cafe::server::mailbox::{self, Inbox, Message, Outbox, ReplyTo};
 use cafe::storage::{Partition, Policy};
-use cafe::workload::Rng;
+
+mod support;
+use support::shuffled;
 
 /// Key and value sizes of every benchmark: a typical small cache item.
 const KEY_LEN: usize = 16;
@@ -466,17 +468,6 @@ const SET: Op = Op::Store {
     expiry: Expiry::Never,
     cas: 0,
 };
-
-/// `0..n` in a seeded random order, so successive lookups touch unrelated
-/// memory, as a server's would.
-fn shuffled(n: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    for i in (1..n).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    order
-}
 
 fn partition(c: &mut Criterion) {
     let keys: Vec<[u8; KEY_LEN]> = (0..ITEMS).map(|i| key("key:", i)).collect();

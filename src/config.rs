@@ -75,6 +75,8 @@ pub struct Config {
     /// Where the admin listener serves `GET /metrics`; `None`: no admin
     /// listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// More addresses to listen on (memcached's `-l` given several times).
+    pub also_listen: Vec<SocketAddr>,
     /// A UNIX domain socket served beside TCP (memcached's `-s`).
     pub unix_socket: Option<std::path::PathBuf>,
     /// The UNIX socket's permissions (memcached's `-a`, default 0700:
@@ -120,6 +122,7 @@ impl Default for Config {
             connection_memory: None,
             reqs_per_event: DEFAULT_REQS_PER_EVENT,
             metrics_listen: Some(DEFAULT_METRICS_LISTEN),
+            also_listen: Vec::new(),
             unix_socket: None,
             unix_mode: 0o700,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
@@ -304,8 +307,12 @@ pub enum ConfigError {
     ZeroLimit(&'static str),
     /// A limit the wire format cannot express.
     LimitTooLarge(&'static str, u64),
-    /// `--memory` is not a size like `64m`.
-    BadSize(String),
+    /// A size flag is not a size like `64m`: the flag and what it got.
+    BadSize(&'static str, String),
+    /// `-U` asked for UDP, which is not served.
+    Udp(u16),
+    /// `--unix-mode` is not an octal mode like `0700`.
+    BadMode(String),
     /// `--memory` too small to give each worker room for two largest
     /// items.
     MemoryTooSmall {
@@ -338,8 +345,18 @@ impl fmt::Display for ConfigError {
             ConfigError::NoThreads => f.write_str("--threads must be at least 1"),
             ConfigError::ZeroLimit(flag) => write!(f, "{flag} must be at least 1"),
             ConfigError::LimitTooLarge(flag, max) => write!(f, "{flag} must be at most {max}"),
-            ConfigError::BadSize(s) => {
-                write!(f, "{s:?} is not a size like 64m, 4g or 1048576")
+            ConfigError::BadSize(flag, s) => {
+                write!(f, "{flag} {s:?} is not a size like 64m, 4g or 1048576")
+            }
+            ConfigError::Udp(port) => write!(
+                f,
+                "-U {port}: UDP is not served; -U 0 (memcached's default since 1.5.6) is accepted"
+            ),
+            ConfigError::BadMode(s) => {
+                write!(
+                    f,
+                    "--unix-mode {s:?} is not an octal mode like 0700 or 0770"
+                )
             }
             ConfigError::MemoryTooSmall {
                 threads,
@@ -378,7 +395,12 @@ impl std::error::Error for ConfigError {}
 /// Parses a size: bytes, or a number with a binary suffix `k`, `m`, `g` or
 /// `t` (any case, an optional trailing `b` or `ib`): `64m` is 64 MiB.
 pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
-    let bad = || ConfigError::BadSize(s.to_string());
+    parse_size_for("--memory", s)
+}
+
+/// [`parse_size`], naming `flag` in its error.
+fn parse_size_for(flag: &'static str, s: &str) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::BadSize(flag, s.to_string());
     let lower = s.trim().to_ascii_lowercase();
     let unit_start = lower
         .find(|c: char| !c.is_ascii_digit())
@@ -394,6 +416,16 @@ pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
         _ => return Err(bad()),
     };
     number.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// `--memory`/`-m`: a bare number is megabytes, as memcached's `-m`;
+/// otherwise a size with its unit (`64m`, `4g`, `1048576b`).
+pub fn parse_memory(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_size_for("--memory", &format!("{t}m"));
+    }
+    parse_size_for("--memory", s)
 }
 
 /// Parses a core list: comma-separated core ids and inclusive ranges, e.g.
@@ -426,14 +458,28 @@ pub fn parse_core_list(s: &str) -> Result<Vec<usize>, ConfigError> {
 #[derive(Debug, Parser)]
 #[command(name = "cafe-server", version, about, long_about = None)]
 pub struct Cli {
-    /// Address to listen on. Loopback by default: exposing a cache to a
-    /// network is a decision to make on purpose. Port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub listen: String,
+    /// Addresses to listen on, `host:port` or a bare IP (memcached's `-l`,
+    /// repeatable or comma-separated). Loopback by default: exposing a
+    /// cache to a network is a decision to make on purpose. Port 0 picks a
+    /// free port.
+    #[arg(
+        long,
+        short = 'l',
+        default_value = "127.0.0.1:7070",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    pub listen: Vec<String>,
+
+    /// TCP port for every listen address (memcached's `-p`): overrides the
+    /// port `--listen` gives; a bare IP in `--listen` needs it or gets 7070.
+    #[arg(long, short = 'p', value_name = "PORT")]
+    pub port: Option<u16>,
 
     /// Worker threads, each with its own event loop, connections and share
-    /// of the keys. Default: the cores available to the process.
-    #[arg(long)]
+    /// of the keys (memcached's `-t`). Default: the cores available to the
+    /// process, as many as `--memory` has room for.
+    #[arg(long, short = 't')]
     pub threads: Option<usize>,
 
     /// Cores to pin workers to, e.g. `0-3` or `0,2`. Worker i runs on the
@@ -450,16 +496,39 @@ pub struct Cli {
     #[arg(long, default_value_t = 250, value_name = "BYTES")]
     pub max_key_len: usize,
 
-    /// Memory for items, split evenly over the workers: `64m`, `4g` or
-    /// bytes (memcached's 64 MiB by default). Keys, values, per-item
-    /// metadata and the hash tables all count; a full worker evicts (SIEVE).
-    #[arg(long, default_value = "64m", value_name = "SIZE")]
+    /// Memory for items, split evenly over the workers: `64m`, `4g`, or a
+    /// bare number of megabytes as memcached's `-m` (memcached's 64 MiB
+    /// by default). Keys, values, per-item metadata and the hash tables
+    /// all count; a full worker evicts (SIEVE).
+    #[arg(long, short = 'm', default_value = "64m", value_name = "SIZE")]
     pub memory: String,
 
-    /// Largest value accepted, in bytes (memcached's 1 MiB by default).
-    /// Larger values are refused from their header and never buffered.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-    pub max_item_size: usize,
+    /// More messages: `-v` logs refused requests and closed connections
+    /// with their peers, `-vv` every request (memcached's `-v`, `-vv`).
+    /// `RUST_LOG`, when set, decides instead.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// UDP port (memcached's `-U`): only 0, UDP off, is accepted, as
+    /// memcached's own default since 1.5.6.
+    #[arg(short = 'U', long = "udp-port", value_name = "0")]
+    pub udp_port: Option<u16>,
+
+    /// Also serve a UNIX domain socket at PATH (memcached's `-s`), with the
+    /// same workers and answers as TCP.
+    #[arg(long, short = 's', value_name = "PATH")]
+    pub unix_socket: Option<std::path::PathBuf>,
+
+    /// The UNIX socket's permissions, octal (memcached's `-a`): 0700 lets
+    /// only the server's user connect.
+    #[arg(long, short = 'a', default_value = "0700", value_name = "MODE")]
+    pub unix_mode: String,
+
+    /// Largest value accepted: bytes, or `512k`, `2m` (memcached's `-I`,
+    /// 1 MiB by default). Larger values are refused from their header and
+    /// never buffered.
+    #[arg(long, short = 'I', default_value = "1m", value_name = "SIZE")]
+    pub max_item_size: String,
 
     /// Let a client stop the server with the text protocol's `shutdown`
     /// command (memcached's `-A`). Off by default: any client could.
@@ -514,6 +583,21 @@ pub struct Cli {
     pub metrics_listen: String,
 }
 
+/// A `--listen` value as an address: `host:port`, or a bare IP or host
+/// that takes `port` (or 7070). `port`, when given, overrides any port.
+fn listen_addr(addr: &str, port: Option<u16>) -> Result<SocketAddr, ConfigError> {
+    let mut resolved = match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port.unwrap_or(7070)),
+        Err(_) => {
+            resolve(addr).or_else(|_| resolve(&format!("{addr}:{}", port.unwrap_or(7070))))?
+        }
+    };
+    if let Some(port) = port {
+        resolved.set_port(port);
+    }
+    Ok(resolved)
+}
+
 /// The first address `addr` resolves to.
 fn resolve(addr: &str) -> Result<SocketAddr, ConfigError> {
     addr.to_socket_addrs()
@@ -525,18 +609,35 @@ fn resolve(addr: &str) -> Result<SocketAddr, ConfigError> {
 impl Cli {
     /// Validates the flags into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        let listen = resolve(&self.listen)?;
+        if let Some(port) = self.udp_port.filter(|&p| p != 0) {
+            return Err(ConfigError::Udp(port));
+        }
+        let mut addrs = self
+            .listen
+            .iter()
+            .map(|a| listen_addr(a, self.port))
+            .collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
+            addrs.push(listen_addr("127.0.0.1", self.port)?);
+        }
+        let listen = addrs.remove(0);
         let cores = self.cores.as_deref().map(parse_core_list).transpose()?;
-        let memory = parse_size(&self.memory)?;
+        let memory = parse_memory(&self.memory)?;
+        let max_item = parse_size_for("--max-item-size", &self.max_item_size)?;
         let connection_memory = self
             .connection_memory
             .as_deref()
-            .map(parse_size)
+            .map(|size| parse_size_for("--connection-memory", size))
             .transpose()?;
         let limits = Limits {
             max_key_len: self.max_key_len,
-            max_value_len: self.max_item_size,
+            max_value_len: usize::try_from(max_item)
+                .map_err(|_| ConfigError::LimitTooLarge("--max-item-size", MAX_ITEM_SIZE))?,
         };
+        let unix_mode = u32::from_str_radix(self.unix_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| ConfigError::BadMode(self.unix_mode.clone()))?;
         let threads = match self.threads {
             Some(threads) => threads,
             None => {
@@ -556,6 +657,9 @@ impl Cli {
         };
         let config = Config {
             listen,
+            also_listen: addrs,
+            unix_socket: self.unix_socket,
+            unix_mode,
             threads,
             cores,
             pin: !self.no_pin,
@@ -578,6 +682,66 @@ impl Cli {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// memcached flags cafe-server does not take, and what to do instead: an
+/// operator moving a unit file over gets a reason, not just "unexpected
+/// argument".
+const MEMCACHED_ONLY: &[(&str, &str)] = &[
+    (
+        "-d",
+        "-d (run as a daemon): run cafe-server under a supervisor (contrib/cafe-server.service)",
+    ),
+    (
+        "-u",
+        "-u (switch user): run cafe-server as that user (systemd User= or DynamicUser=)",
+    ),
+    (
+        "-P",
+        "-P (pid file): a supervisor knows the pid (systemd MAINPID)",
+    ),
+    ("-k", "-k (lock memory): not supported"),
+    (
+        "-M",
+        "-M (no eviction): cafe always evicts (SIEVE) when full",
+    ),
+    (
+        "-r",
+        "-r (core file limit): set it in the supervisor (LimitCORE=)",
+    ),
+    ("-f", "-f (slab growth factor): cafe has no slab classes"),
+    ("-n", "-n (minimum slab space): cafe has no slab classes"),
+    ("-L", "-L (large pages): not supported"),
+    (
+        "-D",
+        "-D (stats prefix delimiter): no detailed prefix stats",
+    ),
+    (
+        "-B",
+        "-B (binding protocol): cafe picks the protocol per connection, as memcached's -B auto",
+    ),
+    ("-S", "-S (SASL): not supported"),
+    ("-o", "-o (extended options): none are supported"),
+    ("-e", "-e (memory file): not supported"),
+    ("-Y", "-Y (authentication file): not supported"),
+    ("-Z", "-Z (TLS): not supported"),
+    ("-X", "-X (disable dump commands): cafe has none to disable"),
+    (
+        "-W",
+        "-W (disable watch commands): cafe has none to disable",
+    ),
+];
+
+/// If `arg` is a memcached flag cafe-server refuses, why (the message
+/// names the flag).
+pub fn unsupported_memcached_flag(arg: &std::ffi::OsStr) -> Option<String> {
+    let arg = arg.to_str()?;
+    MEMCACHED_ONLY
+        .iter()
+        .find(|(flag, _)| {
+            arg == *flag || (arg.starts_with(flag) && arg.len() > 2 && !arg.starts_with("--"))
+        })
+        .map(|(_, why)| format!("memcached's {why}"))
 }
 
 /// A timeout flag in seconds: 0 is off.
@@ -618,6 +782,85 @@ mod tests {
         assert!(cfg.pin);
         assert_eq!(cfg.limits.max_key_len, 100);
         assert_eq!(cfg.limits.max_value_len, 1 << 20);
+    }
+
+    #[test]
+    fn memcached_flags_map_to_the_same_settings() {
+        let cli = Cli::parse_from([
+            "cafe-server",
+            "-p",
+            "11311",
+            "-l",
+            "127.0.0.1,127.0.0.2",
+            "-l",
+            "::1",
+            "-m",
+            "128",
+            "-c",
+            "500",
+            "-t",
+            "2",
+            "-I",
+            "2m",
+            "-U",
+            "0",
+            "-F",
+            "-b",
+            "64",
+            "-A",
+            "-s",
+            "/tmp/cafe.sock",
+            "-a",
+            "0770",
+            "-vv",
+        ]);
+        assert_eq!(cli.verbose, 2);
+        let cfg = cli.into_config().expect("memcached's flags are valid");
+        assert_eq!(cfg.listen, "127.0.0.1:11311".parse().expect("addr"));
+        let more: Vec<SocketAddr> = vec![
+            "127.0.0.2:11311".parse().expect("addr"),
+            "[::1]:11311".parse().expect("addr"),
+        ];
+        assert_eq!(cfg.also_listen, more);
+        assert_eq!(
+            cfg.memory,
+            128 << 20,
+            "a bare -m is megabytes, as memcached"
+        );
+        assert_eq!(cfg.max_connections, 500);
+        assert_eq!(cfg.threads, 2);
+        assert_eq!(cfg.limits.max_value_len, 2 << 20);
+        assert!(cfg.disable_flush && cfg.enable_shutdown);
+        assert_eq!(cfg.listen_backlog, 64);
+        assert_eq!(
+            cfg.unix_socket.as_deref(),
+            Some(std::path::Path::new("/tmp/cafe.sock"))
+        );
+        assert_eq!(cfg.unix_mode, 0o770);
+        // cafe's own spellings mean the same.
+        let long = Cli::parse_from(["cafe-server", "--listen", "127.0.0.1:0", "--memory", "64m"]);
+        assert_eq!(long.into_config().expect("valid").memory, 64 << 20);
+    }
+
+    #[test]
+    fn memcached_flags_cafe_refuses_say_why() {
+        let udp = Cli::parse_from(["cafe-server", "-U", "11211"]).into_config();
+        assert_eq!(udp.err(), Some(ConfigError::Udp(11211)));
+        let mode = Cli::parse_from(["cafe-server", "-a", "999"]).into_config();
+        assert!(matches!(mode, Err(ConfigError::BadMode(_))));
+        let item = Cli::parse_from(["cafe-server", "-I", "2x"]).into_config();
+        assert!(
+            item.err()
+                .is_some_and(|e| e.to_string().contains("--max-item-size"))
+        );
+        for flag in ["-d", "-u", "-P", "-o", "-M", "-B"] {
+            let why = unsupported_memcached_flag(std::ffi::OsStr::new(flag))
+                .unwrap_or_else(|| panic!("{flag} is refused"));
+            assert!(why.contains(flag), "{why}");
+        }
+        for ok in ["-m", "-p", "--memory", "-vv", "-l"] {
+            assert_eq!(unsupported_memcached_flag(std::ffi::OsStr::new(ok)), None);
+        }
     }
 
     #[test]

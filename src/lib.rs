@@ -32,7 +32,8 @@
 //! - [`storage`]: a worker's partition of the key space; pure, clock passed in.
 //! - [`router`]: key to owning worker.
 //! - [`server`]: workers, connections, inboxes; moves bytes and messages.
-//! - [`client`]: a blocking client for tests, benchmarks and tools.
+//! - [`client`]: blocking clients (native, memcached binary) and the fleet
+//!   client (ketama placement, ejection, per-node pipelining).
 //! - [`config`]: flags, defaults and validation.
 //! - [`fdlimit`]: the process's limit on open descriptors.
 //! - [`clock`]: real and manual time sources.

@@ -7,13 +7,29 @@ use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use cafe::config::Cli;
+use cafe::config::{Cli, unsupported_memcached_flag};
 use cafe::fdlimit;
 use cafe::server::Server;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match Cli::parse().into_config() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(refusal) = args
+        .iter()
+        .skip(1)
+        .find_map(|a| unsupported_memcached_flag(a))
+    {
+        eprintln!("cafe-server: {refusal}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(args);
+    // memcached's -v and -vv; RUST_LOG, when set, decides instead.
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("cafe-server: {e}");

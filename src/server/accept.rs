@@ -74,7 +74,8 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 /// A listener and its back-off state.
 #[derive(Debug)]
 pub(crate) struct Acceptor {
-    listener: Option<TcpListener>,
+    /// One per listen address (memcached's `-l` may name several).
+    listeners: Vec<TcpListener>,
     /// The UNIX domain socket every worker shares, if one is served.
     unix: Option<UnixListener>,
     /// While accepting fails: when to try again, and the delay after that.
@@ -86,12 +87,12 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     pub fn new(
-        listener: TcpListener,
+        listeners: Vec<TcpListener>,
         unix: Option<UnixListener>,
         limit: Arc<ConnectionLimit>,
     ) -> Self {
         Acceptor {
-            listener: Some(listener),
+            listeners,
             unix,
             retry: None,
             failures: LogThrottle::new("accept failed"),
@@ -100,9 +101,9 @@ impl Acceptor {
         }
     }
 
-    /// The listener, to register or deregister; `None` once closed.
-    pub fn listener(&mut self) -> Option<&mut TcpListener> {
-        self.listener.as_mut()
+    /// The TCP listeners, to register; none once closed.
+    pub fn listeners(&mut self) -> impl Iterator<Item = &mut TcpListener> {
+        self.listeners.iter_mut()
     }
 
     /// The UNIX listener, to register or deregister; `None` if none is
@@ -112,9 +113,9 @@ impl Acceptor {
     }
 
     /// Stops accepting for good (shutdown).
-    pub fn close(&mut self) -> (Option<TcpListener>, Option<UnixListener>) {
+    pub fn close(&mut self) -> (Vec<TcpListener>, Option<UnixListener>) {
         self.retry = None;
-        (self.listener.take(), self.unix.take())
+        (std::mem::take(&mut self.listeners), self.unix.take())
     }
 
     /// Whether accepting failed and waits for its retry timer: readiness
@@ -147,13 +148,13 @@ impl Acceptor {
     /// accepting failed (a retry is then armed).
     pub fn next(&mut self, stats: &mut WorkerStats) -> Option<Stream> {
         loop {
-            // TCP first, then the UNIX socket: one readiness event may
-            // stand for arrivals on both, and each is drained to WouldBlock.
-            let accepted = match self.listener.as_ref().map(TcpListener::accept) {
-                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => None,
-                None => None,
-                Some(other) => Some(other.map(|(sock, _)| Stream::Tcp(sock))),
-            };
+            // Every TCP listener, then the UNIX socket: one readiness
+            // event may stand for arrivals on several, and each is drained
+            // to WouldBlock.
+            let accepted = self.listeners.iter().find_map(|l| match l.accept() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                other => Some(other.map(|(sock, _)| Stream::Tcp(sock))),
+            });
             let accepted = match accepted {
                 Some(result) => result,
                 None => match self.unix.as_ref()?.accept() {

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mio::net::TcpListener;
 use mio::{Poll, Waker};
 
 use crate::config::{Config, ConfigError};
@@ -64,6 +65,8 @@ pub enum StartError {
     Config(ConfigError),
     /// A worker thread could not be spawned.
     Spawn(io::Error),
+    /// More listen addresses than a worker can register.
+    TooManyAddresses(usize),
     /// The UNIX socket's path is served by a running server.
     UnixInUse(std::path::PathBuf),
     /// Binding the UNIX socket failed.
@@ -89,6 +92,11 @@ impl fmt::Display for StartError {
             }
             StartError::Config(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot spawn a worker thread: {e}"),
+            StartError::TooManyAddresses(n) => write!(
+                f,
+                "{n} listen addresses; at most {} are served",
+                worker::MAX_LISTEN_ADDRS
+            ),
             StartError::UnixInUse(path) => write!(
                 f,
                 "cannot listen on {}: address in use (another server answers there)",
@@ -160,11 +168,24 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         let n = config.threads;
         let pinning = plan_pinning(&config)?;
-        let (listeners, addr) = listener::bind_all(config.listen, n, config.listen_backlog)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => StartError::InUse(config.listen),
-                _ => StartError::Bind(config.listen, e),
-            })?;
+        let bind = |at: SocketAddr| {
+            listener::bind_all(at, n, config.listen_backlog).map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => StartError::InUse(at),
+                _ => StartError::Bind(at, e),
+            })
+        };
+        let (first, addr) = bind(config.listen)?;
+        if config.also_listen.len() >= worker::MAX_LISTEN_ADDRS {
+            return Err(StartError::TooManyAddresses(config.also_listen.len() + 1));
+        }
+        // Worker i gets listener i of every address.
+        let mut listeners: Vec<Vec<TcpListener>> = first.into_iter().map(|l| vec![l]).collect();
+        for &more in &config.also_listen {
+            let (bound, _) = bind(more)?;
+            for (mine, l) in listeners.iter_mut().zip(bound) {
+                mine.push(l);
+            }
+        }
 
         let mut unix_listeners = match &config.unix_socket {
             Some(path) => {
@@ -279,6 +300,11 @@ impl Server {
             Some(cores) => format!("pinned to cores {cores:?}"),
             None => "not pinned".to_string(),
         };
+        let more: String = config
+            .also_listen
+            .iter()
+            .map(|a| format!(", and on {a}"))
+            .collect();
         let unix = config.unix_socket.as_ref().map_or(String::new(), |p| {
             format!(", and on {} (mode {:o})", p.display(), config.unix_mode)
         });
@@ -286,7 +312,7 @@ impl Server {
             .metrics_listen
             .map_or("metrics off".to_string(), |a| format!("metrics on {a}"));
         log::info!(
-            "listening on {addr}: {n} worker threads, {pinned}{unix}; cafe {} speaking memcached {} \
+            "listening on {addr}: {n} worker threads, {pinned}{more}{unix}; cafe {} speaking memcached {} \
              (text, meta, binary) and the native protocol; memory {} MiB, items up to {} bytes, \
              keys up to {} bytes, at most {} connections; {metrics}",
             env!("CARGO_PKG_VERSION"),

@@ -33,6 +33,27 @@ use super::timeouts::{Expired, Timeouts, Watch};
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 /// The UNIX domain socket's listener, shared by every worker.
 pub(crate) const UNIX_LISTENER: Token = Token(usize::MAX - 2);
+/// TCP listeners after the first (more `--listen` addresses) count down
+/// from here.
+const MORE_LISTENERS: usize = usize::MAX - 16;
+/// Listen addresses a server may have.
+pub(crate) const MAX_LISTEN_ADDRS: usize = 64;
+
+/// The token of TCP listener `i`.
+fn listener_token(i: usize) -> Token {
+    if i == 0 {
+        LISTENER
+    } else {
+        Token(MORE_LISTENERS - i)
+    }
+}
+
+/// Whether `token` names a listener rather than a connection or the waker.
+fn is_listener(token: Token) -> bool {
+    token == LISTENER
+        || token == UNIX_LISTENER
+        || (MORE_LISTENERS - MAX_LISTEN_ADDRS..MORE_LISTENERS).contains(&token.0)
+}
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 /// How long shutdown waits for owed replies before closing regardless; the
@@ -138,10 +159,9 @@ impl Worker {
 
     /// Registers the listener and runs until shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
-        if let Some(listener) = self.acceptor.listener() {
-            self.poll
-                .registry()
-                .register(listener, LISTENER, Interest::READABLE)?;
+        let registry = self.poll.registry();
+        for (i, listener) in self.acceptor.listeners().enumerate() {
+            registry.register(listener, listener_token(i), Interest::READABLE)?;
         }
         if let Some(listener) = self.acceptor.unix_listener() {
             self.poll
@@ -162,8 +182,8 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     // While backing off, the retry timer accepts.
-                    LISTENER | UNIX_LISTENER if self.acceptor.backing_off() => {}
-                    LISTENER | UNIX_LISTENER => self.accept(),
+                    token if is_listener(token) && self.acceptor.backing_off() => {}
+                    token if is_listener(token) => self.accept(),
                     WAKER => self.drain_inbox()?,
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
@@ -696,7 +716,7 @@ impl Worker {
         }
         self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
         let (tcp, unix) = self.acceptor.close();
-        if let Some(mut listener) = tcp {
+        for mut listener in tcp {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         if let Some(mut listener) = unix {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod codec;
+pub mod fleet;
 pub mod memcache;
 pub mod process;
 pub mod text;

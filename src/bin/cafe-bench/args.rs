@@ -44,6 +44,12 @@ pub struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub server: String,
+    /// A fleet instead of one server: its nodes, `host:port` each, comma
+    /// separated. Each connection is then one socket per node, and each
+    /// request goes to its key's node, placed by libmemcached's ketama
+    /// ring as twemproxy and `cafe::client::Cluster` place it.
+    #[arg(long, value_name = "A,B,...", conflicts_with = "server")]
+    pub servers: Option<String>,
     /// Protocol to speak.
     #[arg(long, value_enum, default_value = "memcache")]
     pub protocol: Protocol,

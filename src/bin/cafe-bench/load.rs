@@ -15,6 +15,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::codec::{Answer, Codec};
 use crate::conn::{Conn, InFlight};
+use crate::fleet::Fleet;
 use crate::report::Tally;
 use crate::workload::Workload;
 
@@ -23,6 +24,8 @@ use crate::workload::Workload;
 pub struct Plan {
     pub codec: Codec,
     pub workload: Workload,
+    /// The nodes, and which one each key lives on.
+    pub fleet: Fleet,
     pub pipeline: usize,
     /// Open loop: the interval between two requests on one connection.
     pub interval: Option<Duration>,
@@ -42,7 +45,10 @@ pub struct Share {
     pub total: usize,
 }
 
-/// Runs one load thread over its connections.
+/// Runs one load thread over its connections. With a fleet of N nodes,
+/// connection c is the sockets `c*N..c*N+N`, one per node: its requests
+/// go to their keys' nodes, and `--pipeline` bounds what is in flight on
+/// the connection as a whole, as a client with a pool per node would.
 pub fn run_thread(
     plan: &Plan,
     socks: Vec<TcpStream>,
@@ -55,6 +61,7 @@ pub fn run_thread(
     let start = share.start;
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
+    let nodes = plan.fleet.len();
     let mut conns = Vec::with_capacity(socks.len());
     for (i, mut sock) in socks.into_iter().enumerate() {
         poll.registry()
@@ -63,15 +70,19 @@ pub fn run_thread(
         // threads, so the offered load is smooth rather than bursts.
         let offset = plan
             .interval
-            .map(|iv| iv.mul_f64((share.first + i) as f64 / share.total as f64))
+            .map(|iv| iv.mul_f64((share.first + i / nodes) as f64 / share.total as f64))
             .unwrap_or_default();
         conns.push(Conn::new(sock, start + offset));
     }
+    // Connection c's schedule is kept by its first socket.
+    let connections = conns.len() / nodes;
     let mut tally = Tally::new();
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut expected = Vec::new();
-    let mut enqueue = |conn: &mut Conn, intended: Instant, rng: &mut Rng| {
+    // Queues the next request of connection `c` on its key's node.
+    let mut enqueue = |conns: &mut [Conn], c: usize, intended: Instant, rng: &mut Rng| {
         let (get, id) = plan.workload.next(rng);
+        let conn = &mut conns[c * nodes + plan.fleet.node(id)];
         plan.workload.key(id, &mut key);
         if get {
             plan.codec.get(&key, &mut conn.out);
@@ -87,9 +98,9 @@ pub fn run_thread(
     };
     if plan.interval.is_none() {
         let now = Instant::now();
-        for conn in &mut conns {
+        for c in 0..connections {
             for _ in 0..plan.pipeline.max(1) {
-                enqueue(conn, now, &mut rng);
+                enqueue(&mut conns, c, now, &mut rng);
             }
         }
     }
@@ -100,11 +111,11 @@ pub fn run_thread(
         }
         // Open loop: queue everything that is due, whatever is in flight.
         if let Some(interval) = plan.interval {
-            for conn in &mut conns {
-                while conn.next_due <= now {
-                    let due = conn.next_due;
-                    enqueue(conn, due, &mut rng);
-                    conn.next_due += interval;
+            for c in 0..connections {
+                while conns[c * nodes].next_due <= now {
+                    let due = conns[c * nodes].next_due;
+                    enqueue(&mut conns, c, due, &mut rng);
+                    conns[c * nodes].next_due += interval;
                     if due >= measure_from {
                         let lag = now.duration_since(due).as_nanos() as u64;
                         let _ = tally.send_lag_ns.record(lag.max(1));
@@ -117,7 +128,7 @@ pub fn run_thread(
         }
         let wake_at = plan
             .interval
-            .and_then(|_| conns.iter().map(|c| c.next_due).min())
+            .and_then(|_| conns.iter().step_by(nodes).map(|c| c.next_due).min())
             .unwrap_or(end)
             .min(end);
         let mut timeout = wake_at.saturating_duration_since(Instant::now());
@@ -145,6 +156,7 @@ pub fn run_thread(
             // Everything this read brought arrived together: one clock
             // reading serves every reply in it.
             let done = Instant::now();
+            let mut answered = 0;
             while let Some(front) = conn.queue.front().copied() {
                 // Past the end: left queued, so an open-loop run counts it
                 // as unanswered at its age rather than losing it.
@@ -179,12 +191,20 @@ pub fn run_thread(
                 }
                 conn.consume(consumed);
                 conn.queue.pop_front();
-                if plan.interval.is_none() {
-                    enqueue(conn, done, &mut rng);
-                }
+                answered += 1;
             }
             conn.compact();
-            conn.flush(&poll, i)?;
+            // Closed loop: one new request of the same connection for each
+            // answer, to whichever node its key is on.
+            let c = i / nodes;
+            if plan.interval.is_none() {
+                for _ in 0..answered {
+                    enqueue(&mut conns, c, done, &mut rng);
+                }
+            }
+            for (j, sub) in conns.iter_mut().enumerate().skip(c * nodes).take(nodes) {
+                sub.flush(&poll, j)?;
+            }
         }
     }
     if let Some(interval) = plan.interval {
@@ -195,10 +215,12 @@ pub fn run_thread(
                 let _ = tally.latency_ns.record(age.max(1));
             }
         };
-        for conn in &mut conns {
+        for conn in &conns {
             for front in &conn.queue {
                 unanswered(front.intended, &mut tally);
             }
+        }
+        for conn in conns.iter_mut().step_by(nodes) {
             // Due, but the loader never got to them: late by at least this.
             while conn.next_due < end {
                 unanswered(conn.next_due, &mut tally);

@@ -19,10 +19,14 @@
 //! by their order on a connection, which every protocol keeps (and the
 //! text protocol has no opaque to match by).
 //!
-//! Modules: `args` (flags), `workload` (keys and values), `codec` (the
-//! protocols' bytes), `decimal` (numbers as ASCII), `conn` (a socket and
-//! its buffers), `load` (one load thread's loop), `preload`, `report`
-//! (tally and output). This file checks the flags together, connects,
+//! With `--servers` it drives a fleet: each connection is one socket per
+//! node, and each request goes to its key's node by libmemcached's ketama
+//! ring, as a client-side-hashing client would send it.
+//!
+//! Modules: `args` (flags), `workload` (keys and values), `fleet` (nodes
+//! and key placement), `codec` (the protocols' bytes), `decimal` (numbers
+//! as ASCII), `conn` (a socket and its buffers), `load` (one load thread's
+//! loop), `preload`, `report` (tally and output). This file checks the flags together, connects,
 //! starts the threads and merges their results.
 //!
 //! Must not: hold protocol, socket or measuring logic of its own.
@@ -31,13 +35,12 @@ mod args;
 mod codec;
 mod conn;
 mod decimal;
+mod fleet;
 mod load;
 mod preload;
 mod report;
 mod workload;
 
-use std::io;
-use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -48,6 +51,7 @@ use cafe::config::parse_core_list;
 use crate::args::{Args, Distribution, parse_value_size};
 use crate::codec::{Codec, MAX_RESPONSE};
 use crate::conn::connect;
+use crate::fleet::Fleet;
 use crate::load::{Plan, Share, run_thread};
 use crate::preload::preload;
 use crate::report::{Tally, report};
@@ -65,12 +69,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let addr = args
-        .server
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("--server {:?} is not a host:port", args.server))?;
     let (value_min, value_max) = parse_value_size(&args.value_size)
         .ok_or_else(|| format!("--value-size {:?} is not N or MIN-MAX", args.value_size))?;
     if args.threads == 0 || args.connections < args.threads || args.keys == 0 {
@@ -96,8 +94,12 @@ fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let workload = Workload::new(args, value_min, value_max);
+    let fleet = Fleet::new(args, &workload)?;
     if args.preload {
-        preload(addr, codec, &workload).map_err(|e| format!("preload: {e}"))?;
+        for (n, &addr) in fleet.addrs.iter().enumerate() {
+            preload(addr, codec, &workload, |id| fleet.node(id) == n)
+                .map_err(|e| format!("preload of {addr}: {e}"))?;
+        }
     }
     let interval = match args.rate {
         // Below a microsecond between a connection's requests, the schedule
@@ -113,9 +115,11 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
+    let addrs = fleet.addrs.clone();
     let plan = Plan {
         codec,
         workload,
+        fleet,
         pipeline: args.pipeline,
         interval,
         warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
@@ -141,10 +145,13 @@ fn run(args: &Args) -> Result<(), String> {
     let mut socks = Vec::with_capacity(args.threads);
     for t in 0..args.threads {
         let n = args.connections / args.threads + usize::from(t < args.connections % args.threads);
-        let group = (0..n)
-            .map(|_| connect(addr))
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        // Connection c of the thread is sockets c*N..c*N+N, one per node.
+        let mut group = Vec::with_capacity(n * addrs.len());
+        for _ in 0..n {
+            for &addr in &addrs {
+                group.push(connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?);
+            }
+        }
         socks.push(group);
     }
     let start = Instant::now();
@@ -160,7 +167,7 @@ fn run(args: &Args) -> Result<(), String> {
                     first,
                     total: args.connections,
                 };
-                first += group.len();
+                first += group.len() / addrs.len();
                 let core = cores.as_ref().map(|c| c[t % c.len()]);
                 let seed = args.seed.wrapping_add(t as u64 * 0x1000_0000);
                 scope.spawn(move || {

@@ -1,5 +1,5 @@
 //! `--preload`: every key stored before the run, in batches over one
-//! blocking connection.
+//! blocking connection per node.
 //!
 //! Must not: run during the measured load, or count into the tally.
 
@@ -13,25 +13,30 @@ use crate::workload::Workload;
 /// owed, so writing a batch before reading it cannot deadlock.
 const PRELOAD_BATCH: usize = 512;
 
-/// Stores every key, in batches, over one blocking connection.
-pub fn preload(addr: SocketAddr, codec: Codec, workload: &Workload) -> io::Result<()> {
+/// Stores every key that `keep` accepts (a node's share of a fleet), in
+/// batches, over one blocking connection.
+pub fn preload(
+    addr: SocketAddr,
+    codec: Codec,
+    workload: &Workload,
+    keep: impl Fn(u32) -> bool,
+) -> io::Result<()> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
     let (mut key, mut value, mut out) = (Vec::new(), Vec::new(), Vec::new());
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0;
-    let mut id = 0;
-    while id < workload.keys {
-        let batch_end = (id + PRELOAD_BATCH as u32).min(workload.keys);
+    let ids: Vec<u32> = (0..workload.keys).filter(|&id| keep(id)).collect();
+    for batch in ids.chunks(PRELOAD_BATCH) {
         out.clear();
-        for k in id..batch_end {
+        for &k in batch {
             workload.key(k, &mut key);
             workload.value(k, &mut value);
             codec.set(&key, &value, &mut out);
         }
         stream.write_all(&out)?;
         let mut answers = 0;
-        while answers < (batch_end - id) as usize {
+        while answers < batch.len() {
             let mut start = 0;
             while let Some((answer, consumed)) = codec
                 .decode(&buf[start..filled], false)
@@ -45,7 +50,7 @@ pub fn preload(addr: SocketAddr, codec: Codec, workload: &Workload) -> io::Resul
             }
             buf.copy_within(start..filled, 0);
             filled -= start;
-            if answers < (batch_end - id) as usize {
+            if answers < batch.len() {
                 let n = stream.read(&mut buf[filled..])?;
                 if n == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
@@ -53,7 +58,6 @@ pub fn preload(addr: SocketAddr, codec: Codec, workload: &Workload) -> io::Resul
                 filled += n;
             }
         }
-        id = batch_end;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! A blocking client for the native protocol, for integration tests,
-//! benchmarks and tools.
+//! benchmarks, tools and the cluster client.
 //!
 //! This module owns one TCP connection's client side: it encodes requests
 //! with [`crate::protocol::native`], reads replies into a reused buffer and
@@ -18,21 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 
+pub use super::wire::DEFAULT_MAX_RESPONSE_LEN;
+use super::wire::{ReadBuf, ReadError, Wire, connect, owned};
 use crate::protocol::native::{
-    Decoded, EncodeError, Request, ResponseError, Status, decode_response, encode_request,
+    EncodeError, Request, ResponseError, Status, decode_response, encode_request,
 };
-
-/// Default for [`Client::max_response_len`]: well above the server's largest
-/// item (1 MiB by default) and STATS body, yet small enough that a broken
-/// server cannot make a test or benchmark allocate without bound.
-pub const DEFAULT_MAX_RESPONSE_LEN: usize = 64 << 20;
-
-/// Smallest read buffer, and so the most one `read` takes at first: large
-/// enough that a pipeline's small replies arrive in few system calls.
-const MIN_READ_BUF: usize = 64 << 10;
 
 /// Largest pipeline written in full before its replies are read. Socket
 /// buffers on both ends hold at least this much, so the write completes even
@@ -130,6 +123,11 @@ impl OwnedResponse {
 pub struct Stats(BTreeMap<String, String>);
 
 impl Stats {
+    /// Counters already split into names and values.
+    pub(crate) fn from_map(map: BTreeMap<String, String>) -> Stats {
+        Stats(map)
+    }
+
     /// Parses a STATS body: UTF-8 `name value` lines, each `\n`-terminated.
     fn parse(body: &[u8]) -> Result<Stats, ClientError> {
         let text = std::str::from_utf8(body)
@@ -181,79 +179,30 @@ fn invalid_data(msg: String) -> ClientError {
     ClientError::Io(io::Error::new(io::ErrorKind::InvalidData, msg))
 }
 
-/// The read side of a connection: bytes received but not yet decoded live in
-/// `buf[start..end]`. `buf` is zero-filled up to its length once, when it
-/// grows, so reads go straight into it without `unsafe`.
-struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+impl From<ReadError> for ClientError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io(e) => ClientError::Io(e),
+            ReadError::Closed => ClientError::Closed,
+        }
+    }
 }
 
-impl ReadBuf {
-    fn new() -> ReadBuf {
-        ReadBuf {
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// Decodes the next response, reading from `stream` until it is whole.
-    fn next(&mut self, stream: &TcpStream, max_len: usize) -> Result<OwnedResponse, ClientError> {
-        loop {
-            let needed = match decode_response(&self.buf[self.start..self.end], max_len)? {
-                Decoded::Complete { frame, consumed } => {
-                    let resp = OwnedResponse {
-                        status: frame.status,
-                        flags: frame.flags,
-                        value: frame.value.to_vec(),
-                    };
-                    self.start += consumed;
-                    if self.start == self.end {
-                        self.start = 0;
-                        self.end = 0;
-                    }
-                    return Ok(resp);
-                }
-                Decoded::Incomplete { needed } => needed,
-                // Responses are never refused: the error type is empty.
-                Decoded::Rejected { error, .. } => match error {},
-            };
-            self.fill(stream, needed)?;
-        }
-    }
-
-    /// Reads at least one byte, making room for it first. `needed` is the
-    /// codec's total for the frame at `start`; it caps growth so that a
-    /// large frame is not over-allocated, while doubling keeps the buffer
-    /// within twice what has actually arrived.
-    fn fill(&mut self, mut stream: &TcpStream, needed: usize) -> Result<(), ClientError> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            let len = self.buf.len();
-            let grown = len
-                .saturating_mul(2)
-                .min(needed.max(len + 1))
-                .max(MIN_READ_BUF);
-            self.buf.resize(grown, 0);
-        }
-        loop {
-            match stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Err(ClientError::Closed),
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::Io(e)),
+/// Reads the next native response off `stream` into an owned copy.
+fn next_response(
+    reader: &mut ReadBuf,
+    stream: &TcpStream,
+    max_len: usize,
+) -> Result<OwnedResponse, ClientError> {
+    reader.next(stream, |buf| {
+        Ok(owned(decode_response(buf, max_len)?, |frame| {
+            OwnedResponse {
+                status: frame.status,
+                flags: frame.flags,
+                value: frame.value.to_vec(),
             }
-        }
-    }
+        }))
+    })
 }
 
 /// A blocking connection to a cafe server speaking the native protocol.
@@ -261,64 +210,47 @@ impl ReadBuf {
 /// Requests are sent one at a time by the typed methods, or many at once by
 /// [`Client::pipeline`]. The read and write buffers are reused, so a request
 /// allocates only what it returns.
+#[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
-    reader: ReadBuf,
-    wbuf: Vec<u8>,
-    max_response_len: usize,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("stream", &self.stream)
-            .field("buffered", &(self.reader.end - self.reader.start))
-            .field("max_response_len", &self.max_response_len)
-            .finish()
-    }
+    wire: Wire,
 }
 
 impl Client {
     /// Connects and sets TCP_NODELAY, since every request is written whole
     /// and waiting to coalesce would only add latency.
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        Ok(Client::from_stream(stream))
+        Ok(Client::from_stream(connect(addr)?))
     }
 
     /// Wraps a connected stream as is; unlike [`Client::connect`] it leaves
     /// socket options (TCP_NODELAY included) to the caller.
     pub fn from_stream(stream: TcpStream) -> Client {
         Client {
-            stream,
-            reader: ReadBuf::new(),
-            wbuf: Vec::new(),
-            max_response_len: DEFAULT_MAX_RESPONSE_LEN,
+            wire: Wire::new(stream),
         }
     }
 
     /// The underlying stream, e.g. to set timeouts or shut it down.
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        &self.wire.stream
     }
 
     /// Largest response value this client accepts; a larger claim is
     /// [`ClientError::Protocol`] before any of its body is read.
     pub fn max_response_len(&self) -> usize {
-        self.max_response_len
+        self.wire.max_response_len
     }
 
     /// Sets [`Client::max_response_len`].
     pub fn set_max_response_len(&mut self, max: usize) {
-        self.max_response_len = max;
+        self.wire.max_response_len = max;
     }
 
     /// Sends one request and returns its response, whatever the status.
     pub fn request(&mut self, req: &Request<'_>) -> Result<OwnedResponse, ClientError> {
-        self.wbuf.clear();
-        encode_request(req, &mut self.wbuf).map_err(invalid_input)?;
-        (&self.stream).write_all(&self.wbuf)?;
+        self.wire.wbuf.clear();
+        encode_request(req, &mut self.wire.wbuf).map_err(invalid_input)?;
+        (&self.wire.stream).write_all(&self.wire.wbuf)?;
         self.read_response()
     }
 
@@ -393,7 +325,7 @@ impl Client {
 
     /// Starts a batch of requests sent together; see [`Pipeline`].
     pub fn pipeline(&mut self) -> Pipeline<'_> {
-        self.wbuf.clear();
+        self.wire.wbuf.clear();
         Pipeline {
             client: self,
             expected: 0,
@@ -403,13 +335,14 @@ impl Client {
 
     /// Writes `bytes` as they are, for tests that hand-make frames.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&self.stream).write_all(bytes)
+        (&self.wire.stream).write_all(bytes)
     }
 
     /// Reads the next response, whatever the status. Bytes that arrived
     /// beyond it stay buffered for the next call.
     pub fn read_response(&mut self) -> Result<OwnedResponse, ClientError> {
-        self.reader.next(&self.stream, self.max_response_len)
+        let w = &mut self.wire;
+        next_response(&mut w.reader, &w.stream, w.max_response_len)
     }
 }
 
@@ -439,7 +372,7 @@ impl fmt::Debug for Pipeline<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("requests", &self.expected)
-            .field("bytes", &self.client.wbuf.len())
+            .field("bytes", &self.client.wire.wbuf.len())
             .field("invalid", &self.invalid)
             .finish()
     }
@@ -448,7 +381,7 @@ impl fmt::Debug for Pipeline<'_> {
 impl Pipeline<'_> {
     /// Queues any request.
     pub fn request(&mut self, req: &Request<'_>) -> &mut Self {
-        if let Err(e) = encode_request(req, &mut self.client.wbuf) {
+        if let Err(e) = encode_request(req, &mut self.client.wire.wbuf) {
             self.invalid.get_or_insert(invalid_input(e));
         }
         self.expected += 1;
@@ -500,7 +433,7 @@ impl Pipeline<'_> {
     /// pipeline (and may make `execute` wait for a response that never
     /// comes, unless the stream has a read timeout).
     pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
-        self.client.wbuf.extend_from_slice(bytes);
+        self.client.wire.wbuf.extend_from_slice(bytes);
         self.expected += 1;
         self
     }
@@ -525,12 +458,12 @@ impl Pipeline<'_> {
             return Err(ClientError::Io(e));
         }
         let n = self.expected;
-        let Client {
+        let Wire {
             stream,
             reader,
             wbuf,
             max_response_len,
-        } = self.client;
+        } = &mut self.client.wire;
         let max = *max_response_len;
         let stream: &TcpStream = stream;
         let mut out = Vec::with_capacity(n);
@@ -538,7 +471,7 @@ impl Pipeline<'_> {
             let mut w = stream;
             w.write_all(wbuf)?;
             for _ in 0..n {
-                out.push(reader.next(stream, max)?);
+                out.push(next_response(reader, stream, max)?);
             }
             return Ok(out);
         }
@@ -558,7 +491,7 @@ impl Pipeline<'_> {
             });
             let mut read = Ok(());
             for _ in 0..n {
-                match reader.next(stream, max) {
+                match next_response(reader, stream, max) {
                     Ok(resp) => out.push(resp),
                     Err(e) => {
                         // Wakes the writer if it is blocked on a server that
@@ -586,32 +519,20 @@ impl Pipeline<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::MIN_READ_BUF;
+    use super::super::wire::testing::model_server;
     use super::*;
+    use crate::protocol::Decoded;
     use crate::protocol::native::{Limits, Response, decode_request, encode_response};
     use std::collections::HashMap;
     use std::net::TcpListener;
     use std::time::Duration;
 
-    /// A sequential model server: read, answer every whole request with
-    /// blocking writes, repeat. It stops reading while a write blocks, which
-    /// is exactly what deadlocks a client that writes a large pipeline
-    /// before reading.
-    fn model_server(listener: TcpListener) {
-        let Ok((mut sock, _)) = listener.accept() else {
-            return;
-        };
+    /// A model of the native protocol's five requests.
+    fn connect_model() -> Client {
         let mut map: HashMap<Vec<u8>, (Vec<u8>, u16)> = HashMap::new();
-        let mut input = Vec::new();
-        let mut chunk = vec![0; 4096];
-        let mut out = Vec::new();
-        loop {
-            let n = match sock.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            input.extend_from_slice(&chunk[..n]);
+        Client::from_stream(model_server(move |input, out| {
             let mut at = 0;
-            out.clear();
             while let Ok(Decoded::Complete { frame, consumed }) =
                 decode_request(&input[at..], &Limits::default())
             {
@@ -639,27 +560,12 @@ mod tests {
                         flags,
                         value,
                     },
-                    &mut out,
+                    out,
                 );
                 at += consumed;
             }
-            input.drain(..at);
-            if sock.write_all(&out).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn connect_model() -> Client {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        std::thread::spawn(move || model_server(listener));
-        let client = Client::connect(addr).expect("connect");
-        // A deadlock shows up as a failed test, not a hung one.
-        let t = Some(Duration::from_secs(20));
-        client.stream().set_read_timeout(t).expect("timeout");
-        client.stream().set_write_timeout(t).expect("timeout");
-        client
+            at
+        }))
     }
 
     #[test]
@@ -831,7 +737,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(c.reader.buf.len() <= MIN_READ_BUF);
+        assert!(c.wire.reader.buf.len() <= MIN_READ_BUF);
         drop(server.join());
     }
 
