@@ -641,7 +641,7 @@ impl Cli {
         let connection_memory = self
             .connection_memory
             .as_deref()
-            .map(|s| parse_size_for("--connection-memory", s))
+            .map(|size| parse_size_for("--connection-memory", size))
             .transpose()?;
         let limits = Limits {
             max_key_len: self.max_key_len,

@@ -3,8 +3,10 @@
 //! what arrived (never what it claims), the connections' budget stops the
 //! clients that hold the most while the others are served and every reply
 //! still arrives whole, a multi-key read larger than the budget is answered
-//! in pieces, a large value owned by another worker makes its second trip,
-//! and a connection yields after its requests per turn.
+//! in pieces (at 1 and 4 workers), clients pipelining multi-key reads over
+//! a tiny budget get every reply, a large value owned by another worker
+//! makes its second trip (also to a client that half-closed), and a
+//! connection yields after its requests per turn.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +17,7 @@ use cafe::server::ServerHandle;
 
 mod common;
 use common::memcache::{op, req};
-use common::{connect, fill, for_each_worker_count, spread_keys};
+use common::{Rng, connect, fill, for_each_worker_count, spread_keys};
 
 /// How long a bounded poll waits for a condition before failing.
 const POLL_LIMIT: Duration = Duration::from_secs(10);
@@ -250,9 +252,7 @@ fn the_budget_stops_the_clients_that_hold_the_most_and_serves_the_rest() {
 
 #[test]
 fn a_multi_key_read_larger_than_the_budget_is_answered_whole() {
-    // One worker only: with keys forwarded to other workers, a read larger
-    // than the budget can still stall (docs/RELIABILITY.md, "Open").
-    [1].into_iter().for_each(|threads| {
+    for_each_worker_count(|threads| {
         let server = start(threads, (256 << 10) * threads as u64, 64 << 10);
         let big = fill(b"xyz", 60 << 10);
         let mut c = connect(&server);
@@ -283,6 +283,56 @@ fn a_multi_key_read_larger_than_the_budget_is_answered_whole() {
         // And the connection goes on.
         set_text(&mut c, "after", b"1");
     });
+}
+
+#[test]
+fn clients_pipelining_multi_key_reads_over_a_tiny_budget_get_every_reply() {
+    // Three clients on 4 workers with 256 KiB of connection memory per
+    // worker, reading values of up to 64 KiB from every worker: local
+    // replies wait behind forwarded ones, reads are suspended for room and
+    // resumed, large values make their second trip, all at once.
+    let threads = 4;
+    let server = start(threads, (256 << 10) * threads as u64, 64 << 10);
+    std::thread::scope(|s| {
+        for client in 0..3 {
+            let server = &server;
+            s.spawn(move || {
+                let mut rng = Rng::new(client);
+                let mut c = connect(server);
+                let keys: Vec<String> = (0..24).map(|i| format!("c{client}k{i}")).collect();
+                let values: Vec<Vec<u8>> = keys
+                    .iter()
+                    .map(|_| fill(b"v", 1 + rng.below(64 << 10)))
+                    .collect();
+                for (key, value) in keys.iter().zip(&values) {
+                    set_text(&mut c, key, value);
+                }
+                for _ in 0..4 {
+                    let mut pipeline = Vec::new();
+                    let mut expected = Vec::new();
+                    for _ in 0..10 {
+                        pipeline.extend_from_slice(b"get");
+                        for _ in 0..1 + rng.below(20) {
+                            let i = rng.below(keys.len());
+                            pipeline.extend_from_slice(format!(" {}", keys[i]).as_bytes());
+                            expected.extend_from_slice(&value_block(&keys[i], &values[i]));
+                        }
+                        pipeline.extend_from_slice(b"\r\n");
+                        expected.extend_from_slice(b"END\r\n");
+                        let i = rng.below(keys.len());
+                        pipeline.extend_from_slice(format!("mg {} v\r\n", keys[i]).as_bytes());
+                        expected
+                            .extend_from_slice(format!("VA {}\r\n", values[i].len()).as_bytes());
+                        expected.extend_from_slice(&values[i]);
+                        expected.extend_from_slice(b"\r\n");
+                    }
+                    send(&mut c, &pipeline);
+                    expect_reply(&mut c, &expected);
+                }
+            });
+        }
+    });
+    wait_for(&server, "conn_bytes", |held| held < 64 << 10);
 }
 
 #[test]

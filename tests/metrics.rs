@@ -170,6 +170,57 @@ fn histograms_count_every_request_exactly_once() {
 }
 
 #[test]
+fn requests_held_for_room_or_sent_twice_are_counted_once() {
+    for_each_worker_count(|threads| {
+        // 256 KiB of connection memory per worker and values of 60 KiB:
+        // the pipeline below holds several times that, so its reads wait
+        // for room as the client takes its replies, and at 4 workers every
+        // forwarded one is over the 16 KiB reserved and goes twice.
+        let mut config = Config::ephemeral(threads);
+        config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.connection_memory = Some((256 << 10) * threads as u64);
+        config.limits.max_value_len = 64 << 10;
+        let server = Server::start(config).expect("server starts");
+        let admin = server.metrics_addr().expect("metrics listener runs");
+        let mut c = common::connect(&server);
+        let keys: Vec<String> = common::spread_keys("held", threads, 8)
+            .into_iter()
+            .map(|k| String::from_utf8(k).expect("ascii"))
+            .collect();
+        let big = common::fill(b"held", 60 << 10);
+        for key in &keys {
+            let mut set = format!("set {key} 0 0 {}\r\n", big.len()).into_bytes();
+            set.extend_from_slice(&big);
+            set.extend_from_slice(b"\r\n");
+            c.write_all(&set).expect("send");
+        }
+        pipeline(&mut c, "mn\r\n", b"MN\r\n");
+        let before = scrape(admin);
+        let mut batch = String::new();
+        for key in keys.iter().cycle().take(24) {
+            batch.push_str(&format!("get {key}\r\nmg {key} v\r\n"));
+        }
+        batch.push_str("mn\r\n");
+        pipeline(&mut c, &batch, b"MN\r\n");
+        let m = scrape(admin);
+        assert_eq!(requests(&m, "get") - requests(&before, "get"), 48.0);
+        assert_eq!(requests(&m, "other") - requests(&before, "other"), 1.0);
+        if threads > 1 {
+            // A forwarded read is sent again once it comes back deferred,
+            // but waits, and is timed, once.
+            let deferred = total(&m, "cafe_deferred_for_peers_total");
+            assert!(deferred > 0.0, "values over the reservation go twice");
+            let waits: f64 = m
+                .iter()
+                .filter(|(k, _)| k.starts_with("cafe_forward_wait_seconds_count{"))
+                .map(|(_, v)| v)
+                .sum();
+            assert_eq!(waits, total(&m, "cafe_forwarded_total") - deferred);
+        }
+    });
+}
+
+#[test]
 fn bad_http_gets_4xx_and_the_cache_is_undisturbed() {
     let (server, admin) = start_with_metrics(2);
     let mut c = common::connect(&server);

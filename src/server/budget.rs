@@ -18,8 +18,9 @@
 //! is what one request can add without asking: an error or STATS reply, a
 //! few KiB. Every other growth is asked for first. One exception, so that
 //! ordered replies cannot deadlock: a deferred read at the front of a
-//! connection's reply queue may also use the room taken by replies stuck
-//! behind it, which can double that figure at the very worst.
+//! connection's reply queue may also use the room only its completion can
+//! free (replies stuck behind it and the buffers holding them), which can
+//! double that figure at the very worst.
 //!
 //! **Work.** A connection runs at most `--reqs-per-event` requests and
 //! [`TURN_BYTES`] bytes of work (input consumed, replies encoded, bytes

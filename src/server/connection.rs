@@ -666,8 +666,9 @@ impl Connection {
 
     /// Sends again the forwarded commands their owners deferred, oldest
     /// first, as far as the memory room allows. The front of the reply
-    /// queue may also use the room that replies stuck behind it hold: they
-    /// cannot leave before it, so without it they would wait for ever.
+    /// queue may also use the room that only it can free (replies stuck
+    /// behind it and their buffers): they cannot leave before it, so
+    /// without it they would wait for ever.
     /// That can take the worker past its budget by at most what its
     /// connections already hold (twice the budget at worst).
     fn retry_deferred(&mut self, cx: &mut DriveCtx<'_>) {

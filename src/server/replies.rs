@@ -204,10 +204,16 @@ impl Replies {
         self.encoded
     }
 
-    /// Finished reply bytes that wait behind an unfinished one: they can
-    /// only leave once the slots before them are done.
+    /// Bytes held that only the front of the queue can free: finished
+    /// replies waiting behind it (values arrived, replies staged), and the
+    /// buffers that hold them, what was already taken from the staged
+    /// buffer included (it goes when the queue empties or is compacted, at
+    /// a release). None of it drains while the front waits.
     pub fn stuck_bytes(&self) -> usize {
-        self.held_bytes + (self.staged.len() - self.staged_taken)
+        self.held_bytes
+            + self.staged.capacity()
+            + self.echoes.capacity()
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
     }
 
     /// Whether the oldest reply owed is a deferred command: it must be sent
@@ -533,6 +539,14 @@ impl Replies {
             if self.slots.capacity() * std::mem::size_of::<Slot>() > KEEP_CAPACITY {
                 self.slots = VecDeque::new();
             }
+        } else if self.staged_taken >= KEEP_CAPACITY
+            && self.staged_taken >= self.staged.len() - self.staged_taken
+        {
+            // A queue that never quite empties would otherwise keep every
+            // reply it ever staged: the taken front goes once it is as
+            // large as what is left, so each byte moves at most once more.
+            self.staged.drain(..self.staged_taken);
+            self.staged_taken = 0;
         }
     }
 
@@ -772,6 +786,29 @@ mod tests {
             [CommandClass::Set, CommandClass::Get, CommandClass::Other]
         );
         assert!(!r.has_marks());
+    }
+
+    #[test]
+    fn replies_staged_behind_a_waiting_one_count_as_stuck_and_are_compacted() {
+        let mut r = Replies::default();
+        let big = vec![b'x'; 2 * KEEP_CAPACITY];
+        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, Instant::now());
+        r.push_ready(|o| o.extend_from_slice(&big));
+        let s2 = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, Instant::now());
+        r.push_ready(|o| o.extend_from_slice(b"tail"));
+        // Only the front's reply can let the staged ones out.
+        assert!(r.stuck_bytes() >= big.len() + 4);
+        // The front and the large reply behind it leave; the second remote
+        // still waits, so the queue is not empty, but the staged buffer
+        // keeps only what is left of it.
+        assert!(fill(&mut r, s1, b"a"));
+        assert_eq!((r.staged_taken, r.staged.len()), (0, 4));
+        assert!(fill(&mut r, s2, b"b"));
+        let mut expected = b"a".to_vec();
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(b"btail");
+        assert_eq!(r.unsent(), &expected[..]);
+        assert_eq!(r.owed(), 0);
     }
 
     #[test]

@@ -140,7 +140,6 @@ fn refuse_store(key: Key<'_>, noreply: bool, route: &mut Route<'_>) -> Result<()
     route.keyed(ReplyCtx::Text(Ctx::TooLarge { noreply }), &cmd, Echo::NONE)
 }
 
-/// Whether the connection goes on after a command.
 /// A request suspended for want of `need` bytes of memory room, after
 /// `keys_done` of its keys were answered.
 struct Suspended {
@@ -154,6 +153,7 @@ impl From<NoRoom> for Suspended {
     }
 }
 
+/// Whether the connection goes on after a command.
 enum Flow {
     Go,
     /// `quit` or `shutdown`: close once the replies owed are written.
