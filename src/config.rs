@@ -77,6 +77,11 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// More addresses to listen on (memcached's `-l` given several times).
     pub also_listen: Vec<SocketAddr>,
+    /// Worker i also listens on this port + i, on the first listen
+    /// address, and serves every key that arrives there itself, with no
+    /// routing: for clients that place keys (ketama over the N ports).
+    /// 0 picks free ports.
+    pub port_per_worker: Option<u16>,
     /// A UNIX domain socket served beside TCP (memcached's `-s`).
     pub unix_socket: Option<std::path::PathBuf>,
     /// The UNIX socket's permissions (memcached's `-a`, default 0700:
@@ -123,6 +128,7 @@ impl Default for Config {
             reqs_per_event: DEFAULT_REQS_PER_EVENT,
             metrics_listen: Some(DEFAULT_METRICS_LISTEN),
             also_listen: Vec::new(),
+            port_per_worker: None,
             unix_socket: None,
             unix_mode: 0o700,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
@@ -471,6 +477,14 @@ pub struct Cli {
     )]
     pub listen: Vec<String>,
 
+    /// Worker i also listens on PORT + i and serves every key that
+    /// arrives there itself, with no hop to another worker: list the N
+    /// ports as N servers in a ketama client or twemproxy for
+    /// thread-per-core without routing. Keys there and on the shared port
+    /// are separate; use one or the other for a key space.
+    #[arg(long, value_name = "PORT")]
+    pub port_per_worker: Option<u16>,
+
     /// TCP port for every listen address (memcached's `-p`): overrides the
     /// port `--listen` gives; a bare IP in `--listen` needs it or gets 7070.
     #[arg(long, short = 'p', value_name = "PORT")]
@@ -658,6 +672,7 @@ impl Cli {
         let config = Config {
             listen,
             also_listen: addrs,
+            port_per_worker: self.port_per_worker,
             unix_socket: self.unix_socket,
             unix_mode,
             threads,

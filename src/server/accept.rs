@@ -78,6 +78,8 @@ pub(crate) struct Acceptor {
     listeners: Vec<TcpListener>,
     /// The UNIX domain socket every worker shares, if one is served.
     unix: Option<UnixListener>,
+    /// This worker's own port (`--port-per-worker`), if one is served.
+    own: Option<TcpListener>,
     /// While accepting fails: when to try again, and the delay after that.
     retry: Option<(Instant, Duration)>,
     failures: LogThrottle,
@@ -94,6 +96,7 @@ impl Acceptor {
         Acceptor {
             listeners,
             unix,
+            own: None,
             retry: None,
             failures: LogThrottle::new("accept failed"),
             limit,
@@ -112,10 +115,25 @@ impl Acceptor {
         self.unix.as_mut()
     }
 
+    /// Adds this worker's own port (`--port-per-worker`).
+    pub fn with_own_port(mut self, listener: Option<TcpListener>) -> Self {
+        self.own = listener;
+        self
+    }
+
+    /// This worker's own listener, to register; `None` if none.
+    pub fn own_listener(&mut self) -> Option<&mut TcpListener> {
+        self.own.as_mut()
+    }
+
     /// Stops accepting for good (shutdown).
-    pub fn close(&mut self) -> (Vec<TcpListener>, Option<UnixListener>) {
+    pub fn close(&mut self) -> (Vec<TcpListener>, Option<UnixListener>, Option<TcpListener>) {
         self.retry = None;
-        (std::mem::take(&mut self.listeners), self.unix.take())
+        (
+            std::mem::take(&mut self.listeners),
+            self.unix.take(),
+            self.own.take(),
+        )
     }
 
     /// Whether accepting failed and waits for its retry timer: readiness
@@ -146,28 +164,33 @@ impl Acceptor {
     /// holds a slot until [`Acceptor::closed`]); connections past the
     /// limit are turned away meanwhile. `None` when the queue is empty or
     /// accepting failed (a retry is then armed).
-    pub fn next(&mut self, stats: &mut WorkerStats) -> Option<Stream> {
+    pub fn next(&mut self, stats: &mut WorkerStats) -> Option<Accepted> {
         loop {
-            // Every TCP listener, then the UNIX socket: one readiness
-            // event may stand for arrivals on several, and each is drained
-            // to WouldBlock.
-            let accepted = self.listeners.iter().find_map(|l| match l.accept() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                other => Some(other.map(|(sock, _)| Stream::Tcp(sock))),
-            });
-            let accepted = match accepted {
-                Some(result) => result,
-                None => match self.unix.as_ref()?.accept() {
-                    Ok((sock, _)) => Ok(Stream::Unix(sock)),
-                    Err(e) => Err(e),
-                },
+            // Every TCP listener, the UNIX socket, then this worker's own
+            // port: one readiness event may stand for arrivals on several,
+            // and each is drained to WouldBlock.
+            let accepted = self
+                .listeners
+                .iter()
+                .find_map(|l| ready(l.accept().map(|(s, _)| (Stream::Tcp(s), false))))
+                .or_else(|| {
+                    let l = self.unix.as_ref()?;
+                    ready(l.accept().map(|(s, _)| (Stream::Unix(s), false)))
+                })
+                .or_else(|| {
+                    let l = self.own.as_ref()?;
+                    ready(l.accept().map(|(s, _)| (Stream::Tcp(s), true)))
+                });
+            let Some(accepted) = accepted else {
+                self.retry = None;
+                return None;
             };
             match accepted {
-                Ok(sock) if self.limit.try_open() => {
+                Ok((sock, local_only)) if self.limit.try_open() => {
                     self.retry = None;
-                    return Some(sock);
+                    return Some(Accepted { sock, local_only });
                 }
-                Ok(sock) => {
+                Ok((sock, _)) => {
                     self.retry = None;
                     turn_away(sock);
                     stats.rejected_connections += 1;
@@ -212,6 +235,23 @@ impl Acceptor {
             None => BACKOFF_MIN,
         };
         self.retry = Some((now + delay, (delay * 2).min(BACKOFF_MAX)));
+    }
+}
+
+/// A connection taken on.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub sock: Stream,
+    /// It came in on this worker's own port (`--port-per-worker`): its
+    /// keys are served here, never routed.
+    pub local_only: bool,
+}
+
+/// `None` for WouldBlock (this listener is drained), else the result.
+fn ready<T>(result: io::Result<T>) -> Option<io::Result<T>> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        other => Some(other),
     }
 }
 

@@ -188,6 +188,9 @@ pub(crate) struct Connection {
     /// Keys of the frame at the front of the input already answered: a
     /// multi-key read suspended for want of memory resumes after them.
     keys_done: usize,
+    /// It came in on its worker's own port (`--port-per-worker`): every
+    /// key it names is served by this worker, never routed.
+    pub local_only: bool,
     /// Fixed by the first byte; `None` until it arrives.
     protocol: Option<Protocol>,
     /// When the last read returned bytes.
@@ -219,6 +222,7 @@ impl Connection {
             read: ReadState::Idle,
             keys_done: 0,
             protocol: None,
+            local_only: false,
             read_at: Instant::now(),
             activity: Activity::new(now_ms),
         }
@@ -577,6 +581,7 @@ impl Connection {
                 forwarded: 0,
                 read_at: self.read_at,
                 class: None,
+                local_only: self.local_only,
             };
             let step = protocol.step(rest, &mut route, cx.limits);
             let (forwarded, class) = (route.forwarded, route.class);

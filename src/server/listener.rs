@@ -100,3 +100,29 @@ pub(crate) fn bind_unix(path: &Path, mode: u32, count: usize) -> io::Result<Vec<
         .map(|_| Ok(UnixListener::from_std(listener.try_clone()?)))
         .collect()
 }
+
+/// One listener per worker on `ip`, at `base + i` (each a free port when
+/// `base` is 0), without SO_REUSEPORT: a worker's own port is its alone.
+pub(crate) fn bind_per_worker(
+    ip: std::net::IpAddr,
+    base: u16,
+    count: usize,
+    backlog: u32,
+) -> io::Result<Vec<TcpListener>> {
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    (0..count)
+        .map(|i| {
+            let port = match base {
+                0 => 0,
+                base => u16::try_from(usize::from(base) + i)
+                    .map_err(|_| io::Error::other("--port-per-worker + workers passes 65535"))?,
+            };
+            let addr = SocketAddr::new(ip, port);
+            let socket = socket(addr)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(backlog)?;
+            Ok(TcpListener::from_std(socket.into()))
+        })
+        .collect()
+}

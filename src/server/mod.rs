@@ -129,6 +129,8 @@ pub struct ServerHandle {
     admin: Option<AdminServer>,
     /// Removed once the workers have exited.
     unix_socket: Option<std::path::PathBuf>,
+    /// Worker i's own address (`--port-per-worker`), by worker.
+    worker_addrs: Vec<SocketAddr>,
 }
 
 /// Which core each worker is pinned to, or `None` for no pinning.
@@ -198,6 +200,19 @@ impl Server {
         }
         .into_iter();
 
+        let own_ports = match config.port_per_worker {
+            Some(base) => {
+                listener::bind_per_worker(config.listen.ip(), base, n, config.listen_backlog)
+                    .map_err(|e| StartError::Bind(SocketAddr::new(config.listen.ip(), base), e))?
+            }
+            None => Vec::new(),
+        };
+        let worker_addrs: Vec<SocketAddr> = own_ports
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let mut own_ports = own_ports.into_iter();
+
         let mut polls = Vec::with_capacity(n);
         let mut outboxes = Vec::with_capacity(n);
         let mut inboxes = Vec::with_capacity(n);
@@ -245,7 +260,8 @@ impl Server {
             shard.conn_budget = budget::Budget::new(config.connection_memory_per_worker());
             let worker = Worker::new(
                 poll,
-                Acceptor::new(listener, unix_listeners.next(), limit.clone()),
+                Acceptor::new(listener, unix_listeners.next(), limit.clone())
+                    .with_own_port(own_ports.next()),
                 inbox,
                 shard,
                 config.limits,
@@ -290,6 +306,7 @@ impl Server {
                         threads,
                         admin: None,
                         unix_socket: None,
+                        worker_addrs: Vec::new(),
                     };
                     partial.shutdown();
                     return Err(StartError::Spawn(e));
@@ -304,6 +321,9 @@ impl Server {
             .also_listen
             .iter()
             .map(|a| format!(", and on {a}"))
+            .chain(worker_addrs.first().map(|a| {
+                format!(", and one port per worker from {a} (keys served where they arrive)")
+            }))
             .collect();
         let unix = config.unix_socket.as_ref().map_or(String::new(), |p| {
             format!(", and on {} (mode {:o})", p.display(), config.unix_mode)
@@ -328,6 +348,7 @@ impl Server {
             threads,
             admin: None,
             unix_socket: config.unix_socket.clone(),
+            worker_addrs,
         };
         if let Some(metrics) = config.metrics_listen {
             let scraper = Scraper {
@@ -395,6 +416,12 @@ impl ServerHandle {
     /// was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Each worker's own address, worker 0 first, when the server runs
+    /// with a port per worker; empty otherwise.
+    pub fn worker_addrs(&self) -> &[SocketAddr] {
+        &self.worker_addrs
     }
 
     /// Where the admin listener serves `/metrics`, if it runs.

@@ -66,6 +66,8 @@ pub(crate) struct Route<'a> {
     /// The request's class for the latency histograms: set by its first
     /// keyed or server-wide command (a multi-key get is one get).
     pub class: Option<CommandClass>,
+    /// Serve every key here (`--port-per-worker`): the client routes.
+    pub local_only: bool,
 }
 
 /// The latency class of a command.
@@ -96,7 +98,11 @@ impl Route<'_> {
         echo: Echo<'_>,
     ) -> Result<(), NoRoom> {
         self.class.get_or_insert(class_of(&cmd.op));
-        let owner = self.shard.router.owner(cmd.key);
+        let owner = if self.local_only {
+            self.shard.id
+        } else {
+            self.shard.router.owner(cmd.key)
+        };
         let allowance = self.room.allowance(self.held + self.replies.memory());
         if owner == self.shard.id {
             if cmd.returns_value() && allowance < self.shard.settings.item_size_max + REPLY_OVERHEAD

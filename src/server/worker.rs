@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
-use super::accept::Acceptor;
+use super::accept::{Accepted, Acceptor};
 use super::connection::{Connection, Drive, DriveCtx, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
@@ -33,6 +33,8 @@ use super::timeouts::{Expired, Timeouts, Watch};
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 /// The UNIX domain socket's listener, shared by every worker.
 pub(crate) const UNIX_LISTENER: Token = Token(usize::MAX - 2);
+/// This worker's own port (`--port-per-worker`).
+pub(crate) const OWN_LISTENER: Token = Token(usize::MAX - 3);
 /// TCP listeners after the first (more `--listen` addresses) count down
 /// from here.
 const MORE_LISTENERS: usize = usize::MAX - 16;
@@ -52,6 +54,7 @@ fn listener_token(i: usize) -> Token {
 fn is_listener(token: Token) -> bool {
     token == LISTENER
         || token == UNIX_LISTENER
+        || token == OWN_LISTENER
         || (MORE_LISTENERS - MAX_LISTEN_ADDRS..MORE_LISTENERS).contains(&token.0)
 }
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -167,6 +170,11 @@ impl Worker {
             self.poll
                 .registry()
                 .register(listener, UNIX_LISTENER, Interest::READABLE)?;
+        }
+        if let Some(listener) = self.acceptor.own_listener() {
+            self.poll
+                .registry()
+                .register(listener, OWN_LISTENER, Interest::READABLE)?;
         }
         let mut events = Events::with_capacity(1024);
         loop {
@@ -296,7 +304,11 @@ impl Worker {
     }
 
     fn accept(&mut self) {
-        while let Some(mut sock) = self.acceptor.next(&mut self.shard.stats) {
+        while let Some(Accepted {
+            mut sock,
+            local_only,
+        }) = self.acceptor.next(&mut self.shard.stats)
+        {
             // A connection's replies leave in one write per turn; Nagle
             // would only hold them back waiting for an ACK.
             if let Stream::Tcp(tcp) = &sock
@@ -319,11 +331,9 @@ impl Worker {
                 return;
             }
             self.next_generation = self.next_generation.wrapping_add(1);
-            entry.insert(Connection::new(
-                sock,
-                self.next_generation,
-                self.shard.now_ms,
-            ));
+            let mut conn = Connection::new(sock, self.next_generation, self.shard.now_ms);
+            conn.local_only = local_only;
+            entry.insert(conn);
             self.shard.stats.curr_connections += 1;
             self.shard.stats.total_connections += 1;
         }
@@ -715,7 +725,10 @@ impl Worker {
             return;
         }
         self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-        let (tcp, unix) = self.acceptor.close();
+        let (tcp, unix, own) = self.acceptor.close();
+        if let Some(mut listener) = own {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
         for mut listener in tcp {
             let _ = self.poll.registry().deregister(&mut listener);
         }
