@@ -14,6 +14,9 @@
 //! front slot), so a reply message carries a plain `u64` and finds its slot
 //! in O(1).
 //!
+//! Each request's latency is counted once its last reply is written; where
+//! that reply ends is kept in [`latency`].
+//!
 //! Must not: touch sockets, know a wire format (encoding is passed in), or
 //! allocate per reply once its buffers have grown.
 
@@ -27,6 +30,10 @@ use crate::stats::WorkerStats;
 use crate::command::Broadcast;
 
 use super::adapter::ReplyCtx;
+
+mod latency;
+
+use latency::{Marks, nanos};
 
 /// What a reply repeats of its request, borrowed from the read buffer
 /// while the reply is encoded at once, or kept in the queue while it is
@@ -140,26 +147,9 @@ pub(crate) struct Replies {
     deferred: usize,
     /// Reply bytes encoded so far, wrapping: a measure of work done.
     encoded: usize,
-    /// Bytes ever appended to `out`, and ever written from it: positions
-    /// in the connection's output stream.
-    out_total: u64,
-    written_total: u64,
-    /// Requests whose last reply is still in the queue: done once the slot
-    /// before `seq` has been released.
-    queued_marks: VecDeque<Mark>,
-    /// Requests whose replies are all in `out`: done once the stream
-    /// position `end` has been written.
-    written_marks: VecDeque<Mark>,
-}
-
-/// A request waiting for its replies to be written, for its latency.
-#[derive(Debug, Clone, Copy)]
-struct Mark {
-    /// A slot sequence number (queued) or an output stream position
-    /// (written), by the queue it is in.
-    end: u64,
-    class: CommandClass,
-    read_at: Instant,
+    /// Requests waiting for their replies to be written, for their
+    /// latency.
+    marks: Marks,
 }
 
 /// Buffers that grew past this are released once empty, so a large reply
@@ -194,8 +184,7 @@ impl Replies {
             + self.staged.capacity()
             + self.echoes.capacity()
             + self.slots.capacity() * std::mem::size_of::<Slot>()
-            + (self.queued_marks.capacity() + self.written_marks.capacity())
-                * std::mem::size_of::<Mark>()
+            + self.marks.memory()
             + self.remote_bytes
     }
 
@@ -244,7 +233,7 @@ impl Replies {
             let before = self.out.len();
             encode(&mut self.out);
             self.encoded = self.encoded.wrapping_add(self.out.len() - before);
-            self.out_total += (self.out.len() - before) as u64;
+            self.marks.appended(self.out.len() - before);
         } else {
             let before = self.staged.len();
             encode(&mut self.staged);
@@ -435,54 +424,27 @@ impl Replies {
     /// Notes that a request read at `read_at` has pushed all its replies:
     /// its latency is counted once they are written.
     pub fn mark_request(&mut self, class: CommandClass, read_at: Instant) {
-        if self.slots.is_empty() {
-            self.written_marks.push_back(Mark {
-                end: self.out_total,
-                class,
-                read_at,
-            });
-        } else {
-            self.queued_marks.push_back(Mark {
-                end: self.next_seq(),
-                class,
-                read_at,
-            });
-        }
+        let queued_before = (!self.slots.is_empty()).then(|| self.next_seq());
+        self.marks.mark(queued_before, class, read_at);
     }
 
     /// Calls `record` with each request whose replies have all been
     /// written since the last call, and its latency in nanoseconds.
-    pub fn take_written(&mut self, now: Instant, mut record: impl FnMut(CommandClass, u64)) {
-        while let Some(mark) = self.written_marks.front() {
-            if mark.end > self.written_total {
-                break;
-            }
-            record(mark.class, nanos(now, mark.read_at));
-            self.written_marks.pop_front();
-        }
-        release_if_grown(&mut self.written_marks);
+    pub fn take_written(&mut self, now: Instant, record: impl FnMut(CommandClass, u64)) {
+        self.marks.take_written(now, record);
     }
 
     /// Whether a request's latency waits to be counted.
     pub fn has_marks(&self) -> bool {
-        !self.written_marks.is_empty()
+        self.marks.any_written()
     }
 
     /// Moves the finished prefix of the queue to the output buffer.
     fn release(&mut self, enc: &impl Encode) {
         let before = self.out.len();
         self.release_slots(enc);
-        self.out_total += (self.out.len() - before) as u64;
-        while let Some(mark) = self.queued_marks.front() {
-            if mark.end > self.base_seq {
-                break;
-            }
-            let mut mark = *mark;
-            mark.end = self.out_total;
-            self.written_marks.push_back(mark);
-            self.queued_marks.pop_front();
-        }
-        release_if_grown(&mut self.queued_marks);
+        self.marks.appended(self.out.len() - before);
+        self.marks.released(self.base_seq);
     }
 
     fn release_slots(&mut self, enc: &impl Encode) {
@@ -558,7 +520,7 @@ impl Replies {
     /// Records that `n` bytes of [`Replies::unsent`] were written.
     pub fn advance(&mut self, n: usize) {
         let n = n.min(self.out.len() - self.sent);
-        self.written_total += n as u64;
+        self.marks.wrote(n);
         self.sent += n;
         if self.sent == self.out.len() {
             self.out.clear();
@@ -570,18 +532,6 @@ impl Replies {
     }
 }
 
-/// Releases an empty queue of marks that grew past [`KEEP_CAPACITY`].
-fn release_if_grown(marks: &mut VecDeque<Mark>) {
-    if marks.is_empty() && marks.capacity() * std::mem::size_of::<Mark>() > KEEP_CAPACITY {
-        *marks = VecDeque::new();
-    }
-}
-
-/// Nanoseconds from `since` to `now` (0 if the clock disagrees).
-fn nanos(now: Instant, since: Instant) -> u64 {
-    u64::try_from(now.saturating_duration_since(since).as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// Bytes an arrived outcome holds, as allocated.
 fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
     match outcome {
@@ -591,234 +541,4 @@ fn held_len(outcome: &Outcome<Vec<u8>>) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Encodes an outcome as its value bytes (or `-` for anything else), and
-    /// stats as `S<cmd_get>`, so order is visible in the output.
-    struct Plain;
-
-    impl Encode for Plain {
-        fn outcome(
-            &self,
-            _: ReplyCtx,
-            echo: Echo<'_>,
-            outcome: &Outcome<&[u8]>,
-            out: &mut Vec<u8>,
-        ) {
-            out.extend_from_slice(echo.key);
-            out.extend_from_slice(echo.extra);
-            match outcome {
-                Outcome::Hit { value, .. } => out.extend_from_slice(value),
-                _ => out.push(b'-'),
-            }
-        }
-        fn applied(
-            &self,
-            _: ReplyCtx,
-            _: Broadcast,
-            parts: &[(u32, WorkerStats)],
-            out: &mut Vec<u8>,
-        ) {
-            let sum: u64 = parts.iter().map(|(_, s)| s.cmd_get).sum();
-            out.extend_from_slice(format!("S{sum}").as_bytes());
-        }
-    }
-
-    fn hit(v: &[u8]) -> Outcome<Vec<u8>> {
-        Outcome::Hit {
-            flags: 0,
-            cas: 1,
-            value: v.to_vec(),
-        }
-    }
-
-    /// Fills slot `seq` with a hit on `value`, timing nothing.
-    fn fill(r: &mut Replies, seq: u64, value: &[u8]) -> bool {
-        r.fill_remote(
-            seq,
-            hit(value),
-            &Plain,
-            Instant::now(),
-            &mut Histogram::default(),
-        )
-    }
-
-    #[test]
-    fn local_replies_go_straight_out() {
-        let mut r = Replies::default();
-        r.push_ready(|o| o.push(b'a'));
-        r.push_ready(|o| o.push(b'b'));
-        assert_eq!(r.owed(), 0);
-        assert_eq!(r.unsent(), b"ab");
-    }
-
-    #[test]
-    fn remote_replies_hold_back_later_local_ones() {
-        let mut r = Replies::default();
-        r.push_ready(|o| o.push(b'a'));
-        let s1 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
-        r.push_ready(|o| o.push(b'c'));
-        let s3 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
-        r.push_ready(|o| o.push(b'e'));
-        assert_eq!(r.unsent(), b"a");
-        assert_eq!(r.remote_bytes(), 200);
-        // The later remote reply arrives first: still held back, but its
-        // bytes count as buffered.
-        assert!(fill(&mut r, s3, b"d"));
-        assert_eq!(r.unsent(), b"a");
-        assert_eq!(r.remote_bytes(), 101);
-        assert_eq!(r.buffered_bytes(), 1 + 1 + 1 + 1);
-        assert!(fill(&mut r, s1, b"b"));
-        assert_eq!(r.unsent(), b"abcde");
-        assert_eq!(r.remote_bytes(), 0);
-        assert_eq!(r.buffered_bytes(), 5);
-        assert_eq!(r.owed(), 0);
-        // Sequence numbers keep counting, so a duplicate is refused.
-        assert!(!fill(&mut r, s1, b"x"));
-        r.advance(5);
-        assert!(r.is_idle());
-    }
-
-    #[test]
-    fn stats_wait_for_every_worker() {
-        let mut r = Replies::default();
-        let own = WorkerStats {
-            cmd_get: 1,
-            ..Default::default()
-        };
-        let seq = r.push_gather(
-            ReplyCtx::ANY,
-            Broadcast::Stats(crate::command::StatsGroup::General),
-            2,
-            (0, own),
-        );
-        r.push_ready(|o| o.push(b'n'));
-        let part = WorkerStats {
-            cmd_get: 10,
-            ..Default::default()
-        };
-        assert!(r.fill_gather(seq, 1, &part, &Plain));
-        assert_eq!(r.unsent(), b"");
-        assert!(r.fill_gather(seq, 2, &part, &Plain));
-        assert_eq!(r.unsent(), b"S21n");
-        assert!(!r.fill_gather(seq, 3, &part, &Plain));
-    }
-
-    #[test]
-    fn remote_replies_echo_their_keys() {
-        let mut r = Replies::default();
-        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::key(b"k1:"), Instant::now());
-        let echo = Echo {
-            key: b"key2",
-            extra: b":",
-        };
-        let s2 = r.push_remote(ReplyCtx::ANY, 0, echo, Instant::now());
-        assert!(fill(&mut r, s2, b"b"));
-        assert!(fill(&mut r, s1, b"a"));
-        assert_eq!(r.unsent(), b"k1:akey2:b");
-        assert!(r.echoes.is_empty(), "the arena empties with the queue");
-    }
-
-    #[test]
-    fn a_deferred_command_waits_for_room_and_keeps_its_place() {
-        let mut r = Replies::default();
-        let cmd = crate::command::Command {
-            op: crate::command::Op::Get,
-            key: b"k",
-            value: &[],
-        };
-        let s1 = r.push_remote(ReplyCtx::ANY, 50, Echo::NONE, Instant::now());
-        r.push_ready(|o| o.push(b'z'));
-        assert!(r.defer(s1, cmd.to_owned_command(), 5000));
-        assert!(r.has_deferred());
-        assert!(!r.defer(s1, cmd.to_owned_command(), 5000), "not in flight");
-        // No room yet: the command stays.
-        r.retry_deferred(|_, _, cmd, _| Err(cmd));
-        assert!(r.has_deferred());
-        let mut sent = Vec::new();
-        r.retry_deferred(|seq, front, _, len| {
-            sent.push((seq, front, len));
-            Ok(len + 10)
-        });
-        assert_eq!(sent, [(s1, true, 5000)]);
-        assert!(!r.has_deferred());
-        assert_eq!(r.remote_bytes(), 5010);
-        let mut wait = Histogram::default();
-        assert!(r.fill_remote(s1, hit(b"v"), &Plain, Instant::now(), &mut wait));
-        assert_eq!(wait.count(), 1, "a deferred request waits once");
-        assert_eq!(r.unsent(), b"vz");
-    }
-
-    #[test]
-    fn a_request_is_counted_once_its_last_reply_is_written() {
-        let mut r = Replies::default();
-        let read_at = Instant::now();
-        let mut seen = Vec::new();
-        // A local request: counted once its bytes are written, not before.
-        r.push_ready(|o| o.extend_from_slice(b"ab"));
-        r.mark_request(CommandClass::Set, read_at);
-        r.take_written(Instant::now(), |c, _| seen.push(c));
-        assert!(seen.is_empty());
-        r.advance(1);
-        r.take_written(Instant::now(), |c, _| seen.push(c));
-        assert!(seen.is_empty(), "half written");
-        r.advance(1);
-        r.take_written(Instant::now(), |c, _| seen.push(c));
-        assert_eq!(seen, [CommandClass::Set]);
-        // A request whose reply another worker owes, and a local one
-        // behind it: neither counts until the remote reply is released and
-        // both are written.
-        let seq = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, read_at);
-        r.mark_request(CommandClass::Get, read_at);
-        r.push_ready(|o| o.push(b'c'));
-        r.mark_request(CommandClass::Other, read_at);
-        let mut wait = Histogram::default();
-        assert!(r.fill_remote(seq, hit(b"v"), &Plain, Instant::now(), &mut wait));
-        assert_eq!(wait.count(), 1);
-        r.take_written(Instant::now(), |c, _| seen.push(c));
-        assert_eq!(seen.len(), 1);
-        let n = r.unsent().len();
-        r.advance(n);
-        r.take_written(Instant::now(), |c, _| seen.push(c));
-        assert_eq!(
-            seen,
-            [CommandClass::Set, CommandClass::Get, CommandClass::Other]
-        );
-        assert!(!r.has_marks());
-    }
-
-    #[test]
-    fn replies_staged_behind_a_waiting_one_count_as_stuck_and_are_compacted() {
-        let mut r = Replies::default();
-        let big = vec![b'x'; 2 * KEEP_CAPACITY];
-        let s1 = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, Instant::now());
-        r.push_ready(|o| o.extend_from_slice(&big));
-        let s2 = r.push_remote(ReplyCtx::ANY, 0, Echo::NONE, Instant::now());
-        r.push_ready(|o| o.extend_from_slice(b"tail"));
-        // Only the front's reply can let the staged ones out.
-        assert!(r.stuck_bytes() >= big.len() + 4);
-        // The front and the large reply behind it leave; the second remote
-        // still waits, so the queue is not empty, but the staged buffer
-        // keeps only what is left of it.
-        assert!(fill(&mut r, s1, b"a"));
-        assert_eq!((r.staged_taken, r.staged.len()), (0, 4));
-        assert!(fill(&mut r, s2, b"b"));
-        let mut expected = b"a".to_vec();
-        expected.extend_from_slice(&big);
-        expected.extend_from_slice(b"btail");
-        assert_eq!(r.unsent(), &expected[..]);
-        assert_eq!(r.owed(), 0);
-    }
-
-    #[test]
-    fn partial_writes_advance() {
-        let mut r = Replies::default();
-        r.push_ready(|o| o.extend_from_slice(b"hello"));
-        r.advance(2);
-        assert_eq!(r.unsent(), b"llo");
-        assert!(!r.is_idle());
-        r.advance(3);
-        assert!(r.is_idle());
-    }
-}
+mod tests;
