@@ -5,7 +5,9 @@
 //! The server's clock is a `ManualClock`: a test moves it past a timeout
 //! and then waits (every read has a timeout) for the close, which comes
 //! within one check tick of real time. One test uses the real clock with
-//! a timeout of a fraction of a second.
+//! a timeout of a fraction of a second. A request paused because the
+//! connections' memory is spent stays timed, so partial requests cannot
+//! hold that memory, and their slots, for ever.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use cafe::server::ServerHandle;
 
 mod common;
 use common::text::TextConn;
-use common::{IO_TIMEOUT, for_each_worker_count, start_config};
+use common::{IO_TIMEOUT, fill, for_each_worker_count, start_config};
 
 /// A server with these timeouts and a manual clock.
 fn start_timed(
@@ -121,4 +123,79 @@ fn a_short_idle_timeout_on_the_real_clock() {
         "closed after {:?}",
         started.elapsed()
     );
+}
+
+/// Whether the server has closed `conn`, looking for a moment only.
+fn closed_now(conn: &mut TextConn) -> bool {
+    conn.stream
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("read timeout");
+    let mut b = [0u8; 1];
+    let closed = match std::io::Read::read(&mut conn.stream, &mut b) {
+        Ok(0) => true,
+        Ok(_) => panic!("a partial request got a reply"),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    conn.stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .expect("read timeout");
+    closed
+}
+
+#[test]
+fn partial_requests_waiting_for_memory_still_time_out() {
+    for_each_worker_count(|threads| {
+        // 256 KiB of connection memory per worker (enough for a largest
+        // request and reply of 90 KiB), and 24 clients that each send
+        // 70 KB of a 90 KB value and stop: the budget runs out, so the
+        // server stops reading some of them mid-request.
+        let clock = Arc::new(ManualClock::new());
+        let server = start_config(Config {
+            clock: clock.clone(),
+            frame_timeout: SECOND,
+            connection_memory: Some((256 << 10) * threads as u64),
+            limits: cafe::protocol::native::Limits {
+                max_value_len: 90 << 10,
+                ..Default::default()
+            },
+            ..Config::ephemeral(threads)
+        });
+        let addr = server.local_addr();
+        let mut kept = TextConn::open(addr);
+        kept.set("kept", 7, b"before");
+        const HALVES: usize = 24;
+        let part = fill(b"half", 70_000);
+        let mut open: Vec<TextConn> = (0..HALVES)
+            .map(|i| {
+                let mut c = TextConn::open(addr);
+                c.send(format!("set half{i} 0 0 90000\r\n"));
+                c.send(&part);
+                c
+            })
+            .collect();
+
+        // The clock moves on while the test watches: each timeout frees
+        // memory, so the clients the server had stopped reading are read,
+        // and time out in turn. Waiting for memory must not stop the
+        // clock, or they would stay open for ever.
+        let deadline = Instant::now() + 2 * IO_TIMEOUT;
+        while !open.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{} partial requests never timed out",
+                open.len()
+            );
+            clock.advance_ms(250);
+            open.retain_mut(|c| !closed_now(c));
+        }
+        assert_eq!(stat(&server, "frame_timeouts"), HALVES as u64);
+        assert_eq!(stat(&server, "curr_items"), 1, "no partial value stored");
+
+        // The memory is back: a whole large value is taken, and what was
+        // stored before is intact.
+        let big = fill(b"whole", 90_000);
+        kept.set("big", 0, &big);
+        assert_eq!(kept.get("big"), Some((big, 0)));
+        assert_eq!(kept.get("kept"), Some((b"before".to_vec(), 7)));
+    });
 }

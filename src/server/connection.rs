@@ -413,10 +413,16 @@ impl Connection {
     /// room the connection lacks, until `need` bytes of it are free.
     fn pause(&mut self, limits: &Limits, need: usize) -> Drive {
         self.paused = true;
-        // Not the client's delay: the frame is timed afresh once reading
-        // resumes.
-        self.activity.frame_started_ms = None;
-        if !self.owes_too_much(limits) {
+        if self.owes_too_much(limits) {
+            // Waiting for its client to read, or for other workers: the
+            // frame is timed afresh once reading resumes.
+            self.activity.frame_started_ms = None;
+        } else {
+            // Waiting for room keeps the frame's clock running: the room
+            // is held by partial requests, the oldest of which then time
+            // out and free it. Otherwise a client that closed behind a
+            // zero window (its end of stream unread, so never seen) would
+            // hold its slot and its bytes for as long as room is short.
             self.wants_room = true;
             self.needs = self.needs.max(need);
         }
