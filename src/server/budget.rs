@@ -24,7 +24,11 @@
 //!
 //! **Work.** A connection runs at most `--reqs-per-event` requests and
 //! [`TURN_BYTES`] bytes of work (input consumed, replies encoded, bytes
-//! forwarded, item bytes written) per turn, then yields to the others.
+//! forwarded, item bytes written) per turn, then yields to the others,
+//! and writes at most [`TURN_BYTES`] per turn. A worker writes at most
+//! [`TURN_WRITE_BYTES`] in all per turn (each connection still
+//! [`WRITE_FLOOR`]), and does at most [`INBOX_TURN_BYTES`] of work for
+//! its inbox.
 //!
 //! Must not: touch sockets or know a wire format.
 
@@ -42,6 +46,27 @@ pub(crate) const REMOTE_RESERVE: usize = 16 * 1024;
 /// Work one connection may do in one loop turn before the others get a
 /// turn (one request always runs, however large).
 pub(crate) const TURN_BYTES: usize = 256 * 1024;
+
+/// Bytes a worker writes to its sockets in one loop turn, shared by its
+/// connections in the order they are flushed. Writing is most of the cost
+/// of large replies: without this bound, hundreds of connections woken at
+/// once could each write megabytes into their kernel buffers in one turn,
+/// and every other client would wait for all of it.
+pub(crate) const TURN_WRITE_BYTES: usize = 4 << 20;
+
+/// What a connection may write in a turn even when the worker's
+/// [`TURN_WRITE_BYTES`] are spent: a small reply goes out whole, at once.
+pub(crate) const WRITE_FLOOR: usize = 4 * 1024;
+
+/// Work a worker does for its inbox in one loop turn (value bytes stored
+/// or copied, plus [`MESSAGE_WORK`] per message); the rest waits for the
+/// next turn, so the worker's own clients are served between the commands
+/// a flood from other workers queued.
+pub(crate) const INBOX_TURN_BYTES: usize = 1 << 20;
+
+/// What handling one message counts for in [`INBOX_TURN_BYTES`], whatever
+/// its size: a drain of small messages is bounded too.
+pub(crate) const MESSAGE_WORK: usize = 128;
 
 /// What a connection may add to what it holds, as its worker saw it at the
 /// start of the connection's turn.

@@ -109,6 +109,17 @@ pub(crate) enum Drive {
     Close,
 }
 
+/// Why [`Connection::write_out`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything pending was written.
+    All,
+    /// The socket takes no more for now: a writable event follows.
+    Blocked,
+    /// The turn's write allowance ran out: write again next turn.
+    Limit,
+}
+
 /// What driving a connection needs from its worker.
 #[derive(Debug)]
 pub(crate) struct DriveCtx<'a> {
@@ -465,18 +476,29 @@ impl Connection {
         }
     }
 
-    /// Writes as much of the pending output as the socket takes. Ok(true)
-    /// when everything was written.
-    pub fn write_out(&mut self) -> io::Result<bool> {
+    /// Writes the pending output, as much as the socket takes and at most
+    /// `limit` bytes (at least one write is tried). Returns the bytes
+    /// written and why it stopped.
+    pub fn write_out(&mut self, limit: usize) -> io::Result<(usize, Flushed)> {
+        let mut written = 0;
         loop {
             let unsent = self.replies.unsent();
             if unsent.is_empty() {
-                return Ok(true);
+                return Ok((written, Flushed::All));
             }
-            match self.sock.write(unsent) {
+            if written > 0 && written >= limit {
+                return Ok((written, Flushed::Limit));
+            }
+            let chunk = &unsent[..unsent.len().min(limit.saturating_sub(written).max(1))];
+            match self.sock.write(chunk) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.replies.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Ok(n) => {
+                    self.replies.advance(n);
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((written, Flushed::Blocked));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -5,7 +5,9 @@
 //! readable connection (read until WouldBlock or budget, dispatch every
 //! complete frame, and write its replies with one write if none is owed by
 //! another worker); then write the remaining connections' ready replies,
-//! one write each, and wake each peer that was sent messages, once.
+//! one write each, and wake each peer that was sent messages, once. A
+//! connection runs at most once per turn: one that yielded its turn runs
+//! from the run queue, not again from a new event.
 //!
 //! The loop is thin on purpose: framing lives in the codec and the
 //! connection, key-space work in the shard. Must not: block, lock, or hold a
@@ -24,7 +26,8 @@ use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
 use super::accept::{Accepted, Acceptor};
-use super::connection::{Connection, Drive, DriveCtx, Lifecycle};
+use super::budget::{INBOX_TURN_BYTES, MESSAGE_WORK, TURN_BYTES, TURN_WRITE_BYTES, WRITE_FLOOR};
+use super::connection::{Connection, Drive, DriveCtx, Flushed, Lifecycle};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
 use super::stream::Stream;
@@ -122,6 +125,11 @@ pub(crate) struct Worker {
     next_sweep_ms: u64,
     /// The idle and frame timeouts.
     watch: Watch,
+    /// Bytes the connections may still write this turn.
+    write_left: usize,
+    /// The inbox has messages to handle: woken, or the last drain stopped
+    /// at its bound.
+    inbox_more: bool,
 }
 
 impl Worker {
@@ -157,6 +165,8 @@ impl Worker {
             reported_finished: false,
             next_sweep_ms: 0,
             watch: Watch::new(timeouts),
+            write_left: TURN_WRITE_BYTES,
+            inbox_more: false,
         }
     }
 
@@ -186,13 +196,17 @@ impl Worker {
                 return Err(e);
             }
             self.shard.now_ms = self.clock.now_ms();
+            self.write_left = TURN_WRITE_BYTES;
             let mut pending_runs = std::mem::take(&mut self.to_run);
             for event in events.iter() {
                 match event.token() {
                     // While backing off, the retry timer accepts.
                     token if is_listener(token) && self.acceptor.backing_off() => {}
                     token if is_listener(token) => self.accept(),
-                    WAKER => self.drain_inbox()?,
+                    WAKER => {
+                        self.inbox.start_drain();
+                        self.inbox_more = true;
+                    }
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue;
@@ -201,7 +215,12 @@ impl Worker {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             conn.readable = true;
                             conn.read_closed |= event.is_read_closed() || event.is_error();
-                            self.drive(conn_ref);
+                            // One already queued runs from its queue, once:
+                            // driving it here as well would give it two
+                            // turns' work in one, and a second queue entry.
+                            if !conn.queued_run {
+                                self.drive(conn_ref);
+                            }
                         }
                         if event.is_writable() {
                             self.queue_flush(conn_ref);
@@ -209,11 +228,16 @@ impl Worker {
                     }
                 }
             }
+            if self.inbox_more {
+                self.drain_inbox()?;
+            }
             if self.acceptor.deadline().is_some() && self.acceptor.retry_due(Instant::now()) {
                 self.accept();
             }
-            for conn in pending_runs.drain(..) {
-                self.drive(conn);
+            for conn_ref in pending_runs.drain(..) {
+                if self.live(conn_ref).is_some_and(|conn| conn.queued_run) {
+                    self.drive(conn_ref);
+                }
             }
             // Hand the emptied vector back so the run list never reallocates.
             if self.to_run.is_empty() {
@@ -264,7 +288,7 @@ impl Worker {
     /// sweep or lingering connection needs a turn. A finite timeout arms a
     /// kernel timer on every sleep, so it is only asked for when needed.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.to_run.is_empty() {
+        if !self.to_run.is_empty() || self.inbox_more {
             return Some(Duration::ZERO);
         }
         if self.shutdown_deadline.is_some() {
@@ -339,20 +363,25 @@ impl Worker {
         }
     }
 
-    /// Handles every message waiting; an error only for an injected
-    /// failure.
+    /// Handles the messages waiting, up to [`INBOX_TURN_BYTES`] of work
+    /// (the rest next turn, so the worker's own clients are served between
+    /// a flood's commands); an error only for an injected failure.
     fn drain_inbox(&mut self) -> io::Result<()> {
-        self.inbox.start_drain();
         // Read once, when the first reply of the drain arrives.
         let mut arrived: Option<Instant> = None;
+        let mut work = 0;
+        let written = self.shard.partition.bytes_written();
+        self.inbox_more = false;
         while let Some(msg) = self.inbox.try_recv() {
+            work += MESSAGE_WORK;
             match msg {
                 Message::Execute {
                     reply_to,
                     cmd,
                     reply_cap,
-                } => self.execute_for_peer(reply_to, cmd, reply_cap),
+                } => work += self.execute_for_peer(reply_to, cmd, reply_cap),
                 Message::Executed { reply_to, outcome } => {
+                    work += outcome_value_len(&outcome);
                     let enc = self.shard.encoder();
                     let now = *arrived.get_or_insert_with(Instant::now);
                     let wait = &mut self.shard.latencies.forwarded;
@@ -429,6 +458,11 @@ impl Worker {
                     return Err(io::Error::other("failure injected by a test"));
                 }
             }
+            let stored = self.shard.partition.bytes_written().wrapping_sub(written);
+            if work + stored as usize >= INBOX_TURN_BYTES {
+                self.inbox_more = true;
+                break;
+            }
         }
         Ok(())
     }
@@ -441,7 +475,7 @@ impl Worker {
         reply_to: super::mailbox::ReplyTo,
         cmd: crate::command::OwnedCommand,
         reply_cap: usize,
-    ) {
+    ) -> usize {
         let origin = reply_to.worker as usize;
         let command = cmd.as_command();
         if command.returns_value()
@@ -460,7 +494,7 @@ impl Worker {
                     value_len,
                 },
             );
-            return;
+            return 0;
         }
         let outcome = self.shard.execute(&command);
         let carried = match outcome {
@@ -476,6 +510,7 @@ impl Worker {
         self.shard.stats.executed_for_peers += 1;
         self.shard
             .send(origin, Message::Executed { reply_to, outcome });
+        carried
     }
 
     fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
@@ -619,13 +654,16 @@ impl Worker {
             return;
         };
         conn.queued_flush = false;
-        let all_written = match conn.write_out() {
+        let limit = self.write_left.clamp(WRITE_FLOOR, TURN_BYTES);
+        let (written, flushed) = match conn.write_out(limit) {
             Ok(done) => done,
             Err(_) => {
                 self.close(conn_ref.0, "write error");
                 return;
             }
         };
+        self.write_left = self.write_left.saturating_sub(written);
+        let all_written = flushed == Flushed::All;
         if conn.replies.has_marks() {
             let latencies = &mut self.shard.latencies;
             conn.replies
@@ -656,15 +694,15 @@ impl Worker {
             return;
         };
         match after {
-            Drive::Wait => {}
+            Drive::Wait if flushed != Flushed::Limit => {}
+            // Stopped by the turn's write allowance, not by the socket: no
+            // writable event will come, so it writes on next turn.
+            Drive::Wait => self.queue_run(conn_ref),
             Drive::Yield => {
                 if was_closing && matches!(conn.lifecycle, Lifecycle::Lingering { .. }) {
                     self.lingering.push(conn_ref);
                 }
-                if !conn.queued_run {
-                    conn.queued_run = true;
-                    self.to_run.push(conn_ref);
-                }
+                self.queue_run(conn_ref);
             }
             Drive::Close => self.close(conn_ref.0, "done"),
         }
@@ -769,6 +807,16 @@ impl Worker {
 /// The connection `conn_ref` names, if it is still the same one (a slab
 /// slot is reused with a new generation). A free function, so that callers
 /// can hold other fields of the worker at the same time.
+/// Value bytes a reply from another worker carries (copied into the
+/// connection's replies).
+fn outcome_value_len(outcome: &crate::command::Outcome<Vec<u8>>) -> usize {
+    match outcome {
+        crate::command::Outcome::Hit { value, .. }
+        | crate::command::Outcome::Meta { value, .. } => value.len(),
+        _ => 0,
+    }
+}
+
 fn live_in(conns: &mut Slab<Connection>, (key, generation): ConnRef) -> Option<&mut Connection> {
     conns.get_mut(key).filter(|c| c.generation == generation)
 }
