@@ -244,6 +244,7 @@ def main():
     port, pid = args.port, args.pid
     preload(args.attack, port)
     bytes_before = stat(port, "bytes")
+    conns_before = stat(port, "curr_connections")
     time.sleep(0.5)
     pre = rss_kib(pid, "VmRSS")
     rx, tx = multiprocessing.Pipe(duplex=False)
@@ -256,6 +257,13 @@ def main():
     lat, failures, _ = rx.recv() if rx.poll(args.duration + 10) else ([], -1, [])
     prober.join(5)
     pump.close()
+    # The attack is over once the server has closed its connections (those
+    # that owe replies finish them first); then it has `settle` seconds to
+    # give memory back.
+    closed_at = time.monotonic()
+    while time.monotonic() - closed_at < 60 and stat(port, "curr_connections") > conns_before:
+        time.sleep(0.05)
+    drain = time.monotonic() - closed_at
     time.sleep(args.settle)
     after = rss_kib(pid, "VmRSS")
     peak = rss_kib(pid, "VmHWM")
@@ -283,6 +291,7 @@ def main():
     print(f"during_rss_kib {during}")
     print(f"peak_rss_kib {peak}")
     print(f"after_rss_kib {after}")
+    print(f"drain_s {drain:.1f}")
     print(f"stored_bytes_delta {bytes_after - bytes_before}")
     print(f"probe_requests {len(lat)}")
     print(f"probe_failures {failures}")

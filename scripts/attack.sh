@@ -3,14 +3,17 @@
 # docs/RELIABILITY.md ("Memory") against a fresh `cafe-server --memory 64m`
 # (default flags otherwise) and a fresh `memcached -m 64`, on loopback
 # ports picked free, each bounded in time (scripts/attack.py). Prints a
-# markdown table: peak, pre- and after-attack RSS (VmHWM / VmRSS), a
-# well-behaved probe's p50/p99 during the attack, stuck connections and
-# corrupt items, and whether cafe meets its targets:
+# markdown table: peak, pre- and after-attack RSS (VmHWM / VmRSS; "after"
+# is taken 3 s after the server has closed the attack's connections, and
+# "drain" is how long that took), a well-behaved probe's p50/p99 during
+# the attack, stuck connections and corrupt items, and whether cafe meets
+# its targets:
 #   peak <= 64 MiB + connection budget + 32 MiB
 #   after <= 1.2 x (pre + item bytes the attack stored)
 #   probe p99 <= 10 ms, nothing stuck, no kept item corrupt.
 #
 # usage: scripts/attack.sh [--duration S] [--only ATTACK] [--cafe-only]
+#   CAFE_SERVER=path runs that binary instead of building one.
 #   attacks: slowloris halfset getnoread getnoread-spread setq appendq
 #            randomsets (getnoread-spread runs both servers with 4 threads)
 set -euo pipefail
@@ -32,8 +35,11 @@ command -v memcached >/dev/null || { echo "note: no memcached; cafe only" >&2; h
 # 5000 connections need as many descriptors, client and server alike.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --quiet --bin cafe-server
-cafe_bin=${CARGO_TARGET_DIR:-target}/release/cafe-server
+# CAFE_SERVER names a prebuilt binary (to compare builds); else build one.
+if [ -z "${CAFE_SERVER:-}" ]; then
+  cargo build --release --quiet --bin cafe-server
+fi
+cafe_bin=${CAFE_SERVER:-${CARGO_TARGET_DIR:-target}/release/cafe-server}
 conn_budget_mib=64
 
 free_port() {
@@ -74,8 +80,8 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 attacks=(slowloris halfset getnoread getnoread-spread setq appendq randomsets)
 [ -n "$only" ] && attacks=("$only")
-echo "| attack | server | peak RSS MiB | pre MiB | after MiB | probe p50 ms | p99 ms | stuck | corrupt | targets |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| attack | server | peak RSS MiB | pre MiB | after MiB | drain s | probe p50 ms | p99 ms | stuck | corrupt | targets |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for attack in "${attacks[@]}"; do
   targets=(cafe)
   [ "$have_memcached" = 1 ] && targets+=(memcached)
@@ -83,6 +89,7 @@ for attack in "${attacks[@]}"; do
     out=$(run_one "$target" "$attack")
     peak=$(field peak_rss_kib "$out") pre=$(field pre_rss_kib "$out")
     after=$(field after_rss_kib "$out") stored=$(field stored_bytes_delta "$out")
+    drain=$(field drain_s "$out")
     p50=$(field probe_p50_ms "$out") p99=$(field probe_p99_ms "$out")
     stuck=$(field stuck "$out") corrupt=$(field kept_corrupt "$out")
     verdict="-"
@@ -99,6 +106,6 @@ for attack in "${attacks[@]}"; do
           print (bad == "" ? "met" : "MISSED:" bad)
         }')
     fi
-    echo "| $attack | $target | $(mib "$peak") | $(mib "$pre") | $(mib "$after") | $p50 | $p99 | $stuck | $corrupt | $verdict |"
+    echo "| $attack | $target | $(mib "$peak") | $(mib "$pre") | $(mib "$after") | $drain | $p50 | $p99 | $stuck | $corrupt | $verdict |"
   done
 done

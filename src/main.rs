@@ -11,6 +11,8 @@ use cafe::config::{Cli, unsupported_memcached_flag};
 use cafe::fdlimit;
 use cafe::server::Server;
 
+mod allocator;
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(refusal) = args
