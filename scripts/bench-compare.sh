@@ -6,7 +6,9 @@
 # over its native protocol, then the next step; with --text memcached over
 # its text protocol, cafe over the text protocol, cafe over the meta
 # protocol). Prints markdown tables: the maximum closed-loop throughput at
-# pipeline 8 and at pipeline 1, the server CPU time per request at a fixed
+# pipeline 8 and at pipeline 1 with each server's capacity there (requests
+# per second of server CPU over the measured window, cafe-bench
+# --server-pid), the server CPU time per request at a fixed
 # open-loop rate (utime + stime from /proc/PID/stat over the run /
 # requests), and an open-loop sweep at 10%, 20%, ... 100% of the highest
 # pipeline-8 maximum, with throughput, p50, p99 and p99.9 side by side and
@@ -147,11 +149,11 @@ for t in "${targets[@]:0:2}"; do  # cafe's two protocols share one key space
 done
 for t in "${targets[@]}"; do
   echo "$t: closed loop, pipeline 8, ${duration}s" >&2
-  bench "$t" max8 "" --pipeline 8 --duration "$duration" --warmup "$warmup"
+  bench "$t" max8 "" --pipeline 8 --duration "$duration" --warmup "$warmup" --server-pid "${pid_of[$t]}"
 done
 for t in "${targets[@]}"; do
   echo "$t: closed loop, pipeline 1, ${duration}s" >&2
-  bench "$t" max1 "" --pipeline 1 --duration "$duration" --warmup "$warmup"
+  bench "$t" max1 "" --pipeline 1 --duration "$duration" --warmup "$warmup" --server-pid "${pid_of[$t]}"
 done
 for t in "${targets[@]}"; do
   echo "$t: open loop at $cpu_rate requests/s for ${duration}s, for CPU per request" >&2
@@ -228,6 +230,9 @@ lat = lambda p: (lambda r: r["latency_us"][p])
 busy = lambda k: (lambda r: 100 * r[k] / r["wall_s"] if r["wall_s"] else None)
 # the server's share of a core over the run (warm-up included) per request
 per_request = lambda r: 1e6 * r["server_cpu_s"] / r["wall_s"] / r["throughput"] if r["wall_s"] and r["throughput"] else None
+# cafe-bench's own measure over the measured window (--server-pid):
+# requests per second of server CPU, what one fully busy core would answer
+capacity = lambda r: (r.get("server_cpu") or {}).get("requests_per_cpu_s")
 print(f"| closed loop |{head}\n{sep}")
 for depth in (8, 1):
     ph = f"max{depth}"
@@ -236,6 +241,7 @@ for depth in (8, 1):
     row(f"p99 at pipeline {depth}", get(ph, lat("p99")))
     row(f"server CPU at pipeline {depth} (% of a core)", get(ph, busy("server_cpu_s")))
     row(f"server CPU per request at pipeline {depth} (µs)", get(ph, per_request))
+    row(f"**capacity at pipeline {depth}** (req per server CPU second)", get(ph, capacity))
     row(f"cafe-bench CPU at pipeline {depth} (% of a core)", get(ph, busy("load_cpu_s")))
     row(f"other processes' CPU at pipeline {depth} (% of a core)", get(ph, busy("other_cpu_s")), ratios=False)
 print()
@@ -291,6 +297,11 @@ for t in T:
     r = max((x for x in runs if x["label"] == t and x["phase"] == "sweep"), key=lambda x: x["offered_rate"], default=None)
     if r and pct(r, "server_cpu_s") < 80:
         print(f"- {t} was only {pct(r, 'server_cpu_s'):.0f}% busy at the highest rate: the sweep stopped short of its capacity")
+bound = [f"{r['label']} {r['phase']} ({r['loader_cpu']['busiest_thread_percent']:.0f}%)" for r in runs
+         if (r.get("loader_cpu") or {}).get("loader_bound")]
+if bound:
+    print("- cafe-bench's busiest load thread used 90% of a core or more in: " + ", ".join(bound)
+          + "; the loader, not the server, may have set that throughput (the capacity row still holds)")
 missed = [f"{r['label']} {r['phase']} {r['offered_rate'] or ''}".strip() for r in runs if r.get("misses")]
 if missed:
     print(f"- GET misses after the preload (evictions?) in: {', '.join(missed)}")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The price of routing, measured with cafe-bench: cafe-server configurations
 # side by side, closed loop, runs interleaved round by round, throughput and
-# the ratio of each configuration to the first. By default `--threads 1
+# the ratio of each configuration to the first, and each one's capacity
+# (requests per second of server CPU over the measured window, cafe-bench
+# --server-pid) with its ratio to the first. By default `--threads 1
 # --cores 0` against `--threads 2 --cores 0`: two workers on one core, so
 # half the keys hop to the other worker over the channel and nothing is
 # gained from a second core; the ratio is what the hop costs. With more
@@ -93,7 +95,8 @@ for r in $(seq 1 "$rounds"); do
     echo "round $r/$rounds, configuration $i: pipeline $pipeline, ${duration}s" >&2
     bench_run "config$i" "round$r" "" "${server_pids[$i]}" "$work/server$i.log" \
       --server "127.0.0.1:${ports[$i]}" "${load_args[@]}" \
-      --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" || true
+      --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" \
+      --server-pid "${server_pids[$i]}" || true
   done
 done
 elapsed=$(( $(date +%s) - began ))
@@ -114,9 +117,12 @@ runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rounds, configs = int(sys.argv[2]), sys.argv[3:]
 tput = {(r["label"], r["phase"]): r for r in runs}
 print("| configuration | " + " | ".join(f"round {k}" for k in range(1, rounds + 1))
-      + " | median (req/s) | ratio to the first | server CPU (% of a core) |")
-print("|---|" + "---:|" * (rounds + 3))
-base = None
+      + " | median (req/s) | ratio to the first | server CPU (% of a core)"
+      + " | capacity (req per server CPU second) | capacity ratio to the first |")
+print("|---|" + "---:|" * (rounds + 5))
+base = cap_base = None
+# cafe-bench's own measure over the measured window (--server-pid)
+capacity = lambda r: (r.get("server_cpu") or {}).get("requests_per_cpu_s") if r else None
 for i, c in enumerate(configs):
     rs = [tput.get((f"config{i}", f"round{k}")) for k in range(1, rounds + 1)]
     got = [r["throughput"] for r in rs if r]
@@ -125,12 +131,21 @@ for i, c in enumerate(configs):
         base = med  # every ratio is to the first configuration; none if it failed
     ratio = f"{med / base:.2f}" if med and base else "-"
     cpu = [100 * r["server_cpu_s"] / r["wall_s"] for r in rs if r and r["wall_s"]]
+    caps = [x for x in map(capacity, rs) if x]
+    cap = statistics.median(caps) if caps else None
+    if i == 0:
+        cap_base = cap
+    cap_cells = (f"{cap:,.0f} | " + (f"{cap / cap_base:.2f}" if cap_base else "-")) if cap else "- | -"
     cells = " | ".join(f"{r['throughput']:,.0f}" if r else "failed" for r in rs)
-    print(f"| `{c}` | {cells} | {med:,.0f} | {ratio} | {statistics.median(cpu):.0f} |" if med
-          else f"| `{c}` | {cells} | - | - | - |")
+    print(f"| `{c}` | {cells} | {med:,.0f} | {ratio} | {statistics.median(cpu):.0f} | {cap_cells} |" if med
+          else f"| `{c}` | {cells} | - | - | - | - | - |")
 bad = [r for r in runs if r["errors"] + r.get("verify_failures", 0)]
 for r in bad:
     print(f"- **{r['label']} {r['phase']}: {r['errors']} errors**")
+bound = [f"{r['label']} {r['phase']}" for r in runs if (r.get("loader_cpu") or {}).get("loader_bound")]
+if bound:
+    print("- cafe-bench's busiest load thread used 90% of a core or more in: " + ", ".join(bound)
+          + "; the loader, not the server, may have set that throughput (compare by capacity there)")
 noisy = [r for r in runs if r["wall_s"] and r["other_cpu_s"] / r["wall_s"] > 0.1]
 if noisy:
     print(f"- **other processes used more than 10% of a core in {len(noisy)} of {len(runs)} runs: "

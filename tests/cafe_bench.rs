@@ -1,12 +1,13 @@
 //! The load generator against a real server (the binary protocols) and a
 //! stand-in memcached (the text and meta protocols), closed and open loop,
 //! with every GET hit verified. Short runs; the numbers are not checked
-//! (benchmarks live in scripts/), only that the load is correct.
+//! (benchmarks live in scripts/), only that the load is correct and that
+//! the CPU figures agree with each other.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 mod common;
@@ -24,13 +25,18 @@ fn field(json: &str, name: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{name} is not a number in {json}"))
 }
 
-/// cafe-bench's JSON for a run with `args`, which must succeed.
-fn bench(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cafe-bench"))
+/// A cafe-bench run with `args`, unpinned, its output in JSON.
+fn bench_output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cafe-bench"))
         .args(args)
         .args(["--no-pin", "--json"])
         .output()
-        .expect("cafe-bench runs");
+        .expect("cafe-bench runs")
+}
+
+/// cafe-bench's JSON for a run with `args`, which must succeed.
+fn bench(args: &[&str]) -> String {
+    let out = bench_output(args);
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -60,6 +66,9 @@ fn runs_clean(addr: &str, protocol: &str) {
         // Everything was preloaded: every GET hits.
         assert_eq!(field(&stdout, "misses"), 0.0, "{stdout}");
         assert!(field(&stdout, "hits") > 0.0, "{stdout}");
+        // No --server-pid: the loader's CPU only.
+        assert!(stdout.contains("\"server_cpu\":null"), "{stdout}");
+        assert!(field(&stdout, "loader_cpu_s") > 0.0, "{stdout}");
     }
 }
 
@@ -188,4 +197,96 @@ fn an_open_loop_run_against_a_silent_server_reports_every_request_unanswered() {
     assert!((590.0..=610.0).contains(&unanswered), "{stdout}");
     let p50 = field(&stdout, "p50");
     assert!((200_000.0..=400_000.0).contains(&p50), "{stdout}");
+}
+
+/// Capacity per core: with the server's pid (here this test process, which
+/// runs the server's workers), the server's CPU time over the measured
+/// window, its CPU per request and requests per CPU second, which must
+/// agree with each other and with the requests counted.
+#[test]
+fn cafe_bench_reports_the_server_cpu_and_capacity_over_the_measured_window() {
+    let server = start(2);
+    let addr = server.local_addr().to_string();
+    let pid = std::process::id().to_string();
+    let stdout = bench(&[
+        "--server",
+        &addr,
+        "--connections",
+        "4",
+        "--pipeline",
+        "8",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.1",
+        "--server-pid",
+        &pid,
+    ]);
+    assert!(stdout.contains(&format!("\"pids\":[{pid}]")), "{stdout}");
+    let requests = field(&stdout, "requests");
+    let cpu_s = field(&stdout, "server_cpu_s");
+    let per_request = field(&stdout, "us_per_request");
+    let capacity = field(&stdout, "requests_per_cpu_s");
+    assert!(requests > 0.0 && cpu_s > 0.0 && capacity > 0.0, "{stdout}");
+    // Throughput over the server's busy cores, both over the measured
+    // window: requests / CPU seconds when the CPU is sampled on time. Each
+    // figure is rounded as printed, hence the percent of slack.
+    // The span sampled is the measured one, about 0.5 s and without the
+    // warm-up's 0.1 s (short only if a busy machine woke the sampler late).
+    let window = field(&stdout, "cpu_window_s");
+    assert!(window > 0.0 && window < 0.6, "{stdout}");
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b;
+    let throughput = field(&stdout, "throughput");
+    assert!(close(throughput, requests / 0.5), "{stdout}");
+    assert!(close(capacity, throughput / (cpu_s / window)), "{stdout}");
+    assert!(close(per_request, 1e6 / capacity), "{stdout}");
+    assert_eq!(field(&stdout, "threads"), 1.0, "{stdout}");
+    let loader = field(&stdout, "loader_cpu_s");
+    assert!(loader > 0.0, "{stdout}");
+    let percent = field(&stdout, "percent");
+    assert!((percent - 100.0 * loader / window).abs() < 1.0, "{stdout}");
+    assert!(field(&stdout, "busiest_thread_percent") > 0.0, "{stdout}");
+    assert!(
+        stdout.contains("\"loader_bound\":true") || stdout.contains("\"loader_bound\":false"),
+        "{stdout}"
+    );
+}
+
+/// A pid that names no process fails the run at once, with a message that
+/// says so; one whose process exits during the run fails it at the end.
+#[test]
+fn cafe_bench_refuses_a_server_pid_that_is_not_a_live_process() {
+    let server = start(1);
+    let addr = server.local_addr().to_string();
+    // Above the kernel's largest pid (PID_MAX_LIMIT, 2^22): never a process.
+    let out = bench_output(&["--server", &addr, "--server-pid", "999999999"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--server-pid 999999999: no such process"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no report without the CPU asked for");
+
+    let mut short = Command::new("sleep").arg("0.3").spawn().expect("sleep");
+    let pid = short.id().to_string();
+    let out = bench_output(&[
+        "--server",
+        &addr,
+        "--connections",
+        "2",
+        "--duration",
+        "1.5",
+        "--warmup",
+        "0",
+        "--server-pid",
+        &pid,
+    ]);
+    let _ = short.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--server-pid {pid}: the process has exited")),
+        "{stderr}"
+    );
 }

@@ -110,6 +110,12 @@ pub struct Args {
     /// Seed for key choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// A server process whose CPU time over the measured window to count
+    /// (repeatable, or comma separated: a fleet's are summed). The report
+    /// then gives the server CPU per request and the capacity: requests per
+    /// second of server CPU, what one fully busy core of it would answer.
+    #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub server_pid: Vec<u32>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -15,6 +15,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::codec::{Answer, Codec};
 use crate::conn::{Conn, InFlight};
+use crate::cpu;
 use crate::fleet::Fleet;
 use crate::report::Tally;
 use crate::workload::Workload;
@@ -104,10 +105,17 @@ pub fn run_thread(
             }
         }
     }
+    // The thread's own CPU time from its first turn in the window: a thread
+    // near a whole core was the limit, whatever the server had to spare.
+    let thread_cpu = || cpu::thread_cpu_us().map_err(|e| io::Error::other(e.to_string()));
+    let mut cpu_from = None;
     loop {
         let now = Instant::now();
         if now >= end {
             break;
+        }
+        if cpu_from.is_none() && now >= measure_from {
+            cpu_from = Some(thread_cpu()?);
         }
         // Open loop: queue everything that is due, whatever is in flight.
         if let Some(interval) = plan.interval {
@@ -207,6 +215,8 @@ pub fn run_thread(
             }
         }
     }
+    let cpu_to = thread_cpu()?;
+    tally.busiest_thread_cpu_us = cpu_to - cpu_from.unwrap_or(cpu_to).min(cpu_to);
     if let Some(interval) = plan.interval {
         let unanswered = |intended: Instant, tally: &mut Tally| {
             if intended >= measure_from {

@@ -11,6 +11,10 @@
 //! latency, so a run the loader could not keep up with says so.
 //! Latencies go into HDR histograms, merged at the end.
 //!
+//! With `--server-pid`, the server's CPU time over the measured window
+//! gives its capacity per core (requests per second of server CPU); the
+//! loader's own CPU, per thread, says when the loader was the limit.
+//!
 //! Values are a function of their key (length and bytes), so `--verify`
 //! can check every GET hit even while many connections write the same keys.
 //!
@@ -26,14 +30,16 @@
 //! Modules: `args` (flags), `workload` (keys and values), `fleet` (nodes
 //! and key placement), `codec` (the protocols' bytes), `decimal` (numbers
 //! as ASCII), `conn` (a socket and its buffers), `load` (one load thread's
-//! loop), `preload`, `report` (tally and output). This file checks the flags together, connects,
-//! starts the threads and merges their results.
+//! loop), `preload`, `cpu` (server and loader CPU time over the measured
+//! window), `report` (tally and output). This file checks the flags
+//! together, connects, starts the threads and merges their results.
 //!
 //! Must not: hold protocol, socket or measuring logic of its own.
 
 mod args;
 mod codec;
 mod conn;
+mod cpu;
 mod decimal;
 mod fleet;
 mod load;
@@ -93,6 +99,7 @@ fn run(args: &Args) -> Result<(), String> {
             MAX_RESPONSE - 1024
         ));
     }
+    cpu::check_pids(&args.server_pid).map_err(|e| e.to_string())?;
     let workload = Workload::new(args, value_min, value_max);
     let fleet = Fleet::new(args, &workload)?;
     if args.preload {
@@ -155,7 +162,7 @@ fn run(args: &Args) -> Result<(), String> {
         socks.push(group);
     }
     let start = Instant::now();
-    let results: Vec<Result<Tally, String>> = std::thread::scope(|scope| {
+    let (usage, results) = std::thread::scope(|scope| {
         let mut first = 0;
         let handles: Vec<_> = socks
             .into_iter()
@@ -180,18 +187,32 @@ fn run(args: &Args) -> Result<(), String> {
                 })
             })
             .collect();
-        handles
+        let from = start + plan.warmup;
+        let usage = cpu::measure(
+            &args.server_pid,
+            args.threads,
+            from,
+            from + plan.duration,
+            || handles.iter().any(|h| h.is_finished()),
+        );
+        let results: Vec<Result<Tally, String>> = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err("a load thread panicked".into()))
             })
-            .collect()
+            .collect();
+        (usage, results)
     });
     let mut total = Tally::new();
     for r in results {
         total.merge(&r?);
     }
-    report(args, &plan, &total);
+    // A load thread that ended early has reported its error above.
+    let mut usage = usage
+        .map_err(|e| e.to_string())?
+        .ok_or("the load ended before the measured window did")?;
+    usage.set_busiest_thread(total.busiest_thread_cpu_us as f64 / 1e6, plan.duration);
+    report(args, &plan, &total, &usage);
     Ok(())
 }

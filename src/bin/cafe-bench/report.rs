@@ -7,6 +7,7 @@
 use hdrhistogram::Histogram;
 
 use crate::args::Args;
+use crate::cpu::Usage;
 use crate::load::Plan;
 
 /// One thread's results.
@@ -27,6 +28,8 @@ pub struct Tally {
     pub verify_failures: u64,
     pub hits: u64,
     pub misses: u64,
+    /// CPU time over the window of the thread (merged: of the busiest).
+    pub busiest_thread_cpu_us: u64,
 }
 
 impl Tally {
@@ -43,6 +46,7 @@ impl Tally {
             verify_failures: 0,
             hits: 0,
             misses: 0,
+            busiest_thread_cpu_us: 0,
         }
     }
 
@@ -55,10 +59,11 @@ impl Tally {
         self.verify_failures += other.verify_failures;
         self.hits += other.hits;
         self.misses += other.misses;
+        self.busiest_thread_cpu_us = self.busiest_thread_cpu_us.max(other.busiest_thread_cpu_us);
     }
 }
 
-pub fn report(args: &Args, plan: &Plan, t: &Tally) {
+pub fn report(args: &Args, plan: &Plan, t: &Tally, usage: &Usage) {
     let secs = plan.duration.as_secs_f64();
     let throughput = t.requests as f64 / secs;
     let h = &t.latency_ns;
@@ -94,7 +99,7 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
             "null".into()
         };
         println!(
-            "{{\"protocol\":\"{protocol}\",\"mode\":\"{mode}\",\"connections\":{},\"pipeline\":{},\"rate\":{},\"duration_s\":{secs},\"requests\":{},\"errors\":{},\"verify_failures\":{},\"hits\":{},\"misses\":{},\"unanswered\":{},\"throughput\":{throughput:.1},\"latency_us\":{{\"mean\":{mean:.2},\"p50\":{p50:.2},\"p90\":{p90:.2},\"p99\":{p99:.2},\"p999\":{p999:.2},\"p9999\":{p9999:.2},\"max\":{max:.2}}},\"send_lag_us\":{send_lag}}}",
+            "{{\"protocol\":\"{protocol}\",\"mode\":\"{mode}\",\"connections\":{},\"pipeline\":{},\"rate\":{},\"duration_s\":{secs},\"requests\":{},\"errors\":{},\"verify_failures\":{},\"hits\":{},\"misses\":{},\"unanswered\":{},\"throughput\":{throughput:.1},\"latency_us\":{{\"mean\":{mean:.2},\"p50\":{p50:.2},\"p90\":{p90:.2},\"p99\":{p99:.2},\"p999\":{p999:.2},\"p9999\":{p9999:.2},\"max\":{max:.2}}},\"send_lag_us\":{send_lag},{}}}",
             args.connections,
             args.pipeline,
             args.rate
@@ -106,7 +111,11 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
             t.hits,
             t.misses,
             t.unanswered,
+            cpu_json(usage, throughput, plan.interval.is_none()),
         );
+        if plan.interval.is_none() && usage.loader_bound() {
+            eprintln!("cafe-bench: {}", loader_warning(usage));
+        }
         return;
     }
     println!(
@@ -144,4 +153,103 @@ pub fn report(args: &Args, plan: &Plan, t: &Tally) {
             t.unanswered
         );
     }
+    cpu_table(usage, throughput, plan.interval.is_none(), secs);
+}
+
+/// Server CPU per request (µs) and capacity (requests per server CPU
+/// second), if the server's CPU was measured and neither it nor the
+/// throughput is zero. Both are rates over the window (throughput over
+/// `--duration`, CPU over the span actually sampled, which a busy machine
+/// can make start late), so a late sample does not skew the quotient; on
+/// time, it is exactly requests / server CPU seconds.
+fn capacity(usage: &Usage, throughput: f64) -> Option<(f64, f64)> {
+    let cores = usage.server_s()? / usage.wall_s;
+    let capacity = (cores > 0.0 && throughput > 0.0).then(|| throughput / cores)?;
+    Some((1e6 / capacity, capacity))
+}
+
+/// The `server_cpu` and `loader_cpu` fields, and the window they cover.
+/// Whether the loader was the limit is judged in closed loop only: in open
+/// loop it spins between sends by design, and its send lag says more.
+fn cpu_json(usage: &Usage, throughput: f64, closed: bool) -> String {
+    let server = match (&usage.server, capacity(usage, throughput)) {
+        (Some((pids, cpu_s)), measured) => {
+            let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+            let (per_request, capacity) = match measured {
+                Some((p, c)) => (format!("{p:.3}"), format!("{c:.1}")),
+                None => ("null".into(), "null".into()),
+            };
+            format!(
+                "{{\"pids\":[{}],\"server_cpu_s\":{cpu_s:.3},\"us_per_request\":{per_request},\"requests_per_cpu_s\":{capacity}}}",
+                pids.join(",")
+            )
+        }
+        (None, _) => "null".into(),
+    };
+    let opt = |x: Option<f64>| x.map_or_else(|| "null".into(), |x| format!("{x:.1}"));
+    format!(
+        "\"cpu_window_s\":{:.3},\"server_cpu\":{server},\"loader_cpu\":{{\"threads\":{},\"loader_cpu_s\":{:.3},\"percent\":{:.1},\"percent_per_thread\":{:.1},\"busiest_thread_percent\":{},\"loader_bound\":{}}}",
+        usage.wall_s,
+        usage.threads,
+        usage.loader_s,
+        usage.loader_percent(),
+        usage.loader_percent_per_thread(),
+        opt(usage.busiest_thread_percent()),
+        if closed {
+            usage.loader_bound().to_string()
+        } else {
+            "null".into()
+        },
+    )
+}
+
+fn cpu_table(usage: &Usage, throughput: f64, closed: bool, secs: f64) {
+    println!();
+    if (usage.wall_s - secs).abs() > 0.1 * secs {
+        println!(
+            "note: CPU sampled over {:.3} s of the {secs} s measured (a busy machine woke the sampler late); its figures are rates over that span",
+            usage.wall_s
+        );
+    }
+    if let Some((pids, cpu_s)) = &usage.server {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        println!(
+            "| server CPU (s, pid {}) | server CPU per request (µs) | capacity (req per server CPU second) |",
+            pids.join(", ")
+        );
+        println!("|---:|---:|---:|");
+        match capacity(usage, throughput) {
+            Some((per_request, capacity)) => {
+                println!("| {cpu_s:.3} | {per_request:.2} | {capacity:.0} |")
+            }
+            None => println!("| {cpu_s:.3} | - | - |"),
+        }
+        println!();
+    }
+    let busiest = usage
+        .busiest_thread_percent()
+        .map(|b| format!(", busiest {b:.0}%"))
+        .unwrap_or_default();
+    println!(
+        "loader CPU: {:.0}% of a core over {} load thread(s) ({:.0}% per thread{busiest})",
+        usage.loader_percent(),
+        usage.threads,
+        usage.loader_percent_per_thread(),
+    );
+    if closed && usage.loader_bound() {
+        println!("{}", loader_warning(usage));
+    } else if !closed {
+        println!(
+            "(open loop: load threads spin between sends, so their CPU is no verdict; the send lag is)"
+        );
+    }
+}
+
+fn loader_warning(usage: &Usage) -> String {
+    let share = usage
+        .busiest_thread_percent()
+        .unwrap_or_else(|| usage.loader_percent_per_thread());
+    format!(
+        "warning: a load thread used {share:.0}% of a core: the loader, not the server, may have set this throughput (more --threads, on cores of their own)"
+    )
 }
