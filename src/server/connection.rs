@@ -444,13 +444,20 @@ impl Connection {
     /// first, as far as the memory room allows. The front of the reply
     /// queue may also use the room that only it can free (replies stuck
     /// behind it and their buffers): they cannot leave before it, so
-    /// without it they would wait for ever.
+    /// without it they would wait for ever. Only while the client has read
+    /// everything written so far: a client that does not read frees
+    /// nothing by its front's completion, and lending it room would let a
+    /// crowd of such clients take the worker to twice its budget.
     /// That can take the worker past its budget by at most what its
     /// connections already hold (twice the budget at worst).
     fn retry_deferred(&mut self, cx: &mut DriveCtx<'_>) {
         let room = cx.room;
         let mut held = self.held();
-        let stuck = self.replies.stuck_bytes();
+        let stuck = if self.replies.unsent().is_empty() {
+            self.replies.stuck_bytes()
+        } else {
+            0
+        };
         let shard = &mut *cx.shard;
         let conn = ConnId {
             slot: cx.slot,

@@ -755,6 +755,12 @@ impl Worker {
                 .saturating_sub(u64::from(conn.accounted_input > 0));
             self.shard.conn_budget.update(conn.accounted, 0);
             stats.conn_bytes = self.shard.conn_budget.used() as u64;
+            // After a crowd has gone, give back the slots it grew the slab
+            // to (as far as the connections left allow): a burst of
+            // connections should not keep its bookkeeping for good.
+            if self.conns.capacity() > SLAB_KEEP && self.conns.len() * 4 < self.conns.capacity() {
+                self.conns.shrink_to_fit();
+            }
         }
     }
 
@@ -816,6 +822,9 @@ fn outcome_value_len(outcome: &crate::command::Outcome<Vec<u8>>) -> usize {
         _ => 0,
     }
 }
+
+/// Connection slots a worker keeps however few are open.
+const SLAB_KEEP: usize = 64;
 
 fn live_in(conns: &mut Slab<Connection>, (key, generation): ConnRef) -> Option<&mut Connection> {
     conns.get_mut(key).filter(|c| c.generation == generation)
