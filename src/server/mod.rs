@@ -12,6 +12,7 @@ mod adapter;
 mod budget;
 mod connection;
 mod fail_stop;
+mod fair_queue;
 mod listener;
 mod log_throttle;
 #[doc(hidden)]

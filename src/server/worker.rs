@@ -28,6 +28,7 @@ use crate::protocol::native::Limits;
 use super::accept::{Accepted, Acceptor};
 use super::budget::{INBOX_TURN_BYTES, MESSAGE_WORK, TURN_BYTES, TURN_WRITE_BYTES, WRITE_FLOOR};
 use super::connection::{Connection, Drive, DriveCtx, Flushed, Lifecycle};
+use super::fair_queue::{FairQueue, Forwarded};
 use super::mailbox::{Inbox, Message};
 use super::shard::Shard;
 use super::stream::Stream;
@@ -127,9 +128,11 @@ pub(crate) struct Worker {
     watch: Watch,
     /// Bytes the connections may still write this turn.
     write_left: usize,
-    /// The inbox has messages to handle: woken, or the last drain stopped
-    /// at its bound.
+    /// The inbox has messages to handle: woken, or forwarded commands
+    /// wait in the fair queue.
     inbox_more: bool,
+    /// Forwarded commands past a turn's inbox budget, by client.
+    fair: FairQueue,
 }
 
 impl Worker {
@@ -167,6 +170,7 @@ impl Worker {
             watch: Watch::new(timeouts),
             write_left: TURN_WRITE_BYTES,
             inbox_more: false,
+            fair: FairQueue::default(),
         }
     }
 
@@ -363,15 +367,28 @@ impl Worker {
         }
     }
 
-    /// Handles the messages waiting, up to [`INBOX_TURN_BYTES`] of work
-    /// (the rest next turn, so the worker's own clients are served between
-    /// a flood's commands); an error only for an injected failure.
+    /// Handles the messages waiting, running forwarded commands up to
+    /// [`INBOX_TURN_BYTES`] of work: those left over wait in the fair
+    /// queue and run first next turn, round-robin by client connection, so
+    /// the worker's own clients are served between a flood's commands and
+    /// another client's command does not wait behind all of them. Replies
+    /// and control messages are handled as they come. An error only for an
+    /// injected failure.
     fn drain_inbox(&mut self) -> io::Result<()> {
         // Read once, when the first reply of the drain arrives.
         let mut arrived: Option<Instant> = None;
         let mut work = 0;
         let written = self.shard.partition.bytes_written();
-        self.inbox_more = false;
+        let spent = |work: usize, shard: &Shard| {
+            work + shard.partition.bytes_written().wrapping_sub(written) as usize
+                >= INBOX_TURN_BYTES
+        };
+        while !spent(work, &self.shard) {
+            let Some(f) = self.fair.pop() else { break };
+            work += MESSAGE_WORK + self.execute_for_peer(f.reply_to, f.cmd, f.reply_cap);
+        }
+        // The whole channel is read, to see every client's commands; those
+        // past the budget, or behind their connection's earlier ones, wait.
         while let Some(msg) = self.inbox.try_recv() {
             work += MESSAGE_WORK;
             match msg {
@@ -379,7 +396,17 @@ impl Worker {
                     reply_to,
                     cmd,
                     reply_cap,
-                } => work += self.execute_for_peer(reply_to, cmd, reply_cap),
+                } => {
+                    if spent(work, &self.shard) || self.fair.holds(&reply_to) {
+                        self.fair.push(Forwarded {
+                            reply_to,
+                            cmd,
+                            reply_cap,
+                        });
+                    } else {
+                        work += self.execute_for_peer(reply_to, cmd, reply_cap);
+                    }
+                }
                 Message::Executed { reply_to, outcome } => {
                     work += outcome_value_len(&outcome);
                     let enc = self.shard.encoder();
@@ -458,12 +485,8 @@ impl Worker {
                     return Err(io::Error::other("failure injected by a test"));
                 }
             }
-            let stored = self.shard.partition.bytes_written().wrapping_sub(written);
-            if work + stored as usize >= INBOX_TURN_BYTES {
-                self.inbox_more = true;
-                break;
-            }
         }
+        self.inbox_more = !self.fair.is_empty();
         Ok(())
     }
 
