@@ -18,7 +18,11 @@
 #                        bench-routing.jsonl)
 #   --config "FLAGS"     a cafe-server configuration (repeatable; the first
 #                        is the baseline). Default: "--threads 1 --cores 0"
-#                        and "--threads 2 --cores 0"
+#                        and "--threads 2 --cores 0". The word `--direct`
+#                        in FLAGS runs that configuration with
+#                        --port-per-worker and cafe-bench --servers over the
+#                        N per-worker ports (keys placed by the client, no
+#                        hop), e.g. --config "--threads 2 --cores 0 --direct"
 #   --rounds N           interleaved rounds (default 3)
 #   --pipeline D         requests in flight per connection (default 8)
 #   --connections C      connections in all (default 16)
@@ -75,17 +79,48 @@ step_duration=$duration
 start_work "$out"
 
 # Every configuration runs for the whole script, so rounds interleave.
-server_pids=() ports=()
+# free_ports N: the first of N consecutive free loopback ports
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+for _ in range(100):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1]; s.close()
+    try:
+        held = [socket.socket() for _ in range(n)]
+        for i, h in enumerate(held):
+            h.bind(("127.0.0.1", base + i))
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for h in held:
+            h.close()
+PY
+}
+
+server_pids=() targets=()
 for i in "${!configs[@]}"; do
   port=$(free_port)
   # shellcheck disable=SC2206  # a configuration is a list of flags
   flags=(${configs[$i]})
-  "$server_bin" "${flags[@]}" --metrics-listen off --listen "127.0.0.1:$port" >"$work/server$i.log" 2>&1 &
-  pids+=("$!") server_pids+=("$!") ports+=("$port")
+  target=(--server "127.0.0.1:$port")
+  if [[ " ${configs[$i]} " == *" --direct "* ]]; then
+    workers=$(sed -n 's/.*--threads \([0-9]*\).*/\1/p' <<<"${configs[$i]}")
+    [ -n "$workers" ] || { echo "--direct needs --threads N in the same --config" >&2; exit 2; }
+    first=$(free_ports "$workers")
+    flags=("${flags[@]/--direct/}" --port-per-worker "$first")
+    target=(--servers "$(seq -s, -f "127.0.0.1:%.0f" "$first" $((first + workers - 1)))")
+  fi
+  # shellcheck disable=SC2068  # an emptied --direct word must vanish
+  "$server_bin" ${flags[@]} --metrics-listen off --listen "127.0.0.1:$port" >"$work/server$i.log" 2>&1 &
+  pids+=("$!") server_pids+=("$!") targets+=("${target[*]}")
   wait_port "$!" "$port" "$work/server$i.log"
-  echo "cafe-server $i (pid ${server_pids[$i]}, port $port): ${configs[$i]}" >&2
+  echo "cafe-server $i (pid ${server_pids[$i]}, port $port): ${configs[$i]} -> ${target[*]}" >&2
+  # shellcheck disable=SC2206  # the target is two words
+  target=(${targets[$i]})
   bench_run "config$i" preload "" "${server_pids[$i]}" "$work/server$i.log" \
-    --server "127.0.0.1:$port" "${load_args[@]}" --preload --duration 0.001 --warmup 0
+    "${target[@]}" "${load_args[@]}" --preload --duration 0.001 --warmup 0
 done
 
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -93,8 +128,10 @@ began=$(date +%s)
 for r in $(seq 1 "$rounds"); do
   for i in "${!configs[@]}"; do
     echo "round $r/$rounds, configuration $i: pipeline $pipeline, ${duration}s" >&2
+    # shellcheck disable=SC2206  # the target is two words
+    target=(${targets[$i]})
     bench_run "config$i" "round$r" "" "${server_pids[$i]}" "$work/server$i.log" \
-      --server "127.0.0.1:${ports[$i]}" "${load_args[@]}" \
+      "${target[@]}" "${load_args[@]}" \
       --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" \
       --server-pid "${server_pids[$i]}" || true
   done

@@ -58,6 +58,15 @@ pub(crate) const TURN_WRITE_BYTES: usize = 4 << 20;
 /// [`TURN_WRITE_BYTES`] are spent: a small reply goes out whole, at once.
 pub(crate) const WRITE_FLOOR: usize = 4 * 1024;
 
+/// How long a worker spends in one loop turn running the connections
+/// queued from earlier turns (those that yielded, or were woken); the
+/// ones left go first next turn. Byte quotas alone do not bound a turn:
+/// a 1 MiB SET read in one go costs a copy into the item, buffer growth
+/// and page faults, a few milliseconds each, and with a few such clients
+/// on a worker a turn took 25 ms, all of it waited out by a small request
+/// that arrived meanwhile.
+pub(crate) const TURN_RUN_TIME: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Work a worker does for its inbox in one loop turn (value bytes stored
 /// or copied, plus [`MESSAGE_WORK`] per message); the rest waits for the
 /// next turn, so the worker's own clients are served between the commands

@@ -26,7 +26,9 @@ use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
 use super::accept::{Accepted, Acceptor};
-use super::budget::{INBOX_TURN_BYTES, MESSAGE_WORK, TURN_BYTES, TURN_WRITE_BYTES, WRITE_FLOOR};
+use super::budget::{
+    INBOX_TURN_BYTES, MESSAGE_WORK, TURN_BYTES, TURN_RUN_TIME, TURN_WRITE_BYTES, WRITE_FLOOR,
+};
 use super::connection::{Connection, Drive, DriveCtx, Flushed, Lifecycle};
 use super::fair_queue::{FairQueue, Forwarded};
 use super::mailbox::{Inbox, Message};
@@ -133,6 +135,8 @@ pub(crate) struct Worker {
     inbox_more: bool,
     /// Forwarded commands past a turn's inbox budget, by client.
     fair: FairQueue,
+    /// Queued connections the last turn's time slice left, kept for reuse.
+    spilled: Vec<ConnRef>,
 }
 
 impl Worker {
@@ -171,6 +175,7 @@ impl Worker {
             write_left: TURN_WRITE_BYTES,
             inbox_more: false,
             fair: FairQueue::default(),
+            spilled: Vec::new(),
         }
     }
 
@@ -200,6 +205,7 @@ impl Worker {
                 return Err(e);
             }
             self.shard.now_ms = self.clock.now_ms();
+            let turn_start = Instant::now();
             self.write_left = TURN_WRITE_BYTES;
             let mut pending_runs = std::mem::take(&mut self.to_run);
             for event in events.iter() {
@@ -238,10 +244,22 @@ impl Worker {
             if self.acceptor.deadline().is_some() && self.acceptor.retry_due(Instant::now()) {
                 self.accept();
             }
-            for conn_ref in pending_runs.drain(..) {
+            // Queued connections run within the turn's time slice; those it
+            // leaves go first next turn, still queued.
+            let slice_end = turn_start + TURN_RUN_TIME;
+            let mut runs = pending_runs.drain(..);
+            for conn_ref in runs.by_ref() {
                 if self.live(conn_ref).is_some_and(|conn| conn.queued_run) {
                     self.drive(conn_ref);
+                    if Instant::now() >= slice_end {
+                        break;
+                    }
                 }
+            }
+            self.spilled.extend(runs);
+            if !self.spilled.is_empty() {
+                self.spilled.append(&mut self.to_run);
+                std::mem::swap(&mut self.spilled, &mut self.to_run);
             }
             // Hand the emptied vector back so the run list never reallocates.
             if self.to_run.is_empty() {
