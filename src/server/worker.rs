@@ -5,7 +5,9 @@
 //! readable connection (read until WouldBlock or budget, dispatch every
 //! complete frame, and write its replies with one write if none is owed by
 //! another worker); then write the remaining connections' ready replies,
-//! one write each, and wake each peer that was sent messages, once. A
+//! one write each (a few replies ready ahead of one another worker owes
+//! wait for it, to leave together), and wake each peer that was sent
+//! messages, once. A
 //! connection runs at most once per turn: one that yielded its turn runs
 //! from the run queue, not again from a new event.
 //!
@@ -655,13 +657,22 @@ impl Worker {
 
     /// Writes every queued connection's output (one write each, in the
     /// common case) and applies the lifecycle steps that follow. A
-    /// connection flushed since it was queued is skipped.
+    /// connection flushed since it was queued is skipped, and so is one
+    /// whose few ready replies wait for one owed by another worker
+    /// ([`Replies::hold_output`](super::replies::Replies::hold_output)).
     fn flush_all(&mut self) {
         let mut list = std::mem::take(&mut self.to_flush);
         for &conn_ref in &list {
-            if self.live(conn_ref).is_some_and(|c| c.queued_flush) {
-                self.flush_one(conn_ref);
+            let Some(conn) = self.live(conn_ref).filter(|c| c.queued_flush) else {
+                continue;
+            };
+            // A reply owed by another worker queues the flush again when
+            // it arrives.
+            if conn.replies.hold_output() {
+                conn.queued_flush = false;
+                continue;
             }
+            self.flush_one(conn_ref);
         }
         list.clear();
         if self.to_flush.is_empty() {
