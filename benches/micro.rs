@@ -599,36 +599,59 @@ fn partition(c: &mut Criterion) {
 const WAKE: Token = Token(0);
 
 /// A second thread standing in for a key's owning worker: it waits in its
-/// own `Poll`, drains its inbox on each wake, answers every `Execute` with
-/// an `Executed` that returns the command's buffer (as a worker does after
-/// running the command), and wakes the origin once per drain.
+/// own `Poll`, drains its inbox on each wake, answers every `Execute`
+/// (alone or in a `Batch`) with an `Executed` that returns the command's
+/// buffer (as a worker does after running the command), and sends the
+/// drain's answers as the server does: one message, a `Batch` if more than
+/// one (reusing the batch that came in), and one wake.
 fn owner(mut poll: Poll, inbox: Inbox, origin: Outbox) {
     let mut events = Events::with_capacity(8);
+    let mut replies: Vec<Message> = Vec::new();
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
             assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "poll: {e}");
             continue;
         }
         inbox.start_drain();
-        let mut replied = false;
         while let Some(msg) = inbox.try_recv() {
             match msg {
-                Message::Execute { reply_to, cmd, .. } => {
-                    let outcome = Outcome::Hit {
-                        flags: 0,
-                        cas: reply_to.seq,
-                        value: cmd.into_buffer(),
-                    };
-                    assert!(origin.send(Message::Executed { reply_to, outcome }));
-                    replied = true;
+                Message::Batch(mut batch) => {
+                    // Answered in place: the batch carries the replies back.
+                    for msg in batch.iter_mut() {
+                        *msg = answer(std::mem::replace(msg, Message::Shutdown));
+                    }
+                    if replies.is_empty() {
+                        replies = batch;
+                    } else {
+                        replies.append(&mut batch);
+                    }
                 }
                 Message::Shutdown => return,
-                other => panic!("owner: unexpected {other:?}"),
+                msg => replies.push(answer(msg)),
             }
         }
-        if replied {
-            origin.wake().expect("wake the origin");
-        }
+        let msg = match replies.len() {
+            0 => continue,
+            1 => replies.pop().expect("one reply"),
+            _ => Message::Batch(std::mem::take(&mut replies)),
+        };
+        assert!(origin.send(msg));
+        origin.wake().expect("wake the origin");
+    }
+}
+
+/// The owner's answer to one `Execute`.
+fn answer(msg: Message) -> Message {
+    match msg {
+        Message::Execute { reply_to, cmd, .. } => Message::Executed {
+            reply_to,
+            outcome: Outcome::Hit {
+                flags: 0,
+                cas: reply_to.seq,
+                value: cmd.into_buffer(),
+            },
+        },
+        other => panic!("owner: unexpected {other:?}"),
     }
 }
 
@@ -642,6 +665,8 @@ struct Hop {
     poll: Poll,
     events: Events,
     buffers: Vec<Vec<u8>>,
+    /// The batch that carries commands out, back with the replies.
+    batch: Vec<Message>,
     seq: u64,
     owner: Option<JoinHandle<()>>,
 }
@@ -666,15 +691,18 @@ impl Hop {
             poll,
             events: Events::with_capacity(8),
             buffers: (0..BATCH).map(|i| key("hop:", i).to_vec()).collect(),
+            batch: Vec::new(),
             seq: 0,
             owner: Some(owner),
         }
     }
 
-    /// Sends `n` commands, wakes the owner once, and waits for all `n`
+    /// Sends `n` commands (in one `Batch` if more than one, as a worker
+    /// sends a turn's), wakes the owner once, and waits for all `n`
     /// replies, checking each is the answer to the next command sent.
     fn round_trip(&mut self, n: usize) {
         let first = self.seq + 1;
+        let mut batch = std::mem::take(&mut self.batch);
         for _ in 0..n {
             self.seq += 1;
             let buf = self.buffers.pop().expect("a free buffer");
@@ -689,12 +717,18 @@ impl Hop {
                 key_len: buf.len(),
                 buf,
             };
-            assert!(self.to_owner.send(Message::Execute {
+            batch.push(Message::Execute {
                 reply_to,
                 cmd,
                 reply_cap: usize::MAX,
-            }));
+            });
         }
+        let msg = if batch.len() == 1 {
+            batch.pop().expect("one command")
+        } else {
+            Message::Batch(batch)
+        };
+        assert!(self.to_owner.send(msg));
         self.to_owner.wake().expect("wake the owner");
         let mut expect = first;
         while expect <= self.seq {
@@ -705,17 +739,33 @@ impl Hop {
             self.inbox.start_drain();
             while let Some(msg) = self.inbox.try_recv() {
                 match msg {
-                    Message::Executed {
-                        reply_to,
-                        outcome: Outcome::Hit { cas, value, .. },
-                    } if reply_to.seq == expect && cas == expect => {
-                        assert_eq!(&value[..4], b"hop:");
-                        self.buffers.push(value);
+                    Message::Batch(mut replies) => {
+                        for msg in replies.drain(..) {
+                            self.take_reply(msg, expect);
+                            expect += 1;
+                        }
+                        self.batch = replies;
+                    }
+                    msg => {
+                        self.take_reply(msg, expect);
                         expect += 1;
                     }
-                    other => panic!("expected the reply to {expect}, got {other:?}"),
                 }
             }
+        }
+    }
+
+    /// Checks that `msg` answers command `expect` and keeps its buffer.
+    fn take_reply(&mut self, msg: Message, expect: u64) {
+        match msg {
+            Message::Executed {
+                reply_to,
+                outcome: Outcome::Hit { cas, value, .. },
+            } if reply_to.seq == expect && cas == expect => {
+                assert_eq!(&value[..4], b"hop:");
+                self.buffers.push(value);
+            }
+            other => panic!("expected the reply to {expect}, got {other:?}"),
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Must not block: sends never wait (the channel is unbounded; its depth is
 //! bounded instead by each connection's cap on replies it owes), and a burst
-//! of messages to one worker costs at most one wake syscall, because only
+//! of messages to one worker (a loop turn's, sent as one [`Message::Batch`])
+//! costs at most one wake syscall, because only
 //! the send that flips the flag from clear to set wakes the receiver, and the
 //! receiver clears the flag before it drains.
 //!
@@ -72,6 +73,10 @@ pub enum Message {
     Gather {
         to: crossbeam_channel::Sender<crate::metrics::WorkerSnapshot>,
     },
+    /// Messages one worker sent another in one loop turn, in order: one
+    /// channel send and one receive for all of them. The emptied vector
+    /// is kept by the receiver for its own sends.
+    Batch(Vec<Message>),
     /// Stop accepting, finish what is owed, exit.
     Shutdown,
     /// Die, by a panic or an error: only sent by tests of the fail-stop

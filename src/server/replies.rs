@@ -152,6 +152,11 @@ pub(crate) struct Replies {
     marks: Marks,
 }
 
+/// Ready output up to this size waits for a reply owed by another worker
+/// ([`Replies::hold_output`]); more goes out at once, so large replies
+/// keep streaming.
+const HOLD_OUTPUT_MAX: usize = 16 * 1024;
+
 /// Buffers that grew past this are released once empty, so a large reply
 /// does not pin memory for the life of an idle connection, while the
 /// common small replies reuse the same allocation.
@@ -215,6 +220,22 @@ impl Replies {
                 ..
             })
         )
+    }
+
+    /// Whether the output ready now had better wait for the reply at the
+    /// front of the queue, coming from another worker, and leave with it
+    /// in one write: it is small, and nothing owed waits for room (a
+    /// deferred command may need the client to have read everything
+    /// written). Two writes for one batch of pipelined requests cost two
+    /// send calls here and split the client's next batch in two; the
+    /// ready replies wait one hop at most.
+    pub fn hold_output(&self) -> bool {
+        let front_in_flight = match self.slots.front() {
+            Some(Slot::Remote { state, .. }) => matches!(state, Remote::InFlight),
+            Some(Slot::Gather { remaining, .. }) => *remaining > 0,
+            _ => false,
+        };
+        front_in_flight && self.deferred == 0 && self.out.len() - self.sent < HOLD_OUTPUT_MAX
     }
 
     /// Whether some forwarded command came back deferred.

@@ -19,6 +19,13 @@ use super::adapter::Encoder;
 use super::budget::Budget;
 use super::mailbox::{Broadcast, Message, Outbox, ReplyTo};
 
+/// Emptied batches a worker keeps for its own sends, and the most messages
+/// one may have room for: the batches travel back and forth between
+/// workers instead of being allocated each turn, and a burst's large one
+/// is not kept.
+const SPARES: usize = 8;
+const SPARE_BATCH_MAX: usize = 1024;
+
 /// Per-worker state shared by all of its connections.
 #[derive(Debug)]
 pub(crate) struct Shard {
@@ -40,8 +47,11 @@ pub(crate) struct Shard {
     /// What this worker's connections hold, against their budget
     /// (`--connection-memory`, this worker's share).
     pub conn_budget: Budget,
-    /// Workers sent a message this turn; woken once at the end of the turn.
-    to_wake: Vec<bool>,
+    /// Messages for each worker this turn, sent (and the worker woken)
+    /// once at the end of the turn.
+    outgoing: Vec<Vec<Message>>,
+    /// Emptied batches from other workers, reused for [`Shard::outgoing`].
+    spare: Vec<Vec<Message>>,
     started: Instant,
 }
 
@@ -65,7 +75,8 @@ impl Shard {
             outboxes,
             settings,
             conn_budget: Budget::new(usize::MAX),
-            to_wake: vec![false; workers],
+            outgoing: (0..workers).map(|_| Vec::new()).collect(),
+            spare: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -102,15 +113,25 @@ impl Shard {
         }
     }
 
-    /// Queues a message for worker `to`; the wake is sent at the end of the
-    /// turn, so a burst costs one wake.
+    /// Queues a message for worker `to`; it leaves with the turn's others
+    /// for that worker at the end of the turn ([`Shard::flush_wakes`]), so
+    /// a burst costs one channel send and one wake.
     pub fn send(&mut self, to: usize, msg: Message) {
-        if let Some(outbox) = self.outboxes.get(to) {
-            // A worker that has exited has nothing left to answer; its reply
-            // slot simply never fills and the connection closes at shutdown.
-            if outbox.send(msg) {
-                self.to_wake[to] = true;
+        if let Some(queue) = self.outgoing.get_mut(to) {
+            if queue.capacity() == 0
+                && let Some(spare) = self.spare.pop()
+            {
+                *queue = spare;
             }
+            queue.push(msg);
+        }
+    }
+
+    /// Keeps an emptied batch from another worker for this worker's sends,
+    /// unless enough are kept or it grew large in a burst.
+    pub fn recycle(&mut self, batch: Vec<Message>) {
+        if batch.is_empty() && batch.capacity() <= SPARE_BATCH_MAX && self.spare.len() < SPARES {
+            self.spare.push(batch);
         }
     }
 
@@ -165,10 +186,19 @@ impl Shard {
         }
     }
 
-    /// Wakes every worker sent a message since the last call.
+    /// Sends every worker the messages queued for it since the last call,
+    /// as one message, and wakes it.
     pub fn flush_wakes(&mut self) {
-        for (to, pending) in self.to_wake.iter_mut().enumerate() {
-            if std::mem::take(pending)
+        for (to, queue) in self.outgoing.iter_mut().enumerate() {
+            let msg = match queue.len() {
+                0 => continue,
+                1 => queue.pop(),
+                _ => Some(Message::Batch(std::mem::take(queue))),
+            };
+            // A worker that has exited has nothing left to answer; its reply
+            // slot simply never fills and the connection closes at shutdown.
+            if let Some(msg) = msg
+                && self.outboxes[to].send(msg)
                 && let Err(e) = self.outboxes[to].wake()
             {
                 log::error!("worker {}: waking worker {to} failed: {e}", self.id);

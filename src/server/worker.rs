@@ -5,7 +5,9 @@
 //! readable connection (read until WouldBlock or budget, dispatch every
 //! complete frame, and write its replies with one write if none is owed by
 //! another worker); then write the remaining connections' ready replies,
-//! one write each, and wake each peer that was sent messages, once. A
+//! one write each (a few replies ready ahead of one another worker owes
+//! wait for it, to leave together), and wake each peer that was sent
+//! messages, once. A
 //! connection runs at most once per turn: one that yielded its turn runs
 //! from the run queue, not again from a new event.
 //!
@@ -393,118 +395,133 @@ impl Worker {
     /// and control messages are handled as they come. An error only for an
     /// injected failure.
     fn drain_inbox(&mut self) -> io::Result<()> {
-        // Read once, when the first reply of the drain arrives.
-        let mut arrived: Option<Instant> = None;
-        let mut work = 0;
-        let written = self.shard.partition.bytes_written();
-        let spent = |work: usize, shard: &Shard| {
-            work + shard.partition.bytes_written().wrapping_sub(written) as usize
-                >= INBOX_TURN_BYTES
+        let mut drain = Drain {
+            arrived: None,
+            work: 0,
+            written: self.shard.partition.bytes_written(),
         };
-        while !spent(work, &self.shard) {
+        while !drain.spent(&self.shard) {
             let Some(f) = self.fair.pop() else { break };
-            work += MESSAGE_WORK + self.execute_for_peer(f.reply_to, f.cmd, f.reply_cap);
+            drain.work += MESSAGE_WORK + self.execute_for_peer(f.reply_to, f.cmd, f.reply_cap);
         }
         // The whole channel is read, to see every client's commands; those
         // past the budget, or behind their connection's earlier ones, wait.
         while let Some(msg) = self.inbox.try_recv() {
-            work += MESSAGE_WORK;
-            match msg {
-                Message::Execute {
-                    reply_to,
-                    cmd,
-                    reply_cap,
-                } => {
-                    if spent(work, &self.shard) || self.fair.holds(&reply_to) {
-                        self.fair.push(Forwarded {
-                            reply_to,
-                            cmd,
-                            reply_cap,
-                        });
-                    } else {
-                        work += self.execute_for_peer(reply_to, cmd, reply_cap);
-                    }
+            if let Message::Batch(mut batch) = msg {
+                for msg in batch.drain(..) {
+                    self.handle(msg, &mut drain)?;
                 }
-                Message::Executed { reply_to, outcome } => {
-                    work += outcome_value_len(&outcome);
-                    let enc = self.shard.encoder();
-                    let now = *arrived.get_or_insert_with(Instant::now);
-                    let wait = &mut self.shard.latencies.forwarded;
-                    let conn_ref = (reply_to.conn, reply_to.generation);
-                    if let Some(conn) = live_in(&mut self.conns, conn_ref)
-                        && conn
-                            .replies
-                            .fill_remote(reply_to.seq, outcome, &enc, now, wait)
-                    {
-                        // A connection waiting for room tries again, and so
-                        // does a deferred command now at the front: it may
-                        // use the room of the replies behind it.
-                        let retry = conn.replies.front_deferred() || conn.wants_room;
-                        self.account(conn_ref);
-                        self.queue_flush(conn_ref);
-                        if retry {
-                            self.queue_run(conn_ref);
-                        }
-                    }
-                }
-                Message::Deferred {
-                    reply_to,
-                    cmd,
-                    value_len,
-                } => {
-                    let conn_ref = (reply_to.conn, reply_to.generation);
-                    if let Some(conn) = live_in(&mut self.conns, conn_ref)
-                        && conn.replies.defer(reply_to.seq, cmd, value_len)
-                    {
-                        self.account(conn_ref);
-                        self.queue_run(conn_ref);
-                    }
-                }
-                Message::Broadcast { reply_to, what } => {
-                    self.shard.apply(what);
-                    let stats = Box::new(self.shard.snapshot());
-                    let from = self.shard.id as u32;
-                    self.shard.send(
-                        reply_to.worker as usize,
-                        Message::Applied {
-                            reply_to,
-                            from,
-                            stats,
-                        },
-                    );
-                }
-                Message::Applied {
-                    reply_to,
-                    from,
-                    stats,
-                } => {
-                    let enc = self.shard.encoder();
-                    if let Some(conn) = self.conns.get_mut(reply_to.conn)
-                        && conn.generation == reply_to.generation
-                        && conn.replies.fill_gather(reply_to.seq, from, &stats, &enc)
-                    {
-                        self.queue_flush((reply_to.conn, reply_to.generation));
-                    }
-                }
-                Message::Gather { to } => {
-                    let snapshot = WorkerSnapshot {
-                        id: self.shard.id as u32,
-                        stats: self.shard.snapshot(),
-                        latencies: self.shard.latencies,
-                    };
-                    // The admin thread may have given up waiting: fine.
-                    let _ = to.send(snapshot);
-                }
-                Message::Shutdown => self.begin_shutdown(),
-                Message::Fail { panic: true } => {
-                    panic!("worker {}: failure injected by a test", self.shard.id)
-                }
-                Message::Fail { panic: false } => {
-                    return Err(io::Error::other("failure injected by a test"));
-                }
+                self.shard.recycle(batch);
+            } else {
+                self.handle(msg, &mut drain)?;
             }
         }
         self.inbox_more = !self.fair.is_empty();
+        Ok(())
+    }
+
+    /// Handles one message of an inbox drain.
+    fn handle(&mut self, msg: Message, drain: &mut Drain) -> io::Result<()> {
+        drain.work += MESSAGE_WORK;
+        match msg {
+            Message::Execute {
+                reply_to,
+                cmd,
+                reply_cap,
+            } => {
+                if drain.spent(&self.shard) || self.fair.holds(&reply_to) {
+                    self.fair.push(Forwarded {
+                        reply_to,
+                        cmd,
+                        reply_cap,
+                    });
+                } else {
+                    drain.work += self.execute_for_peer(reply_to, cmd, reply_cap);
+                }
+            }
+            Message::Executed { reply_to, outcome } => {
+                drain.work += outcome_value_len(&outcome);
+                let enc = self.shard.encoder();
+                let now = *drain.arrived.get_or_insert_with(Instant::now);
+                let wait = &mut self.shard.latencies.forwarded;
+                let conn_ref = (reply_to.conn, reply_to.generation);
+                if let Some(conn) = live_in(&mut self.conns, conn_ref)
+                    && conn
+                        .replies
+                        .fill_remote(reply_to.seq, outcome, &enc, now, wait)
+                {
+                    // A connection waiting for room tries again, and so
+                    // does a deferred command now at the front: it may
+                    // use the room of the replies behind it.
+                    let retry = conn.replies.front_deferred() || conn.wants_room;
+                    self.account(conn_ref);
+                    self.queue_flush(conn_ref);
+                    if retry {
+                        self.queue_run(conn_ref);
+                    }
+                }
+            }
+            Message::Deferred {
+                reply_to,
+                cmd,
+                value_len,
+            } => {
+                let conn_ref = (reply_to.conn, reply_to.generation);
+                if let Some(conn) = live_in(&mut self.conns, conn_ref)
+                    && conn.replies.defer(reply_to.seq, cmd, value_len)
+                {
+                    self.account(conn_ref);
+                    self.queue_run(conn_ref);
+                }
+            }
+            Message::Broadcast { reply_to, what } => {
+                self.shard.apply(what);
+                let stats = Box::new(self.shard.snapshot());
+                let from = self.shard.id as u32;
+                self.shard.send(
+                    reply_to.worker as usize,
+                    Message::Applied {
+                        reply_to,
+                        from,
+                        stats,
+                    },
+                );
+            }
+            Message::Applied {
+                reply_to,
+                from,
+                stats,
+            } => {
+                let enc = self.shard.encoder();
+                if let Some(conn) = self.conns.get_mut(reply_to.conn)
+                    && conn.generation == reply_to.generation
+                    && conn.replies.fill_gather(reply_to.seq, from, &stats, &enc)
+                {
+                    self.queue_flush((reply_to.conn, reply_to.generation));
+                }
+            }
+            Message::Gather { to } => {
+                let snapshot = WorkerSnapshot {
+                    id: self.shard.id as u32,
+                    stats: self.shard.snapshot(),
+                    latencies: self.shard.latencies,
+                };
+                // The admin thread may have given up waiting: fine.
+                let _ = to.send(snapshot);
+            }
+            Message::Batch(batch) => {
+                for msg in batch {
+                    self.handle(msg, drain)?;
+                }
+            }
+            Message::Shutdown => self.begin_shutdown(),
+            Message::Fail { panic: true } => {
+                panic!("worker {}: failure injected by a test", self.shard.id)
+            }
+            Message::Fail { panic: false } => {
+                return Err(io::Error::other("failure injected by a test"));
+            }
+        }
         Ok(())
     }
 
@@ -673,13 +690,22 @@ impl Worker {
 
     /// Writes every queued connection's output (one write each, in the
     /// common case) and applies the lifecycle steps that follow. A
-    /// connection flushed since it was queued is skipped.
+    /// connection flushed since it was queued is skipped, and so is one
+    /// whose few ready replies wait for one owed by another worker
+    /// ([`Replies::hold_output`](super::replies::Replies::hold_output)).
     fn flush_all(&mut self) {
         let mut list = std::mem::take(&mut self.to_flush);
         for &conn_ref in &list {
-            if self.live(conn_ref).is_some_and(|c| c.queued_flush) {
-                self.flush_one(conn_ref);
+            let Some(conn) = self.live(conn_ref).filter(|c| c.queued_flush) else {
+                continue;
+            };
+            // A reply owed by another worker queues the flush again when
+            // it arrives.
+            if conn.replies.hold_output() {
+                conn.queued_flush = false;
+                continue;
             }
+            self.flush_one(conn_ref);
         }
         list.clear();
         if self.to_flush.is_empty() {
@@ -861,6 +887,23 @@ fn outcome_value_len(outcome: &crate::command::Outcome<Vec<u8>>) -> usize {
         crate::command::Outcome::Hit { value, .. }
         | crate::command::Outcome::Meta { value, .. } => value.len(),
         _ => 0,
+    }
+}
+
+/// The state of one inbox drain: its work against [`INBOX_TURN_BYTES`].
+struct Drain {
+    /// Read once, when the first reply of the drain arrives.
+    arrived: Option<Instant>,
+    /// Work counted per message and per value byte copied.
+    work: usize,
+    /// The partition's bytes written when the drain began.
+    written: u64,
+}
+
+impl Drain {
+    fn spent(&self, shard: &Shard) -> bool {
+        self.work + shard.partition.bytes_written().wrapping_sub(self.written) as usize
+            >= INBOX_TURN_BYTES
     }
 }
 

@@ -219,3 +219,30 @@ fn partial_writes_advance() {
     r.advance(3);
     assert!(r.is_idle());
 }
+
+#[test]
+fn small_output_waits_for_a_reply_in_flight_but_not_for_a_deferred_one() {
+    let mut r = Replies::default();
+    r.push_ready(|o| o.push(b'a'));
+    assert!(!r.hold_output(), "nothing owed");
+    let s1 = r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
+    assert!(r.hold_output());
+    let get = crate::command::Command {
+        op: crate::command::Op::Get,
+        key: b"k",
+        value: &[],
+    };
+    assert!(r.defer(s1, get.to_owned_command(), 10));
+    assert!(
+        !r.hold_output(),
+        "a deferred front may need the output read"
+    );
+}
+
+#[test]
+fn large_output_goes_out_while_a_reply_is_in_flight() {
+    let mut r = Replies::default();
+    r.push_ready(|o| o.resize(HOLD_OUTPUT_MAX, b'a'));
+    r.push_remote(ReplyCtx::ANY, 100, Echo::NONE, Instant::now());
+    assert!(!r.hold_output());
+}
