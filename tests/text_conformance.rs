@@ -53,6 +53,15 @@ impl Memcached {
             eprintln!("memcached not found on PATH: not compared (apt-get install memcached)");
             return None;
         };
+        // A port picked free can be taken by another test's memcached
+        // before this one binds it; then this one exits and the port
+        // answers for the other. Its pid, from `stats`, says whose it is.
+        (0..5)
+            .find_map(|_| Memcached::start_on_a_free_port(&bin))
+            .expect("memcached never listened on a port of its own")
+    }
+
+    fn start_on_a_free_port(bin: &std::path::Path) -> Option<Option<Memcached>> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -66,11 +75,19 @@ impl Memcached {
             .stderr(Stdio::null())
             .spawn()
             .expect("memcached starts");
-        let server = Memcached { child, port };
+        let mut server = Memcached { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if server.child.try_wait().ok().flatten().is_some() {
+                return None; // it could not bind: try another port
+            }
             assert!(Instant::now() < deadline, "memcached did not listen");
             std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = format!("STAT pid {}\r\n", server.child.id());
+        let stats = server.exchange(b"stats\r\n", b"END\r\n");
+        if !stats.windows(pid.len()).any(|w| w == pid.as_bytes()) {
+            return None;
         }
         let version = server.exchange(b"version\r\n", b"\r\n");
         if version != VERSION {
@@ -78,9 +95,9 @@ impl Memcached {
                 "memcached answers \"{}\": the table is 1.6.18's, not compared",
                 version.escape_ascii()
             );
-            return None;
+            return Some(None);
         }
-        Some(server)
+        Some(Some(server))
     }
 
     fn connect(&self) -> TcpStream {

@@ -24,19 +24,18 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::clock::Clock;
-use crate::metrics::WorkerSnapshot;
 use crate::protocol::native::Limits;
 
 use super::accept::{Accepted, Acceptor};
-use super::budget::{
-    INBOX_TURN_BYTES, MESSAGE_WORK, TURN_BYTES, TURN_RUN_TIME, TURN_WRITE_BYTES, WRITE_FLOOR,
-};
+use super::budget::{TURN_BYTES, TURN_RUN_TIME, TURN_WRITE_BYTES, WRITE_FLOOR};
 use super::connection::{Connection, Drive, DriveCtx, Flushed, Lifecycle};
-use super::fair_queue::{FairQueue, Forwarded};
-use super::mailbox::{Inbox, Message};
+use super::fair_queue::FairQueue;
+use super::mailbox::Inbox;
 use super::shard::Shard;
 use super::stream::Stream;
 use super::timeouts::{Expired, Timeouts, Watch};
+
+mod inbox;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 /// The UNIX domain socket's listener, shared by every worker.
@@ -387,190 +386,6 @@ impl Worker {
         }
     }
 
-    /// Handles the messages waiting, running forwarded commands up to
-    /// [`INBOX_TURN_BYTES`] of work: those left over wait in the fair
-    /// queue and run first next turn, round-robin by client connection, so
-    /// the worker's own clients are served between a flood's commands and
-    /// another client's command does not wait behind all of them. Replies
-    /// and control messages are handled as they come. An error only for an
-    /// injected failure.
-    fn drain_inbox(&mut self) -> io::Result<()> {
-        let mut drain = Drain {
-            arrived: None,
-            work: 0,
-            written: self.shard.partition.bytes_written(),
-        };
-        while !drain.spent(&self.shard) {
-            let Some(f) = self.fair.pop() else { break };
-            drain.work += MESSAGE_WORK + self.execute_for_peer(f.reply_to, f.cmd, f.reply_cap);
-        }
-        // The whole channel is read, to see every client's commands; those
-        // past the budget, or behind their connection's earlier ones, wait.
-        while let Some(msg) = self.inbox.try_recv() {
-            if let Message::Batch(mut batch) = msg {
-                for msg in batch.drain(..) {
-                    self.handle(msg, &mut drain)?;
-                }
-                self.shard.recycle(batch);
-            } else {
-                self.handle(msg, &mut drain)?;
-            }
-        }
-        self.inbox_more = !self.fair.is_empty();
-        Ok(())
-    }
-
-    /// Handles one message of an inbox drain.
-    fn handle(&mut self, msg: Message, drain: &mut Drain) -> io::Result<()> {
-        drain.work += MESSAGE_WORK;
-        match msg {
-            Message::Execute {
-                reply_to,
-                cmd,
-                reply_cap,
-            } => {
-                if drain.spent(&self.shard) || self.fair.holds(&reply_to) {
-                    self.fair.push(Forwarded {
-                        reply_to,
-                        cmd,
-                        reply_cap,
-                    });
-                } else {
-                    drain.work += self.execute_for_peer(reply_to, cmd, reply_cap);
-                }
-            }
-            Message::Executed { reply_to, outcome } => {
-                drain.work += outcome_value_len(&outcome);
-                let enc = self.shard.encoder();
-                let now = *drain.arrived.get_or_insert_with(Instant::now);
-                let wait = &mut self.shard.latencies.forwarded;
-                let conn_ref = (reply_to.conn, reply_to.generation);
-                if let Some(conn) = live_in(&mut self.conns, conn_ref)
-                    && conn
-                        .replies
-                        .fill_remote(reply_to.seq, outcome, &enc, now, wait)
-                {
-                    // A connection waiting for room tries again, and so
-                    // does a deferred command now at the front: it may
-                    // use the room of the replies behind it.
-                    let retry = conn.replies.front_deferred() || conn.wants_room;
-                    self.account(conn_ref);
-                    self.queue_flush(conn_ref);
-                    if retry {
-                        self.queue_run(conn_ref);
-                    }
-                }
-            }
-            Message::Deferred {
-                reply_to,
-                cmd,
-                value_len,
-            } => {
-                let conn_ref = (reply_to.conn, reply_to.generation);
-                if let Some(conn) = live_in(&mut self.conns, conn_ref)
-                    && conn.replies.defer(reply_to.seq, cmd, value_len)
-                {
-                    self.account(conn_ref);
-                    self.queue_run(conn_ref);
-                }
-            }
-            Message::Broadcast { reply_to, what } => {
-                self.shard.apply(what);
-                let stats = Box::new(self.shard.snapshot());
-                let from = self.shard.id as u32;
-                self.shard.send(
-                    reply_to.worker as usize,
-                    Message::Applied {
-                        reply_to,
-                        from,
-                        stats,
-                    },
-                );
-            }
-            Message::Applied {
-                reply_to,
-                from,
-                stats,
-            } => {
-                let enc = self.shard.encoder();
-                if let Some(conn) = self.conns.get_mut(reply_to.conn)
-                    && conn.generation == reply_to.generation
-                    && conn.replies.fill_gather(reply_to.seq, from, &stats, &enc)
-                {
-                    self.queue_flush((reply_to.conn, reply_to.generation));
-                }
-            }
-            Message::Gather { to } => {
-                let snapshot = WorkerSnapshot {
-                    id: self.shard.id as u32,
-                    stats: self.shard.snapshot(),
-                    latencies: self.shard.latencies,
-                };
-                // The admin thread may have given up waiting: fine.
-                let _ = to.send(snapshot);
-            }
-            Message::Batch(batch) => {
-                for msg in batch {
-                    self.handle(msg, drain)?;
-                }
-            }
-            Message::Shutdown => self.begin_shutdown(),
-            Message::Fail { panic: true } => {
-                panic!("worker {}: failure injected by a test", self.shard.id)
-            }
-            Message::Fail { panic: false } => {
-                return Err(io::Error::other("failure injected by a test"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a command another worker forwarded, unless it reads a value
-    /// larger than the origin reserved room for: that command goes back,
-    /// not run, to be sent again once the origin has room.
-    fn execute_for_peer(
-        &mut self,
-        reply_to: super::mailbox::ReplyTo,
-        cmd: crate::command::OwnedCommand,
-        reply_cap: usize,
-    ) -> usize {
-        let origin = reply_to.worker as usize;
-        let command = cmd.as_command();
-        if command.returns_value()
-            && let Some(value_len) = self
-                .shard
-                .partition
-                .value_len(command.key, self.shard.now_ms)
-            && value_len > reply_cap
-        {
-            self.shard.stats.deferred_for_peers += 1;
-            self.shard.send(
-                origin,
-                Message::Deferred {
-                    reply_to,
-                    cmd,
-                    value_len,
-                },
-            );
-            return 0;
-        }
-        let outcome = self.shard.execute(&command);
-        let carried = match outcome {
-            crate::command::Outcome::Hit { value, .. }
-            | crate::command::Outcome::Meta { value, .. } => value.len(),
-            _ => 0,
-        };
-        let mut buf = cmd.into_buffer();
-        if buf.capacity() > carried + REUSE_SLACK {
-            buf = Vec::new();
-        }
-        let outcome = outcome.to_owned_in(buf);
-        self.shard.stats.executed_for_peers += 1;
-        self.shard
-            .send(origin, Message::Executed { reply_to, outcome });
-        carried
-    }
-
     fn live(&mut self, conn_ref: ConnRef) -> Option<&mut Connection> {
         live_in(&mut self.conns, conn_ref)
     }
@@ -877,39 +692,12 @@ impl Worker {
     }
 }
 
-/// The connection `conn_ref` names, if it is still the same one (a slab
-/// slot is reused with a new generation). A free function, so that callers
-/// can hold other fields of the worker at the same time.
-/// Value bytes a reply from another worker carries (copied into the
-/// connection's replies).
-fn outcome_value_len(outcome: &crate::command::Outcome<Vec<u8>>) -> usize {
-    match outcome {
-        crate::command::Outcome::Hit { value, .. }
-        | crate::command::Outcome::Meta { value, .. } => value.len(),
-        _ => 0,
-    }
-}
-
-/// The state of one inbox drain: its work against [`INBOX_TURN_BYTES`].
-struct Drain {
-    /// Read once, when the first reply of the drain arrives.
-    arrived: Option<Instant>,
-    /// Work counted per message and per value byte copied.
-    work: usize,
-    /// The partition's bytes written when the drain began.
-    written: u64,
-}
-
-impl Drain {
-    fn spent(&self, shard: &Shard) -> bool {
-        self.work + shard.partition.bytes_written().wrapping_sub(self.written) as usize
-            >= INBOX_TURN_BYTES
-    }
-}
-
 /// Connection slots a worker keeps however few are open.
 const SLAB_KEEP: usize = 64;
 
+/// The connection `conn_ref` names, if it is still the same one (a slab
+/// slot is reused with a new generation). A free function, so that callers
+/// can hold other fields of the worker at the same time.
 fn live_in(conns: &mut Slab<Connection>, (key, generation): ConnRef) -> Option<&mut Connection> {
     conns.get_mut(key).filter(|c| c.generation == generation)
 }
