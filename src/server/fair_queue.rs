@@ -60,9 +60,12 @@ impl FairQueue {
     /// Whether a command from this connection must wait here rather than
     /// run now: its earlier commands are waiting.
     pub fn holds(&self, reply_to: &ReplyTo) -> bool {
-        self.queues
-            .get(&origin(reply_to))
-            .is_some_and(|q| !q.is_empty())
+        // The common case, a worker that keeps up, costs no hashing.
+        self.waiting > 0
+            && self
+                .queues
+                .get(&origin(reply_to))
+                .is_some_and(|q| !q.is_empty())
     }
 
     /// Queues a command behind its connection's earlier ones.
