@@ -4,7 +4,8 @@
 //! clients that hold the most while the others are served and every reply
 //! still arrives whole, a multi-key read larger than the budget is answered
 //! in pieces (at 1 and 4 workers), clients pipelining multi-key reads over
-//! a tiny budget get every reply, a large value owned by another worker
+//! a tiny budget get every reply (also behind small windows, each waiting
+//! for room the others hold), a large value owned by another worker
 //! makes its second trip (also to a client that half-closed), and a
 //! connection yields after its requests per turn.
 
@@ -285,6 +286,57 @@ fn a_multi_key_read_larger_than_the_budget_is_answered_whole() {
     });
 }
 
+/// What one client of [`read_random_pipelines`] does.
+struct Pipelines {
+    keys: usize,
+    max_value: usize,
+    rounds: usize,
+    /// Requests per pipeline.
+    requests: usize,
+    /// Keys per `get`, at most.
+    max_keys: usize,
+    /// An `mg` follows each `get`.
+    meta: bool,
+}
+
+/// Sets `shape.keys` random values, then sends pipelines of random
+/// multi-key reads (and meta reads) of them, checking every reply whole
+/// and in order.
+fn read_random_pipelines(c: &mut TcpStream, client: u64, shape: &Pipelines) {
+    let mut rng = Rng::new(client);
+    let keys: Vec<String> = (0..shape.keys).map(|i| format!("c{client}k{i}")).collect();
+    let values: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|_| fill(b"v", 1 + rng.below(shape.max_value)))
+        .collect();
+    for (key, value) in keys.iter().zip(&values) {
+        set_text(c, key, value);
+    }
+    for _ in 0..shape.rounds {
+        let mut pipeline = Vec::new();
+        let mut expected = Vec::new();
+        for _ in 0..shape.requests {
+            pipeline.extend_from_slice(b"get");
+            for _ in 0..1 + rng.below(shape.max_keys) {
+                let i = rng.below(keys.len());
+                pipeline.extend_from_slice(format!(" {}", keys[i]).as_bytes());
+                expected.extend_from_slice(&value_block(&keys[i], &values[i]));
+            }
+            pipeline.extend_from_slice(b"\r\n");
+            expected.extend_from_slice(b"END\r\n");
+            if shape.meta {
+                let i = rng.below(keys.len());
+                pipeline.extend_from_slice(format!("mg {} v\r\n", keys[i]).as_bytes());
+                expected.extend_from_slice(format!("VA {}\r\n", values[i].len()).as_bytes());
+                expected.extend_from_slice(&values[i]);
+                expected.extend_from_slice(b"\r\n");
+            }
+        }
+        send(c, &pipeline);
+        expect_reply(c, &expected);
+    }
+}
+
 #[test]
 fn clients_pipelining_multi_key_reads_over_a_tiny_budget_get_every_reply() {
     // Three clients on 4 workers with 256 KiB of connection memory per
@@ -293,43 +345,18 @@ fn clients_pipelining_multi_key_reads_over_a_tiny_budget_get_every_reply() {
     // resumed, large values make their second trip, all at once.
     let threads = 4;
     let server = start(threads, (256 << 10) * threads as u64, 64 << 10);
+    let shape = Pipelines {
+        keys: 24,
+        max_value: 64 << 10,
+        rounds: 4,
+        requests: 10,
+        max_keys: 20,
+        meta: true,
+    };
     std::thread::scope(|s| {
         for client in 0..3 {
-            let server = &server;
-            s.spawn(move || {
-                let mut rng = Rng::new(client);
-                let mut c = connect(server);
-                let keys: Vec<String> = (0..24).map(|i| format!("c{client}k{i}")).collect();
-                let values: Vec<Vec<u8>> = keys
-                    .iter()
-                    .map(|_| fill(b"v", 1 + rng.below(64 << 10)))
-                    .collect();
-                for (key, value) in keys.iter().zip(&values) {
-                    set_text(&mut c, key, value);
-                }
-                for _ in 0..4 {
-                    let mut pipeline = Vec::new();
-                    let mut expected = Vec::new();
-                    for _ in 0..10 {
-                        pipeline.extend_from_slice(b"get");
-                        for _ in 0..1 + rng.below(20) {
-                            let i = rng.below(keys.len());
-                            pipeline.extend_from_slice(format!(" {}", keys[i]).as_bytes());
-                            expected.extend_from_slice(&value_block(&keys[i], &values[i]));
-                        }
-                        pipeline.extend_from_slice(b"\r\n");
-                        expected.extend_from_slice(b"END\r\n");
-                        let i = rng.below(keys.len());
-                        pipeline.extend_from_slice(format!("mg {} v\r\n", keys[i]).as_bytes());
-                        expected
-                            .extend_from_slice(format!("VA {}\r\n", values[i].len()).as_bytes());
-                        expected.extend_from_slice(&values[i]);
-                        expected.extend_from_slice(b"\r\n");
-                    }
-                    send(&mut c, &pipeline);
-                    expect_reply(&mut c, &expected);
-                }
-            });
+            let (server, shape) = (&server, &shape);
+            s.spawn(move || read_random_pipelines(&mut connect(server), client, shape));
         }
     });
     wait_for(&server, "conn_bytes", |held| held < 64 << 10);
@@ -414,4 +441,36 @@ fn a_client_that_half_closes_still_gets_its_large_remote_values() {
     c.shutdown(std::net::Shutdown::Write).expect("half-close");
     expect_reply(&mut c, &expected);
     common::expect_eof(&mut c);
+}
+
+#[test]
+fn clients_behind_small_windows_waiting_on_each_others_room_all_finish() {
+    // Six clients with 4 KiB receive windows on 2 workers, 144 KiB of
+    // connection memory per worker, values of up to 30 KiB (most larger
+    // than the reply reserved for a forwarded read, so they come back
+    // deferred). Each connection ends up holding replies stuck behind a
+    // deferred read, together more than the budget, each waiting for room
+    // the others hold: the worker's pass past the budget lets one go at a
+    // time. Without it about a third of the runs stalled for good.
+    let threads = 2;
+    let server = start(threads, (144 << 10) * threads as u64, 32 << 10);
+    let shape = Pipelines {
+        keys: 16,
+        max_value: 30 << 10,
+        rounds: 8,
+        requests: 6,
+        max_keys: 8,
+        meta: false,
+    };
+    std::thread::scope(|s| {
+        for client in 0..6 {
+            let (server, shape) = (&server, &shape);
+            s.spawn(move || read_random_pipelines(&mut small_window(server), client, shape));
+        }
+    });
+    assert!(
+        stat(&server, "deferred_for_peers") > 0,
+        "no read was deferred"
+    );
+    wait_for(&server, "conn_bytes", |held| held < 64 << 10);
 }

@@ -16,11 +16,20 @@
 //!
 //! Worst case, per worker: `limit + connections * (FLOOR + S)`, where `S`
 //! is what one request can add without asking: an error or STATS reply, a
-//! few KiB. Every other growth is asked for first. One exception, so that
-//! ordered replies cannot deadlock: a deferred read at the front of a
-//! connection's reply queue may also use the room only its completion can
-//! free (replies stuck behind it and the buffers holding them), which can
-//! double that figure at the very worst.
+//! few KiB. Every other growth is asked for first. Two exceptions, so that
+//! ordered replies cannot deadlock:
+//!
+//! - a deferred read at the front of a connection's reply queue may also
+//!   use the room only its completion can free (replies stuck behind it
+//!   and the buffers holding them), which can double that figure at the
+//!   very worst;
+//! - several connections can each hold replies stuck behind a deferred
+//!   front read, together all of the budget, each waiting for room the
+//!   others hold. So one such read per worker at a time, of a connection
+//!   whose client has read everything written to it, may go past the
+//!   budget ([`Pass`]): one value more. The pass is handed back once that
+//!   reply has been written (or the connection closed), so a client that
+//!   stops reading keeps at most one value over the budget, as held room.
 //!
 //! **Work.** A connection runs at most `--reqs-per-event` requests and
 //! [`TURN_BYTES`] bytes of work (input consumed, replies encoded, bytes
@@ -103,16 +112,52 @@ impl Room {
     }
 }
 
+/// The deferred front read that may go past its worker's budget: the
+/// connection (its slot and generation) and the reply's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pass {
+    pub slot: usize,
+    pub generation: u32,
+    pub seq: u64,
+}
+
 /// A worker's tally of what its connections hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Budget {
     limit: usize,
     used: usize,
+    /// Who holds the worker's one pass past the budget, if anyone.
+    pass: Option<Pass>,
 }
 
 impl Budget {
     pub fn new(limit: usize) -> Self {
-        Budget { limit, used: 0 }
+        Budget {
+            limit,
+            used: 0,
+            pass: None,
+        }
+    }
+
+    /// Whether the pass past the budget is free to take.
+    pub fn pass_free(&self) -> bool {
+        self.pass.is_none()
+    }
+
+    /// Hands the pass to `holder` (it was free).
+    pub fn grant(&mut self, holder: Pass) {
+        debug_assert!(self.pass.is_none());
+        self.pass = Some(holder);
+    }
+
+    /// Takes the pass back if `done` says its holder is finished with it;
+    /// true if it was taken back.
+    pub fn release_if(&mut self, done: impl FnOnce(&Pass) -> bool) -> bool {
+        let release = self.pass.as_ref().is_some_and(done);
+        if release {
+            self.pass = None;
+        }
+        release
     }
 
     /// Bytes held by all connections.
@@ -181,5 +226,22 @@ mod tests {
         b.update(750, 700);
         assert!(b.has_slack());
         assert_eq!(b.used(), 700);
+    }
+
+    #[test]
+    fn the_pass_has_one_holder_until_it_is_given_back() {
+        let mut b = Budget::new(800);
+        assert!(b.pass_free());
+        let holder = Pass {
+            slot: 3,
+            generation: 7,
+            seq: 42,
+        };
+        b.grant(holder);
+        assert!(!b.pass_free());
+        assert!(!b.release_if(|p| p.slot == 4));
+        assert_eq!(b.pass, Some(holder));
+        assert!(b.release_if(|p| p.slot == 3 && p.generation == 7));
+        assert!(b.pass_free());
     }
 }

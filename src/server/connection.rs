@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use crate::limits::Limits;
 
 use super::adapter::Protocol;
-use super::budget::{REMOTE_RESERVE, Room, TURN_BYTES};
+use super::budget::{Pass, REMOTE_RESERVE, Room, TURN_BYTES};
 use super::readbuf::ReadBuf;
 use super::replies::Replies;
 use super::routing::ConnId;
@@ -158,6 +158,11 @@ pub(crate) struct Connection {
     pub wants_room: bool,
     /// The room it waits for, in bytes.
     pub needs: usize,
+    /// Its deferred front read was last tried with the room of the
+    /// replies stuck behind it (its client had read everything) and still
+    /// did not fit: it waits for other connections to free room, and the
+    /// worker must look at it even when its total has no slack.
+    pub front_waits: bool,
     /// In the worker's list of connections waiting for room.
     pub waiting_room: bool,
     /// What the worker's budget counts for this connection now.
@@ -198,6 +203,7 @@ impl Connection {
             paused: false,
             wants_room: false,
             needs: 0,
+            front_waits: false,
             waiting_room: false,
             accounted: 0,
             accounted_input: 0,
@@ -258,6 +264,7 @@ impl Connection {
         };
         self.wants_room = false;
         self.needs = 0;
+        self.front_waits = false;
         self.paused = false;
         loop {
             match self.lifecycle {
@@ -449,11 +456,15 @@ impl Connection {
     /// nothing by its front's completion, and lending it room would let a
     /// crowd of such clients take the worker to twice its budget.
     /// That can take the worker past its budget by at most what its
-    /// connections already hold (twice the budget at worst).
+    /// connections already hold (twice the budget at worst). When even
+    /// that is short (other connections hold the rest, each waiting the
+    /// same way), the front takes the worker's pass if it is free
+    /// ([`Pass`]).
     fn retry_deferred(&mut self, cx: &mut DriveCtx<'_>) {
         let room = cx.room;
         let mut held = self.held();
-        let stuck = if self.replies.unsent().is_empty() {
+        let caught_up = self.replies.unsent().is_empty();
+        let stuck = if caught_up {
             self.replies.stuck_bytes()
         } else {
             0
@@ -464,11 +475,27 @@ impl Connection {
             generation: self.generation,
         };
         let mut needs = 0;
+        let mut front_waits = false;
         self.replies.retry_deferred(|seq, front, cmd, value_len| {
             let charge = cmd.buf.len() + value_len + REMOTE_RESERVE;
             let unblocks = front && charge <= room.allowance(held) + stuck;
-            if !room.admits(held, charge) && !unblocks {
-                needs = needs.max(charge);
+            let fits = room.admits(held, charge) || unblocks;
+            if !fits && front && caught_up && shard.conn_budget.pass_free() {
+                shard.conn_budget.grant(Pass {
+                    slot: conn.slot,
+                    generation: conn.generation,
+                    seq,
+                });
+            } else if !fits {
+                // What the worker must find free besides: for the front,
+                // its stuck replies' room counts as its own.
+                let short = if front {
+                    charge - stuck.min(charge)
+                } else {
+                    charge
+                };
+                needs = needs.max(short);
+                front_waits = front && caught_up;
                 return Err(cmd);
             }
             held += charge;
@@ -480,7 +507,18 @@ impl Connection {
         if self.replies.has_deferred() {
             self.wants_room = true;
             self.needs = self.needs.max(needs);
+            self.front_waits = front_waits;
         }
+    }
+
+    /// Its deferred front read may now use the room of the replies stuck
+    /// behind it, and was not tried that way yet: the client has read
+    /// everything written. Only the connection's own turn tries it, so
+    /// when its output drains it must be driven again; otherwise, holding
+    /// most of its worker's budget itself, it would wait for room that
+    /// only its front can free.
+    fn front_may_go(&self) -> bool {
+        self.replies.front_deferred() && self.replies.unsent().is_empty() && !self.front_waits
     }
 
     /// Writes the pending output, as much as the socket takes and at most
@@ -522,6 +560,9 @@ impl Connection {
         let held = self.held();
         let resumes = !self.wants_room || (held < self.accounted && room.allowance(held) > 0);
         match self.lifecycle {
+            Lifecycle::Open | Lifecycle::Finishing | Lifecycle::Failing if self.front_may_go() => {
+                Drive::Yield
+            }
             Lifecycle::Open if self.paused && !self.owes_too_much(limits) && resumes => {
                 self.paused = false;
                 Drive::Yield

@@ -238,6 +238,12 @@ impl Replies {
         front_in_flight && self.deferred == 0 && self.out.len() - self.sent < HOLD_OUTPUT_MAX
     }
 
+    /// Whether the reply numbered `seq` has left the queue for the output
+    /// buffer.
+    pub fn released(&self, seq: u64) -> bool {
+        seq < self.base_seq
+    }
+
     /// Whether some forwarded command came back deferred.
     pub fn has_deferred(&self) -> bool {
         self.deferred > 0

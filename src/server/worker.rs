@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::protocol::native::Limits;
 
 use super::accept::{Accepted, Acceptor};
-use super::budget::{TURN_BYTES, TURN_RUN_TIME, TURN_WRITE_BYTES, WRITE_FLOOR};
+use super::budget::{Pass, TURN_BYTES, TURN_RUN_TIME, TURN_WRITE_BYTES, WRITE_FLOOR};
 use super::connection::{Connection, Drive, DriveCtx, Flushed, Lifecycle};
 use super::fair_queue::FairQueue;
 use super::mailbox::Inbox;
@@ -123,6 +123,9 @@ pub(crate) struct Worker {
     /// memory freed since (or a newcomer) can wake one.
     waiting_scan_used: usize,
     waiting_added: bool,
+    /// Some waiter's deferred front read waits for room (see
+    /// [`Worker::wake_waiting_room`]).
+    front_waiting: bool,
     shutdown_deadline: Option<Instant>,
     reported_finished: bool,
     /// Clock millisecond of the next expiry sweep.
@@ -169,6 +172,7 @@ impl Worker {
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             waiting_scan_used: 0,
             waiting_added: false,
+            front_waiting: false,
             shutdown_deadline: None,
             reported_finished: false,
             next_sweep_ms: 0,
@@ -410,19 +414,30 @@ impl Worker {
             self.waiting_room.push(conn_ref);
             self.waiting_added = true;
         }
+        self.front_waiting |= conn.wants_room && conn.front_waits;
     }
 
     /// Once the worker's connections hold less than their budget (with
     /// some slack), the connections that stopped for want of room run
-    /// again; those still without room stop again.
+    /// again; those still without room stop again. A connection whose
+    /// deferred front read waits may itself hold most of the budget
+    /// (replies stuck behind that read), so the worker may never have
+    /// slack again: such waiters are looked at whenever the total falls.
     fn wake_waiting_room(&mut self) {
         let used = self.shard.conn_budget.used();
         let changed = used < self.waiting_scan_used || std::mem::take(&mut self.waiting_added);
         self.waiting_scan_used = used;
-        if self.waiting_room.is_empty() || !changed || !self.shard.conn_budget.has_slack() {
+        if self.waiting_room.is_empty()
+            || !changed
+            || !(self.shard.conn_budget.has_slack() || self.front_waiting)
+        {
             return;
         }
         let budget = self.shard.conn_budget;
+        // One front waiter at a time is offered the free pass; its turn
+        // takes it unless the room came back first.
+        let mut offer = budget.pass_free();
+        self.front_waiting = false;
         let mut i = 0;
         while i < self.waiting_room.len() {
             let conn_ref = self.waiting_room[i];
@@ -431,13 +446,24 @@ impl Worker {
                 continue;
             };
             let allowance = budget.room(conn.accounted).allowance(conn.accounted);
-            if allowance >= conn.needs.max(1) {
+            let take_pass = offer && conn.front_waits;
+            if allowance >= conn.needs.max(1) || take_pass {
+                offer &= !take_pass;
                 conn.waiting_room = false;
                 self.waiting_room.swap_remove(i);
                 self.queue_run(conn_ref);
             } else {
+                self.front_waiting |= conn.front_waits;
                 i += 1;
             }
+        }
+    }
+
+    /// Takes the pass past the budget back from a holder that is done
+    /// with it, and has the waiters looked at again.
+    fn release_pass_if(&mut self, done: impl FnOnce(&Pass) -> bool) {
+        if self.shard.conn_budget.release_if(done) {
+            self.waiting_added = true;
         }
     }
 
@@ -546,6 +572,17 @@ impl Worker {
         };
         self.write_left = self.write_left.saturating_sub(written);
         let all_written = flushed == Flushed::All;
+        if all_written {
+            let replies = &conn.replies;
+            let generation = conn.generation;
+            // The reply that went past the budget has been written: the
+            // room it took is free again.
+            if self.shard.conn_budget.release_if(|p| {
+                p.slot == conn_ref.0 && p.generation == generation && replies.released(p.seq)
+            }) {
+                self.waiting_added = true;
+            }
+        }
         if conn.replies.has_marks() {
             let latencies = &mut self.shard.latencies;
             conn.replies
@@ -637,6 +674,8 @@ impl Worker {
                 .saturating_sub(u64::from(conn.accounted_input > 0));
             self.shard.conn_budget.update(conn.accounted, 0);
             stats.conn_bytes = self.shard.conn_budget.used() as u64;
+            let generation = conn.generation;
+            self.release_pass_if(|p| p.slot == key && p.generation == generation);
             // After a crowd has gone, give back the slots it grew the slab
             // to (as far as the connections left allow): a burst of
             // connections should not keep its bookkeeping for good.

@@ -99,6 +99,13 @@ impl Worker {
                 value_len,
             } => {
                 let conn_ref = (reply_to.conn, reply_to.generation);
+                // A read that went past the budget and came back again (its
+                // value grew meanwhile) gives the pass back; it is sent
+                // again like any other.
+                self.release_pass_if(|p| {
+                    (p.slot, p.generation, p.seq)
+                        == (reply_to.conn, reply_to.generation, reply_to.seq)
+                });
                 if let Some(conn) = live_in(&mut self.conns, conn_ref)
                     && conn.replies.defer(reply_to.seq, cmd, value_len)
                 {
