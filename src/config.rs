@@ -726,7 +726,10 @@ const MEMCACHED_ONLY: &[(&str, &str)] = &[
     ),
     ("-f", "-f (slab growth factor): cafe has no slab classes"),
     ("-n", "-n (minimum slab space): cafe has no slab classes"),
-    ("-L", "-L (large pages): not supported"),
+    (
+        "-L",
+        "-L (large pages): start cafe-server with _RJEM_MALLOC_CONF=thp:always in its environment (README, \"Huge pages\")",
+    ),
     (
         "-D",
         "-D (stats prefix delimiter): no detailed prefix stats",
