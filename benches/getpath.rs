@@ -85,7 +85,7 @@ fn getpath() {
                 mode: StoreMode::Set,
                 flags: 0,
                 expiry: Expiry::Never,
-                cas: 0,
+                cas: None,
             },
             key: k,
             value: &value,

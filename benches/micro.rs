@@ -466,7 +466,7 @@ const SET: Op = Op::Store {
     mode: StoreMode::Set,
     flags: 0,
     expiry: Expiry::Never,
-    cas: 0,
+    cas: None,
 };
 
 fn partition(c: &mut Criterion) {

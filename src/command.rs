@@ -67,8 +67,11 @@ pub enum StoreMode {
 /// travel beside them, borrowed ([`Command`]) or in one owned buffer
 /// ([`OwnedCommand`]) when a command crosses to another worker.
 ///
-/// A `cas` of 0 means "no check"; any other value must equal the item's
-/// current CAS or the command answers [`Outcome::Exists`].
+/// A required CAS must equal the item's current CAS or the command answers
+/// [`Outcome::Exists`]. For a store it is an `Option`, since the text
+/// protocol's `cas` with a unique of 0 still checks (and fails against any
+/// item a store numbered); elsewhere, as in memcached's binary protocol, 0
+/// means "no check".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Look the key up.
@@ -92,8 +95,8 @@ pub enum Op {
         flags: u32,
         /// Expiry of the stored item (ignored by append and prepend).
         expiry: Expiry,
-        /// Required CAS, or 0.
-        cas: u64,
+        /// Required CAS, if any.
+        cas: Option<u64>,
     },
     /// Remove the key.
     Delete {
@@ -523,7 +526,7 @@ mod tests {
                 mode: StoreMode::Set,
                 flags: 7,
                 expiry: Expiry::After(9),
-                cas: 0,
+                cas: None,
             },
             key: b"key",
             value: b"value",

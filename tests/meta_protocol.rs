@@ -477,6 +477,16 @@ fn ms_compares_cas_with_c() {
                 None,
             );
             expect_meta(&mut c, format!("mg {key} v\r\n"), "VA 5", Some(b"three"));
+            // C0 checks a set or a replace (no stored item has CAS 0), but,
+            // as in memcached, not an append, a prepend or an arithmetic.
+            expect_meta(&mut c, ms(&key, "C0", b"x"), "EX", None);
+            expect_meta(&mut c, ms(&key, "MR C0", b"x"), "EX", None);
+            expect_meta(&mut c, ms(&missing, "C0", b"x"), "NF", None);
+            expect_meta(&mut c, ms(&key, "MA C0", b"!"), "HD", None);
+            expect_meta(&mut c, ms(&key, "MP C0", b"!"), "HD", None);
+            expect_meta(&mut c, format!("mg {key} v\r\n"), "VA 7", Some(b"!three!"));
+            store(&mut c, &key, "", b"5");
+            expect_meta(&mut c, format!("ma {key} C0 v\r\n"), "VA 1", Some(b"6"));
         }
     });
 }

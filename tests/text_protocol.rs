@@ -255,6 +255,18 @@ fn cas_stores_only_against_the_current_unique() {
                 "NOT_FOUND"
             );
             assert_eq!(c.get(&missing), None);
+            // A unique of 0 is checked too, as memcached does: it matches
+            // no stored item, so EXISTS or NOT_FOUND, never a plain set.
+            assert_eq!(
+                c.call(with_data(&format!("cas {key} 0 0 1 0"), b"z")),
+                "EXISTS"
+            );
+            assert_eq!(
+                c.call(with_data(&format!("cas {missing} 0 0 1 0"), b"z")),
+                "NOT_FOUND"
+            );
+            assert_eq!(c.get(&key), Some((b"two".to_vec(), 2)));
+            assert_eq!(c.get(&missing), None);
             // Every modification gives a new unique.
             let mut seen = vec![first, second];
             for (request, reply) in [

@@ -273,7 +273,7 @@ fn count(s: &mut WorkerStats, op: &Op, outcome: &Outcome<&[u8]>) {
         }
         Op::Store { cas, .. } => {
             s.cmd_set += 1;
-            if *cas != 0 {
+            if cas.is_some() {
                 match outcome {
                     Outcome::Stored { .. } => s.cas_hits += 1,
                     Outcome::Exists => s.cas_badval += 1,

@@ -754,15 +754,14 @@ impl Partition {
                 // memcached's binary protocol makes an ADD with a CAS a
                 // compare-and-swap: a REPLACE with that CAS.
                 let mode = match mode {
-                    StoreMode::Add if cas != 0 => StoreMode::Replace,
+                    StoreMode::Add if cas.is_some() => StoreMode::Replace,
                     mode => mode,
                 };
-                // A binary CAS of 0 means "no check".
                 let req = MetaStore {
                     mode,
                     flags,
                     expiry,
-                    cas: (cas != 0).then_some(cas),
+                    cas,
                     new_cas: 0,
                     invalidate: false,
                     vivify: None,
@@ -861,7 +860,7 @@ impl Partition {
                 mode: StoreMode::Set,
                 flags,
                 expiry,
-                cas: 0,
+                cas: None,
             },
             key,
             value,
@@ -1112,7 +1111,7 @@ mod tests {
             mode: StoreMode::Set,
             flags: 0,
             expiry: Expiry::Immediately,
-            cas: 0,
+            cas: None,
         };
         assert!(matches!(
             run(&mut p, op, b"k", b"new", 60_000),

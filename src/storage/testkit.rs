@@ -14,12 +14,13 @@ pub(super) fn run(
         .map_value(<[u8]>::to_vec)
 }
 
+/// A store; a `cas` of 0 checks nothing, as in the binary protocol.
 pub(super) fn store(mode: StoreMode, cas: u64) -> Op {
     Op::Store {
         mode,
         flags: 0,
         expiry: Expiry::Never,
-        cas,
+        cas: (cas != 0).then_some(cas),
     }
 }
 

@@ -220,7 +220,8 @@ pub(crate) fn action<'a>(req: &Request<'a>, unix_now: u64) -> Action<'a> {
                 },
                 flags,
                 expiry: expiry(exptime, unix_now),
-                cas,
+                // The binary protocol's CAS of 0 means "no check".
+                cas: (cas != 0).then_some(cas),
             },
             key,
             value,
@@ -239,7 +240,7 @@ pub(crate) fn action<'a>(req: &Request<'a>, unix_now: u64) -> Action<'a> {
                 },
                 flags: 0,
                 expiry: Expiry::Never,
-                cas,
+                cas: (cas != 0).then_some(cas),
             },
             key,
             value,

@@ -82,11 +82,17 @@ pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) -> Result<(), NoRoom>
                 Some(b'R' | b'r') => StoreMode::Replace,
                 _ => StoreMode::Set,
             };
+            // memcached checks an append's or prepend's CAS only when it
+            // is not 0 (a set's or replace's C0 still checks).
+            let cas = match mode {
+                StoreMode::Append | StoreMode::Prepend => flags.cas.filter(|&c| c != 0),
+                _ => flags.cas,
+            };
             let store = MetaStore {
                 mode,
                 flags: flags.client_flags.unwrap_or(0),
                 expiry: flags.ttl.map_or(Expiry::Never, expiry),
-                cas: flags.cas,
+                cas,
                 new_cas: flags.new_cas.unwrap_or(0),
                 invalidate: flags.has(b'I'),
                 vivify: flags.vivify.map(expiry),
@@ -121,7 +127,8 @@ pub(crate) fn run(req: Request<'_>, route: &mut Route<'_>) -> Result<(), NoRoom>
                 delta: flags.delta.unwrap_or(1),
                 initial: flags.initial.unwrap_or(0),
                 vivify: flags.vivify.map(expiry),
-                cas: flags.cas,
+                // As memcached's incr and decr: a CAS of 0 checks nothing.
+                cas: flags.cas.filter(|&c| c != 0),
                 new_cas: flags.new_cas.unwrap_or(0),
                 touch: flags.ttl.map(expiry),
             };

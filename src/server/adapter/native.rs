@@ -133,7 +133,7 @@ pub(crate) fn action(req: Request<'_>) -> Action<'_> {
                     None | Some(0) => Expiry::Never,
                     Some(secs) => Expiry::After(secs),
                 },
-                cas: 0,
+                cas: None,
             },
             key,
             value,

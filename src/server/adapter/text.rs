@@ -211,7 +211,9 @@ fn run(req: Request<'_>, route: &mut Route<'_>) -> Result<Flow, Suspended> {
                 mode,
                 flags,
                 expiry: Expiry::memcached(exptime, now),
-                cas,
+                // `cas` checks whatever its unique, 0 included: memcached
+                // answers NOT_FOUND or EXISTS, never stores unchecked.
+                cas: (cmd == StoreCmd::Cas).then_some(cas),
             };
             keyed(route, op, key, value, noreply)?;
         }
