@@ -35,6 +35,7 @@
 //! - [`client`]: blocking clients (native, memcached binary) and the fleet
 //!   client (ketama placement, ejection, per-node pipelining).
 //! - [`config`]: flags, defaults and validation.
+//! - `decimal`: numbers read as memcached reads them (`strtoull`).
 //! - [`fdlimit`]: the process's limit on open descriptors.
 //! - [`clock`]: real and manual time sources.
 //! - [`stats`]: per-worker counters and their server-wide sum.
@@ -48,6 +49,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub(crate) mod decimal;
 pub mod fdlimit;
 pub mod limits;
 pub mod metrics;

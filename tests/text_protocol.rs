@@ -425,6 +425,35 @@ fn a_shorter_result_may_be_space_padded() {
 }
 
 #[test]
+fn counters_are_read_as_memcached_reads_them() {
+    // memcached runs strtoull over the item's data: any number of leading
+    // zeros, whitespace around, a sign, and anything after whitespace.
+    each_server(|t| {
+        let mut c = t.conn();
+        for key in t.keys("tp-strtoull-", 2) {
+            for (value, read) in [
+                (&b"018446744073709551615"[..], "18446744073709551615"),
+                (b"0000000000000000000000012", "12"),
+                (b" 12 ", "12"),
+                (b"12 apples", "12"),
+                (b"\t7", "7"),
+                (b"+5", "5"),
+                (b"-0", "0"),
+            ] {
+                c.set(&key, 0, value);
+                assert_eq!(
+                    c.call(format!("decr {key} 0\r\n")),
+                    read,
+                    "\"{}\"",
+                    value.escape_ascii()
+                );
+                assert_eq!(c.get(&key), Some((read.as_bytes().to_vec(), 0)));
+            }
+        }
+    });
+}
+
+#[test]
 fn incr_refuses_non_numeric_values_and_bad_deltas() {
     each_server(|t| {
         let mut c = t.conn();

@@ -80,14 +80,11 @@ impl Failure {
     }
 }
 
-/// A counter's value: decimal digits, optionally surrounded by ASCII
-/// whitespace (memcached parses with strtoull and accepts the same).
+/// A counter's value, read as memcached reads it (`safe_strtoull` over
+/// the item's data): leading zeros of any length, whitespace around, and
+/// anything after whitespace are all accepted.
 pub(super) fn parse_counter(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    crate::decimal::parse_u64(value)
 }
 
 /// A u64 as decimal text, formatted on the stack.

@@ -7,16 +7,13 @@
 //!   its first NUL byte too.
 //! - Tokens are separated by spaces only (a tab is part of a token); runs of
 //!   spaces and leading or trailing spaces make no empty tokens.
-//! - Numbers are C's `strtoul`/`strtol` with memcached's checks: leading C
-//!   whitespace and a sign are allowed, at least one digit is needed, and
-//!   the number must end the token or be followed by C whitespace (which may
-//!   be followed by anything). Out-of-range values are refused, except that
-//!   32-bit results are truncated from 64 bits as memcached truncates them:
-//!   flags of 4294967297 are 1, an expiry of 4294967296 is 0.
+//! - Numbers are read by [`crate::decimal`] (C's `strtoul`/`strtol` with
+//!   memcached's checks); a data block's length is one of them, bounded.
 //!
 //! Must not: know any command name or reply; allocate.
 
 use super::error::Fatal;
+pub(crate) use crate::decimal::{parse_i32, parse_u32, parse_u64};
 
 /// Longest line memcached waits for without its `\n`: 2048 bytes.
 pub const MAX_LINE: usize = 2048;
@@ -134,87 +131,6 @@ pub(crate) fn trim_spaces(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// C's `isspace` in the C locale.
-fn c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// A number as C's `strto*` reads it, before any range decision.
-struct CNumber {
-    negative: bool,
-    /// The digits' value; `None` if it does not fit 64 bits.
-    magnitude: Option<u64>,
-}
-
-/// Reads a decimal number the way `strtoull`/`strtoll` do, with
-/// memcached's check of what follows it. `None`: no digits, or something
-/// other than C whitespace right after them.
-fn c_number(token: &[u8]) -> Option<CNumber> {
-    let mut i = token.iter().take_while(|&&b| c_space(b)).count();
-    let negative = match token.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let digits = token[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let end = i + digits;
-    if token.get(end).is_some_and(|&b| !c_space(b)) {
-        return None;
-    }
-    let magnitude = token[i..end].iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    });
-    Some(CNumber {
-        negative,
-        magnitude,
-    })
-}
-
-/// memcached's `safe_strtoull`: `strtoull` (so `-5` wraps), refused when
-/// out of range, or when the result is over `i64::MAX` and the token holds
-/// a `-` (so `-5` is refused after all, but `-0` is 0).
-pub(crate) fn parse_u64(token: &[u8]) -> Option<u64> {
-    let n = c_number(token)?;
-    let magnitude = n.magnitude?;
-    let value = if n.negative {
-        magnitude.wrapping_neg()
-    } else {
-        magnitude
-    };
-    if i64::try_from(value).is_err() && token.contains(&b'-') {
-        return None;
-    }
-    Some(value)
-}
-
-/// memcached's `safe_strtoul` on a 64-bit machine: [`parse_u64`], then
-/// truncated to 32 bits.
-pub(crate) fn parse_u32(token: &[u8]) -> Option<u32> {
-    parse_u64(token).map(|v| v as u32)
-}
-
-/// memcached's `safe_strtol` on a 64-bit machine: `strtol` into 64 bits
-/// (refused when out of range), then truncated to 32 bits.
-pub(crate) fn parse_i32(token: &[u8]) -> Option<i32> {
-    let n = c_number(token)?;
-    let magnitude = n.magnitude?;
-    let value = if n.negative {
-        0i64.checked_sub_unsigned(magnitude)?
-    } else {
-        i64::try_from(magnitude).ok()?
-    };
-    Some(value as i32)
-}
-
 /// A data block's length as memcached reads it: [`parse_i32`], then no
 /// less than 0 and no more than `i32::MAX - 2` (the length plus its `\r\n`
 /// must fit an `int`).
@@ -293,39 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_read_as_memcached_reads_them() {
-        // Verified against memcached 1.6.18 through `set`'s flags field.
-        assert_eq!(parse_u32(b"4294967297"), Some(1));
-        assert_eq!(parse_u32(b"18446744073709551615"), Some(u32::MAX));
-        assert_eq!(parse_u32(b"18446744073709551616"), None);
-        assert_eq!(parse_u32(b"-1"), None);
-        assert_eq!(parse_u32(b"-0"), Some(0));
-        assert_eq!(parse_u32(b"+7"), Some(7));
-        assert_eq!(parse_u32(b"5\t"), Some(5));
-        assert_eq!(parse_u32(b"\t5"), Some(5));
-        assert_eq!(parse_u32(b"5\tzz"), Some(5));
-        assert_eq!(parse_u32(b"5z"), None);
-        assert_eq!(parse_u32(b""), None);
-        assert_eq!(parse_u32(b"+"), None);
-        assert_eq!(parse_u32(b"\t"), None);
-
-        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_u64(b"-5"), None);
-        // strtoull negates; the result fits i64, so the `-` goes unnoticed.
-        assert_eq!(parse_u64(b"-18446744073709551615"), Some(1));
-        assert_eq!(parse_u64(b"9223372036854775808"), Some(1 << 63));
-
-        // Expiry and length: 64-bit strtol, then truncated.
-        assert_eq!(parse_i32(b"4294967296"), Some(0));
-        assert_eq!(parse_i32(b"2147483648"), Some(i32::MIN));
-        assert_eq!(parse_i32(b"4294967297"), Some(1));
-        assert_eq!(parse_i32(b"-1"), Some(-1));
-        assert_eq!(parse_i32(b"-9223372036854775808"), Some(0));
-        assert_eq!(parse_i32(b"-9223372036854775809"), None);
-        assert_eq!(parse_i32(b"9223372036854775807"), Some(-1));
-        assert_eq!(parse_i32(b"9223372036854775808"), None);
-        assert_eq!(parse_i32(b"abc"), None);
-
+    fn data_lengths_read_as_memcached_reads_them() {
         assert_eq!(parse_length(b"0"), Some(0));
         assert_eq!(parse_length(b"2147483645"), Some(2147483645));
         assert_eq!(parse_length(b"2147483646"), None);
