@@ -685,6 +685,18 @@ fn incr_and_decr_create_wrap_stop_at_zero_and_refuse_text() {
             );
             let r = c.call(&req::get(op::GET, o + 17, key));
             assert_eq!(r.with_cas(0), hit(op::GET, o + 17, 0, 9, b"", b"12abc"));
+            // memcached's order: an empty value is not a number, whatever
+            // the CAS; a non-empty one is checked against the CAS first.
+            stored_cas(&c.call(&req::set(o + 30, key, b"", 0)), op::SET, o + 30);
+            assert_eq!(
+                call(&mut c, op::INCREMENT, o + 31, 12345, 1, 0, 0),
+                error(op::INCREMENT, o + 31, status::DELTA_BADVAL)
+            );
+            stored_cas(&c.call(&req::set(o + 32, key, b"zz", 0)), op::SET, o + 32);
+            assert_eq!(
+                call(&mut c, op::INCREMENT, o + 33, 12345, 1, 0, 0),
+                error(op::INCREMENT, o + 33, status::KEY_EEXISTS)
+            );
 
             // The flags of a counter set by SET are kept.
             let flags = 0xABCD_1234;

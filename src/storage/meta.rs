@@ -392,6 +392,11 @@ impl Partition {
             return Ok((idx, req.initial));
         };
         let item = &self.items[idx as usize];
+        // memcached's order: an empty value is not a number whatever the
+        // CAS says; then the CAS; then the digits.
+        if item.value().is_empty() {
+            return Err(Failure::NonNumeric);
+        }
         if req.cas.is_some_and(|want| want != item.cas()) {
             return Err(Failure::Exists);
         }
