@@ -1,6 +1,6 @@
-//! What one dependent load less per GET would buy: two item layouts built
-//! side by side in miniature, the same 1,000,000 items (16-byte keys,
-//! 64-byte values), the same 200,000 GET hits in a seeded random order.
+//! What the GET lookup costs, and what would cut it: built in miniature
+//! three ways, the same 1,000,000 items (16-byte keys, 64-byte values), the
+//! same 200,000 GET hits in a seeded random order.
 //!
 //! - **slot**, the partition's layout: the table holds a slab index, the
 //!   slab slot (48 bytes) holds the metadata and the pointer, the
@@ -9,12 +9,16 @@
 //! - **header**, memcached's: the table holds the allocation, which starts
 //!   with the same 48 bytes of metadata, then key, then value. A hit waits
 //!   on control group, bucket, allocation.
+//! - **batched**: the slot layout behind a table whose bucket is known from
+//!   the hash ([`Index`]), looked up [`BATCH`] keys at a time in overlapped
+//!   passes (every bucket, then every slot, then every allocation asked
+//!   for before any is read), as a pipeline of requests read in one go
+//!   would allow.
 //!
-//! Both do the same work per hit (hash, probe, compare the key, check
+//! All do the same work per hit (hash, probe, compare the key, check
 //! expiry, read flags and CAS, copy the value), and nothing else the
-//! partition does (stats, SIEVE bits, the flush epoch), so only the layout
-//! differs. Each layout's hits run in their own function, so valgrind
-//! counts them alone:
+//! partition does (stats, SIEVE bits, the flush epoch). The slot and
+//! header hits run in their own functions, so valgrind counts them alone:
 //!
 //! ```text
 //! cargo bench --bench layout --no-run   # prints the executable
@@ -25,13 +29,14 @@
 //! ```
 //!
 //! and the same with `*header_hits*`. Without valgrind, `--test` also
-//! prints nanoseconds per hit for each layout, five interleaved rounds
-//! (this machine is shared: read the ratio, not the figures);
-//! `LAYOUT_ITEMS=N` sets the items and `LAYOUT_CHURN=BYTES` the other work
-//! done between two hits (see [`Churn`]).
-//! The prototype holds its metadata as bytes in a `Box<[u8]>` (a 16-byte
-//! table entry, where the real layout would use an 8-byte thin pointer),
-//! so it needs no `unsafe`; that overstates the header layout's table.
+//! prints nanoseconds per hit for each, five interleaved rounds (this
+//! machine is shared: read the ratios, not the figures); `LAYOUT_ITEMS=N`
+//! sets the items and `LAYOUT_CHURN=BYTES` the other work done between two
+//! hits (see [`Churn`]). The header prototype holds its metadata as bytes
+//! in a `Box<[u8]>` (a 16-byte table entry, where the real layout would use
+//! an 8-byte thin pointer), so it needs no `unsafe`; that overstates its
+//! table. The prefetch instruction is the bench's one `unsafe`, in
+//! `mod prefetch`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -66,14 +71,107 @@ struct Slot {
 
 struct SlotLayout {
     table: HashTable<u32>,
+    /// The same entries in a table whose buckets can be prefetched, for
+    /// the batched lookups.
+    index: Index,
     slots: Vec<Slot>,
     hasher: hashbrown::DefaultHashBuilder,
 }
+
+/// Asking for a cache line before it is needed: the one `unsafe` of this
+/// bench, in its own module.
+mod prefetch {
+    /// Starts loading the line holding `p` into the caches.
+    #[inline(always)]
+    pub fn line<T>(p: &T) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint: it never faults and reads
+        // nothing into the program, and `p` is a valid reference anyway.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+}
+
+/// A minimal open-addressing table of slab indices: one tag byte per
+/// bucket (0 empty, else 0x80 | 7 bits of the hash) and the index beside
+/// it in a second array, linear probing, at most 7/8 full. Unlike
+/// hashbrown's, its bucket for a hash is known before any load, so a
+/// batch of lookups can ask for all their buckets at once.
+struct Index {
+    tags: Vec<u8>,
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+impl Index {
+    fn with_capacity(n: usize) -> Self {
+        let buckets = (n * 8 / 7 + 1).next_power_of_two();
+        Index {
+            tags: vec![0; buckets],
+            slots: vec![0; buckets],
+            mask: buckets - 1,
+        }
+    }
+
+    fn tag(hash: u64) -> u8 {
+        0x80 | (hash >> 57) as u8
+    }
+
+    fn insert(&mut self, hash: u64, slot: u32) {
+        let mut at = hash as usize & self.mask;
+        while self.tags[at] != 0 {
+            at = (at + 1) & self.mask;
+        }
+        self.tags[at] = Self::tag(hash);
+        self.slots[at] = slot;
+    }
+
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        let at = hash as usize & self.mask;
+        prefetch::line(&self.tags[at]);
+        prefetch::line(&self.slots[at]);
+    }
+
+    /// The first entry whose tag matches: the likely slot, to prefetch.
+    #[inline]
+    fn candidate(&self, hash: u64) -> Option<u32> {
+        let (tag, mut at) = (Self::tag(hash), hash as usize & self.mask);
+        loop {
+            match self.tags[at] {
+                0 => return None,
+                t if t == tag => return Some(self.slots[at]),
+                _ => at = (at + 1) & self.mask,
+            }
+        }
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
+        let (tag, mut at) = (Self::tag(hash), hash as usize & self.mask);
+        loop {
+            match self.tags[at] {
+                0 => return None,
+                t if t == tag && eq(self.slots[at]) => return Some(self.slots[at]),
+                _ => at = (at + 1) & self.mask,
+            }
+        }
+    }
+}
+
+/// Lookups overlapped this many at a time, as a pipeline of 8 requests
+/// read in one go would allow.
+const BATCH: usize = 8;
 
 impl SlotLayout {
     fn new(keys: &[[u8; KEY_LEN]], value: &[u8]) -> Self {
         let hasher = hashbrown::DefaultHashBuilder::default();
         let mut table = HashTable::with_capacity(keys.len());
+        let mut index = Index::with_capacity(keys.len());
         let mut slots = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             let mut data = Vec::with_capacity(KEY_LEN + value.len());
@@ -94,23 +192,67 @@ impl SlotLayout {
             table.insert_unique(hash, i as u32, |&j| {
                 hasher.hash_one(&slots[j as usize].data[..KEY_LEN])
             });
+            index.insert(hash, i as u32);
         }
         SlotLayout {
             table,
+            index,
             slots,
             hasher,
+        }
+    }
+
+    /// Looks up `keys` (at most [`BATCH`]) in three overlapped passes:
+    /// every key's buckets are asked for, then every likely slot, then
+    /// every item's allocation; only then is each compared and read, its
+    /// lines by now on their way or arrived. Calls `hit` with each
+    /// result, in order.
+    #[inline]
+    fn get_batch(
+        &self,
+        keys: &[&[u8]],
+        now: u32,
+        out: &mut Vec<u8>,
+        mut hit: impl FnMut(Option<(u32, u64)>),
+    ) {
+        let mut hashes = [0u64; BATCH];
+        for (hash, key) in hashes.iter_mut().zip(keys) {
+            *hash = self.hasher.hash_one(key);
+            self.index.prefetch(*hash);
+        }
+        let mut likely = [None; BATCH];
+        for (slot, &hash) in likely.iter_mut().zip(&hashes[..keys.len()]) {
+            *slot = self.index.candidate(hash);
+            if let Some(i) = *slot {
+                prefetch::line(&self.slots[i as usize]);
+            }
+        }
+        for &i in likely[..keys.len()].iter().flatten() {
+            prefetch::line(&self.slots[i as usize].data[0]);
+        }
+        for (key, &hash) in keys.iter().zip(&hashes) {
+            let found = self.index.find(hash, |i| self.holds(i, key));
+            hit(found.and_then(|i| self.read(i, now, out)));
         }
     }
 
     #[inline]
     fn get(&self, key: &[u8], now: u32, out: &mut Vec<u8>) -> Option<(u32, u64)> {
         let hash = self.hasher.hash_one(key);
-        let slots = &self.slots;
-        let &i = self.table.find(hash, |&i| {
-            let s = &slots[i as usize];
-            &s.data[..usize::from(s.key_len)] == key
-        })?;
-        let s = &slots[i as usize];
+        let &i = self.table.find(hash, |&i| self.holds(i, key))?;
+        self.read(i, now, out)
+    }
+
+    #[inline]
+    fn holds(&self, i: u32, key: &[u8]) -> bool {
+        let s = &self.slots[i as usize];
+        &s.data[..usize::from(s.key_len)] == key
+    }
+
+    /// A found item's value, flags and CAS, unless it has expired.
+    #[inline]
+    fn read(&self, i: u32, now: u32, out: &mut Vec<u8>) -> Option<(u32, u64)> {
+        let s = &self.slots[i as usize];
         if s.expires_at <= now {
             return None;
         }
@@ -249,6 +391,34 @@ fn header_hits(
     hits(|key, out| layout.get(key, 1, out), keys, order, churn)
 }
 
+/// The hits again, [`BATCH`] at a time through
+/// [`SlotLayout::get_batch`], the churn after each hit as before.
+#[inline(never)]
+fn batch_hits(
+    layout: &SlotLayout,
+    keys: &[[u8; KEY_LEN]],
+    order: &[u32],
+    churn: &mut Churn,
+) -> usize {
+    let mut out = Vec::with_capacity(VALUE_LEN * BATCH);
+    let mut bytes = 0;
+    for batch in order.chunks(BATCH) {
+        out.clear();
+        let mut batch_keys: [&[u8]; BATCH] = [&[]; BATCH];
+        for (k, &i) in batch_keys.iter_mut().zip(batch) {
+            *k = &keys[i as usize];
+        }
+        let mut expected = batch.iter();
+        layout.get_batch(&batch_keys[..batch.len()], 1, &mut out, |hit| {
+            let want = expected.next().copied();
+            assert_eq!(black_box(hit).map(|(flags, _)| flags), want);
+            churn.touch();
+        });
+        bytes += out.len();
+    }
+    bytes
+}
+
 fn ns_per_hit(start: Instant) -> f64 {
     start.elapsed().as_nanos() as f64 / LOOKUPS as f64
 }
@@ -278,7 +448,7 @@ fn layout() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut churn = Churn::new(churn_bytes);
-    let mut times = (Vec::new(), Vec::new());
+    let mut times = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         let start = Instant::now();
         assert_eq!(
@@ -292,14 +462,25 @@ fn layout() {
             LOOKUPS * VALUE_LEN
         );
         times.1.push(ns_per_hit(start));
+        let start = Instant::now();
+        assert_eq!(
+            batch_hits(&slot, &keys, order, &mut churn),
+            LOOKUPS * VALUE_LEN
+        );
+        times.2.push(ns_per_hit(start));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (s, h) = (median(&mut times.0), median(&mut times.1));
+    let (s, h, b) = (
+        median(&mut times.0),
+        median(&mut times.1),
+        median(&mut times.2),
+    );
     println!(
-        "{items} items, {churn_bytes} bytes churned a hit, ns per hit, median of 5 interleaved rounds: slot {s:.1}, header {h:.1} ({:.2}x)",
-        h / s
+        "{items} items, {churn_bytes} bytes churned a hit, ns per hit, median of 5 interleaved rounds: slot {s:.1}, header {h:.1} ({:.2}x), slot batched by {BATCH} {b:.1} ({:.2}x)",
+        h / s,
+        b / s
     );
 }
