@@ -9,11 +9,10 @@
 //! - **header**, memcached's: the table holds the allocation, which starts
 //!   with the same 48 bytes of metadata, then key, then value. A hit waits
 //!   on control group, bucket, allocation.
-//! - **batched**: the slot layout behind a table whose bucket is known from
-//!   the hash ([`Index`]), looked up [`BATCH`] keys at a time in overlapped
-//!   passes (every bucket, then every slot, then every allocation asked
-//!   for before any is read), as a pipeline of requests read in one go
-//!   would allow.
+//! - **batched**: the slot layout looked up [`BATCH`] keys at a time as
+//!   the server looks up a pipelined batch (`Partition::prefetch`): each
+//!   key's likely slot first, by tag only, then each likely item's
+//!   allocation prefetched, then the real lookups.
 //!
 //! All do the same work per hit (hash, probe, compare the key, check
 //! expiry, read flags and CAS, copy the value), and nothing else the
@@ -71,9 +70,6 @@ struct Slot {
 
 struct SlotLayout {
     table: HashTable<u32>,
-    /// The same entries in a table whose buckets can be prefetched, for
-    /// the batched lookups.
-    index: Index,
     slots: Vec<Slot>,
     hasher: hashbrown::DefaultHashBuilder,
 }
@@ -96,73 +92,6 @@ mod prefetch {
     }
 }
 
-/// A minimal open-addressing table of slab indices: one tag byte per
-/// bucket (0 empty, else 0x80 | 7 bits of the hash) and the index beside
-/// it in a second array, linear probing, at most 7/8 full. Unlike
-/// hashbrown's, its bucket for a hash is known before any load, so a
-/// batch of lookups can ask for all their buckets at once.
-struct Index {
-    tags: Vec<u8>,
-    slots: Vec<u32>,
-    mask: usize,
-}
-
-impl Index {
-    fn with_capacity(n: usize) -> Self {
-        let buckets = (n * 8 / 7 + 1).next_power_of_two();
-        Index {
-            tags: vec![0; buckets],
-            slots: vec![0; buckets],
-            mask: buckets - 1,
-        }
-    }
-
-    fn tag(hash: u64) -> u8 {
-        0x80 | (hash >> 57) as u8
-    }
-
-    fn insert(&mut self, hash: u64, slot: u32) {
-        let mut at = hash as usize & self.mask;
-        while self.tags[at] != 0 {
-            at = (at + 1) & self.mask;
-        }
-        self.tags[at] = Self::tag(hash);
-        self.slots[at] = slot;
-    }
-
-    #[inline]
-    fn prefetch(&self, hash: u64) {
-        let at = hash as usize & self.mask;
-        prefetch::line(&self.tags[at]);
-        prefetch::line(&self.slots[at]);
-    }
-
-    /// The first entry whose tag matches: the likely slot, to prefetch.
-    #[inline]
-    fn candidate(&self, hash: u64) -> Option<u32> {
-        let (tag, mut at) = (Self::tag(hash), hash as usize & self.mask);
-        loop {
-            match self.tags[at] {
-                0 => return None,
-                t if t == tag => return Some(self.slots[at]),
-                _ => at = (at + 1) & self.mask,
-            }
-        }
-    }
-
-    #[inline]
-    fn find(&self, hash: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
-        let (tag, mut at) = (Self::tag(hash), hash as usize & self.mask);
-        loop {
-            match self.tags[at] {
-                0 => return None,
-                t if t == tag && eq(self.slots[at]) => return Some(self.slots[at]),
-                _ => at = (at + 1) & self.mask,
-            }
-        }
-    }
-}
-
 /// Lookups overlapped this many at a time, as a pipeline of 8 requests
 /// read in one go would allow.
 const BATCH: usize = 8;
@@ -171,7 +100,6 @@ impl SlotLayout {
     fn new(keys: &[[u8; KEY_LEN]], value: &[u8]) -> Self {
         let hasher = hashbrown::DefaultHashBuilder::default();
         let mut table = HashTable::with_capacity(keys.len());
-        let mut index = Index::with_capacity(keys.len());
         let mut slots = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             let mut data = Vec::with_capacity(KEY_LEN + value.len());
@@ -192,21 +120,21 @@ impl SlotLayout {
             table.insert_unique(hash, i as u32, |&j| {
                 hasher.hash_one(&slots[j as usize].data[..KEY_LEN])
             });
-            index.insert(hash, i as u32);
         }
         SlotLayout {
             table,
-            index,
             slots,
             hasher,
         }
     }
 
-    /// Looks up `keys` (at most [`BATCH`]) in three overlapped passes:
-    /// every key's buckets are asked for, then every likely slot, then
-    /// every item's allocation; only then is each compared and read, its
-    /// lines by now on their way or arrived. Calls `hit` with each
-    /// result, in order.
+    /// Looks up `keys` (at most [`BATCH`]) as the server does a pipelined
+    /// batch: first each key's likely slot, the first table entry whose
+    /// tag matches, found without reading any item (so the keys' table
+    /// misses overlap, and the slot's own load is issued without waiting),
+    /// then each likely item's allocation is asked for; only then is each
+    /// key looked up for real, its lines by now on their way or arrived.
+    /// Calls `hit` with each result, in order.
     #[inline]
     fn get_batch(
         &self,
@@ -215,24 +143,19 @@ impl SlotLayout {
         out: &mut Vec<u8>,
         mut hit: impl FnMut(Option<(u32, u64)>),
     ) {
-        let mut hashes = [0u64; BATCH];
-        for (hash, key) in hashes.iter_mut().zip(keys) {
-            *hash = self.hasher.hash_one(key);
-            self.index.prefetch(*hash);
+        let mut likely: [Option<&Slot>; BATCH] = [None; BATCH];
+        for (slot, key) in likely.iter_mut().zip(keys) {
+            let hash = self.hasher.hash_one(key);
+            *slot = self
+                .table
+                .find(hash, |_| true)
+                .map(|&i| &self.slots[i as usize]);
         }
-        let mut likely = [None; BATCH];
-        for (slot, &hash) in likely.iter_mut().zip(&hashes[..keys.len()]) {
-            *slot = self.index.candidate(hash);
-            if let Some(i) = *slot {
-                prefetch::line(&self.slots[i as usize]);
-            }
+        for slot in likely.iter().flatten() {
+            prefetch::line(&slot.data[0]);
         }
-        for &i in likely[..keys.len()].iter().flatten() {
-            prefetch::line(&self.slots[i as usize].data[0]);
-        }
-        for (key, &hash) in keys.iter().zip(&hashes) {
-            let found = self.index.find(hash, |i| self.holds(i, key));
-            hit(found.and_then(|i| self.read(i, now, out)));
+        for key in keys {
+            hit(self.get(key, now, out));
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod memcache;
 pub mod native;
+pub mod peek;
 pub mod text;
 
 /// The answer of an incremental decoder. `E` is why a well-framed request

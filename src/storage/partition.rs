@@ -453,6 +453,26 @@ impl Partition {
 
     // ----- finding and removing -----
 
+    /// Asks the caches for what looking up `keys` will touch, so that the
+    /// lookups of a pipelined batch overlap their misses instead of paying
+    /// them one after another. Two passes: each key's likely slot (the
+    /// first table entry whose tag matches, found without reading any
+    /// item, so the keys' table misses overlap), then each of those items'
+    /// allocations. A hint: nothing it finds is relied on.
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        let mut likely: [Option<&Item>; crate::protocol::peek::BATCH] = Default::default();
+        for (slot, key) in likely.iter_mut().zip(keys) {
+            let hash = self.hasher.hash_one(key);
+            *slot = self
+                .table
+                .find(hash, |_| true)
+                .and_then(|&i| self.items.get(i as usize));
+        }
+        for item in likely.iter().flatten() {
+            item.prefetch();
+        }
+    }
+
     fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.table
@@ -898,6 +918,31 @@ mod tests {
     fn item_metadata_is_compact() {
         assert_eq!(SLOT_BYTES, 48, "the accounting counts the real slot");
         const { assert!(ITEM_OVERHEAD < 64) };
+    }
+
+    #[test]
+    fn prefetching_is_only_a_hint() {
+        let mut p = Partition::new();
+        for i in 0..100u32 {
+            p.set(format!("k{i}").as_bytes(), &i.to_le_bytes(), i, 0, 0);
+        }
+        let delete = Command {
+            op: Op::Delete { cas: 0 },
+            key: b"k7",
+            value: &[],
+        };
+        assert_eq!(p.execute(&delete, 0), Outcome::Deleted);
+        let owned: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        let mut keys: Vec<&[u8]> = owned.iter().map(|k| k.as_bytes()).collect();
+        keys.extend([&b"missing"[..], b"", b"k7"]);
+        p.prefetch(&keys);
+        p.prefetch(&[]);
+        for i in 0..10u32 {
+            let want = (i != 7).then(|| (i, i.to_le_bytes().to_vec()));
+            let got = p.get(format!("k{i}").as_bytes(), 0);
+            assert_eq!(got.map(|(flags, v)| (flags, v.to_vec())), want);
+        }
+        check_accounting(&p);
     }
 
     #[test]

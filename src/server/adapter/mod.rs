@@ -17,6 +17,7 @@ mod meta;
 mod native;
 mod text;
 
+use crate::protocol::peek;
 use std::time::Instant;
 
 use crate::command::{Broadcast, Outcome};
@@ -81,6 +82,17 @@ impl Protocol {
             Protocol::Native => native::step(data, route, limits),
             Protocol::Binary => binary::step(data, route, limits),
             Protocol::Text => text::step(data, route, limits),
+        }
+    }
+
+    /// Finds the keys of the requests at the front of `data` without
+    /// decoding them, for prefetching; returns the bytes of the whole
+    /// requests looked at ([`crate::protocol::peek`]).
+    pub fn peek_keys<'a>(self, data: &'a [u8], keys: &mut peek::Keys<'a>) -> usize {
+        match self {
+            Protocol::Native => peek::native(data, keys),
+            Protocol::Binary => peek::binary(data, keys),
+            Protocol::Text => peek::text(data, keys),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! writes the replies), or keep any input but what is left unfinished.
 
 use crate::metrics::CommandClass;
+use crate::protocol::peek::Keys;
 use crate::server::adapter::{Protocol, Step};
 use crate::server::routing::{ConnId, Route};
 use crate::server::stream::Stream;
@@ -154,6 +155,8 @@ impl Connection {
     ) -> (usize, Stop, bool) {
         let mut at = 0;
         let mut completed = false;
+        // Requests up to here had their keys prefetched.
+        let mut prefetched_to = 0;
         loop {
             if let ReadState::Swallow { remaining } = self.read {
                 let n = remaining.min((data.len() - at) as u64);
@@ -186,6 +189,9 @@ impl Connection {
                 return (at, Stop::Full, completed);
             }
             let protocol = *self.protocol.get_or_insert(Protocol::detect(first));
+            if at >= prefetched_to {
+                prefetched_to = at + self.prefetch(protocol, rest, cx);
+            }
             let written = cx.shard.partition.bytes_written();
             let encoded = self.replies.encoded();
             let mut route = Route {
@@ -264,6 +270,28 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+impl Connection {
+    /// Prefetches what looking up the keys of the requests at the front of
+    /// `rest` will touch, for the keys this worker owns, when there are
+    /// two or more to overlap (one lookup alone gains nothing). Returns the
+    /// bytes of the requests covered, at least one so that the next
+    /// request looks again.
+    fn prefetch(&self, protocol: Protocol, rest: &[u8], cx: &DriveCtx<'_>) -> usize {
+        let mut keys = Keys::default();
+        let span = protocol.peek_keys(rest, &mut keys);
+        if keys.as_slice().len() >= 2 {
+            let shard = &*cx.shard;
+            if !self.local_only {
+                keys.retain(|key| shard.router.owner(key) == shard.id);
+            }
+            if keys.as_slice().len() >= 2 {
+                shard.partition.prefetch(keys.as_slice());
+            }
+        }
+        span.max(1)
     }
 }
 
