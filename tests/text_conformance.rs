@@ -84,9 +84,13 @@ impl Memcached {
             assert!(Instant::now() < deadline, "memcached did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Another test's server on this port may also be closing: an error
+        // here says, as a foreign pid does, that the port is not ours.
         let pid = format!("STAT pid {}\r\n", server.child.id());
-        let stats = server.exchange(b"stats\r\n", b"END\r\n");
-        if !stats.windows(pid.len()).any(|w| w == pid.as_bytes()) {
+        let ours = server
+            .try_exchange(b"stats\r\n", b"END\r\n")
+            .is_ok_and(|stats| stats.windows(pid.len()).any(|w| w == pid.as_bytes()));
+        if !ours {
             return None;
         }
         let version = server.exchange(b"version\r\n", b"\r\n");
@@ -109,18 +113,33 @@ impl Memcached {
     /// Sends `input` on a new connection and reads until the reply ends
     /// with `until` or the connection closes.
     fn exchange(&self, input: &[u8], until: &[u8]) -> Vec<u8> {
-        let mut stream = self.connect();
-        stream.write_all(input).expect("send");
+        self.try_exchange(input, until)
+            .unwrap_or_else(|(reply, e)| {
+                panic!("after \"{}\": {e}", common::escape_cut(&reply, 200))
+            })
+    }
+
+    /// [`Memcached::exchange`], the error (with what arrived before it)
+    /// returned.
+    fn try_exchange(
+        &self,
+        input: &[u8],
+        until: &[u8],
+    ) -> Result<Vec<u8>, (Vec<u8>, std::io::Error)> {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| (Vec::new(), e))?;
+        common::set_timeouts(&stream, Duration::from_secs(5));
+        stream.write_all(input).map_err(|e| (Vec::new(), e))?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 65536];
         while !reply.ends_with(until) {
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => reply.extend_from_slice(&buf[..n]),
-                Err(e) => panic!("after \"{}\": {e}", common::escape_cut(&reply, 200)),
+                Err(e) => return Err((reply, e)),
             }
         }
-        reply
+        Ok(reply)
     }
 }
 

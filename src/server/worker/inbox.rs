@@ -11,6 +11,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::metrics::WorkerSnapshot;
+use crate::protocol::peek;
 
 use super::super::budget::{INBOX_TURN_BYTES, MESSAGE_WORK};
 use super::super::fair_queue::Forwarded;
@@ -40,8 +41,14 @@ impl Worker {
         // past the budget, or behind their connection's earlier ones, wait.
         while let Some(msg) = self.inbox.try_recv() {
             if let Message::Batch(mut batch) = msg {
-                for msg in batch.drain(..) {
-                    self.handle(msg, &mut drain)?;
+                // A few at a time, their lookups prefetched together, as
+                // a connection's pipelined requests are.
+                while !batch.is_empty() {
+                    let chunk = batch.len().min(peek::BATCH);
+                    self.prefetch_forwarded(&batch[..chunk]);
+                    for msg in batch.drain(..chunk) {
+                        self.handle(msg, &mut drain)?;
+                    }
                 }
                 self.shard.recycle(batch);
             } else {
@@ -50,6 +57,24 @@ impl Worker {
         }
         self.inbox_more = !self.fair.is_empty();
         Ok(())
+    }
+
+    /// Prefetches the lookups of the forwarded commands among `msgs` (all
+    /// for keys this worker owns) when there are two or more to overlap.
+    fn prefetch_forwarded(&self, msgs: &[Message]) {
+        let mut keys: [&[u8]; peek::BATCH] = [&[]; peek::BATCH];
+        let mut n = 0;
+        for msg in msgs {
+            if let Message::Execute { cmd, .. } = msg
+                && n < keys.len()
+            {
+                keys[n] = cmd.as_command().key;
+                n += 1;
+            }
+        }
+        if n >= 2 {
+            self.shard.partition.prefetch(&keys[..n]);
+        }
     }
 
     /// Handles one message of an inbox drain.
