@@ -13,19 +13,10 @@
 pub const BATCH: usize = 8;
 
 /// The keys found, in order.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Keys<'a> {
     keys: [&'a [u8]; BATCH],
     len: usize,
-}
-
-impl<'a> Default for Keys<'a> {
-    fn default() -> Self {
-        Keys {
-            keys: [&[]; BATCH],
-            len: 0,
-        }
-    }
 }
 
 impl<'a> Keys<'a> {

@@ -9,4 +9,6 @@
 mod item;
 mod partition;
 
-pub use partition::{ITEM_OVERHEAD, Partition, PartitionStats, Policy, malloc_size};
+pub use partition::{
+    ITEM_OVERHEAD, PREFETCH_BATCH, Partition, PartitionStats, Policy, malloc_size,
+};

@@ -104,6 +104,11 @@ const BUCKET_BYTES: u64 = std::mem::size_of::<u32>() as u64 + 1;
 /// on top (0 to 15 bytes).
 pub const ITEM_OVERHEAD: u64 = SLOT_BYTES + (BUCKET_BYTES * 8).div_ceil(7) + 8;
 
+/// Lookups [`Partition::prefetch`] overlaps at once: about what a pipeline
+/// of requests read in one go holds, and within what a core keeps in
+/// flight.
+pub const PREFETCH_BATCH: usize = 8;
+
 /// What a partition counts about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionStats {
@@ -458,9 +463,10 @@ impl Partition {
     /// them one after another. Two passes: each key's likely slot (the
     /// first table entry whose tag matches, found without reading any
     /// item, so the keys' table misses overlap), then each of those items'
-    /// allocations. A hint: nothing it finds is relied on.
+    /// allocations. A hint: nothing it finds is relied on. At most
+    /// [`PREFETCH_BATCH`] keys are looked at; the rest are ignored.
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        let mut likely: [Option<&Item>; crate::protocol::peek::BATCH] = Default::default();
+        let mut likely: [Option<&Item>; PREFETCH_BATCH] = Default::default();
         for (slot, key) in likely.iter_mut().zip(keys) {
             let hash = self.hasher.hash_one(key);
             *slot = self
@@ -920,6 +926,9 @@ mod tests {
         const { assert!(ITEM_OVERHEAD < 64) };
     }
 
+    /// Runs the prefetch's `unsafe` under `scripts/sanitize-storage.sh`
+    /// (valgrind), over present, absent, deleted and empty keys and more
+    /// than a batch of them, and checks the items read back unchanged.
     #[test]
     fn prefetching_is_only_a_hint() {
         let mut p = Partition::new();

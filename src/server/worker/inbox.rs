@@ -11,7 +11,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::metrics::WorkerSnapshot;
-use crate::protocol::peek;
+use crate::storage::PREFETCH_BATCH;
 
 use super::super::budget::{INBOX_TURN_BYTES, MESSAGE_WORK};
 use super::super::fair_queue::Forwarded;
@@ -44,7 +44,7 @@ impl Worker {
                 // A few at a time, their lookups prefetched together, as
                 // a connection's pipelined requests are.
                 while !batch.is_empty() {
-                    let chunk = batch.len().min(peek::BATCH);
+                    let chunk = batch.len().min(PREFETCH_BATCH);
                     self.prefetch_forwarded(&batch[..chunk]);
                     for msg in batch.drain(..chunk) {
                         self.handle(msg, &mut drain)?;
@@ -62,7 +62,7 @@ impl Worker {
     /// Prefetches the lookups of the forwarded commands among `msgs` (all
     /// for keys this worker owns) when there are two or more to overlap.
     fn prefetch_forwarded(&self, msgs: &[Message]) {
-        let mut keys: [&[u8]; peek::BATCH] = [&[]; peek::BATCH];
+        let mut keys: [&[u8]; PREFETCH_BATCH] = [&[]; PREFETCH_BATCH];
         let mut n = 0;
         for msg in msgs {
             if let Message::Execute { cmd, .. } = msg
